@@ -1,0 +1,7 @@
+"""modelplane: serve a trained model the way its traffic needs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

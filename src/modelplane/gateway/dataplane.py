@@ -1,0 +1,140 @@
+"""The gateway: the hot prediction path, with everything else handed to the control plane.
+
+Routing is a few byte comparisons; a prediction is authenticated against a token cache, given to
+its deployment's pool and answered from the replica's response callback. No task is created and
+no JSON is decoded here: the body goes to the replica as it came.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modelplane.errors import DeploymentNotFound, Unauthenticated
+from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.pool import DeploymentPool
+from modelplane.gateway.replicas import ReplicaConnection
+from modelplane.metrics import Metrics
+from modelplane.security import Authenticate
+
+PREDICT_PREFIX = b"/api/v1/deployments/"
+PREDICT_SUFFIX = b"/predict"
+_JSON = b"application/json"
+
+
+class ReplicaEvents:
+    """What the gateway tells the runtime about replicas (the reconciler implements it)."""
+
+    def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None: ...
+    def replica_load_failed(self, replica_id: str, error: str) -> None: ...
+    def replica_lost(self, replica_id: str) -> None: ...
+
+
+class Gateway:
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        metrics: Metrics,
+        fallback: Callable[[Request, HttpConnection], None],
+        *,
+        queue_limit: int = 1000,
+        queue_timeout: float = 60.0,
+    ) -> None:
+        self.authenticate = authenticate
+        self.metrics = metrics
+        self.fallback = fallback
+        self.queue_limit = queue_limit
+        self.queue_timeout = queue_timeout
+        self.pools: dict[str, DeploymentPool] = {}
+        self.replicas: dict[str, ReplicaConnection] = {}
+        self.expected: dict[str, str] = {}
+        self.events: ReplicaEvents = ReplicaEvents()
+        self.on_demand: Callable[[str], None] | None = None
+
+    # -- deployments and replicas (called by the reconciler) ----------------------------------
+    def add_deployment(self, name: str, owner: str) -> DeploymentPool:
+        pool = self.pools.get(name)
+        if pool is None:
+            pool = self.pools[name] = DeploymentPool(
+                name, owner, queue_limit=self.queue_limit, queue_timeout=self.queue_timeout,
+                on_demand=self.on_demand,
+            )
+        return pool
+
+    def remove_deployment(self, name: str) -> None:
+        pool = self.pools.pop(name, None)
+        if pool is not None:
+            pool.close(f"deployment {name!r} was removed")
+        self.metrics.forget(name)
+
+    def expect(self, replica_id: str, deployment: str) -> None:
+        """A replica is starting; only expected replicas may join a pool."""
+        self.expected[replica_id] = deployment
+
+    def forget(self, replica_id: str) -> None:
+        self.expected.pop(replica_id, None)
+        replica = self.replicas.pop(replica_id, None)
+        if replica is not None:
+            pool = self.pools.get(replica.deployment)
+            if pool is not None:
+                pool.remove(replica)
+
+    def on_hello(self, replica: ReplicaConnection, info: dict[str, Any]) -> None:
+        deployment = self.expected.get(replica.replica_id)
+        if deployment is None or deployment != replica.deployment:
+            replica.close()  # not ours, or already stopped: never route to it
+            return
+        if "error" in info:
+            self.events.replica_load_failed(replica.replica_id, str(info["error"]))
+            return
+        pool = self.pools.get(deployment)
+        if pool is None:
+            replica.stop()
+            return
+        self.replicas[replica.replica_id] = replica
+        pool.add(replica)
+        self.events.replica_ready(replica.replica_id, info)
+
+    def on_lost(self, replica: ReplicaConnection) -> None:
+        if self.replicas.get(replica.replica_id) is replica:
+            del self.replicas[replica.replica_id]
+            pool = self.pools.get(replica.deployment)
+            if pool is not None:
+                pool.remove(replica)
+            self.events.replica_lost(replica.replica_id)
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def __call__(self, req: Request, conn: HttpConnection) -> None:
+        url = req.url
+        if url.startswith(PREDICT_PREFIX) and req.method == b"POST":
+            path = url.partition(b"?")[0]
+            if path.endswith(PREDICT_SUFFIX):
+                name = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
+                if name and b"/" not in name:
+                    self.predict(name.decode("latin-1"), req, conn)
+                    return
+        self.fallback(req, conn)
+
+    def predict(self, name: str, req: Request, conn: HttpConnection) -> None:
+        principal = self.authenticate(req.authorization)
+        if principal is None:
+            conn.respond_error(
+                Unauthenticated(
+                    "a valid bearer token is required",
+                    hint="send `Authorization: Bearer <token>`; `modelplane up` prints one",
+                )
+            )
+            return
+        pool = self.pools.get(name)
+        if pool is None or not principal.can_see(pool.owner):
+            conn.respond_error(DeploymentNotFound(name))
+            return
+        started = time.perf_counter()
+        observe = self.metrics.observe_request
+
+        def done(status: int, content_type: bytes, body: bytes) -> None:
+            observe(name, status, time.perf_counter() - started)
+            conn.respond(status, body, content_type, b"retry-after: 2\r\n" if status == 503 else b"")
+
+        pool.submit(req.content_type or _JSON, req.body, done)

@@ -1,0 +1,408 @@
+"""A lean HTTP/1.1 server on httptools, for the prediction hot path.
+
+Why not uvicorn + Starlette for predictions: on this 2-core machine a Starlette gateway reached
+1.2x a bare Starlette model server, a raw httptools protocol 3.2x (see DESIGN.md). So the data
+plane parses HTTP with httptools (a maintained binding of llhttp, Node's parser: we never parse
+HTTP by hand) and answers predictions from callbacks, with no task per request. Everything that is
+not a hot path is handed to an ASGI application (the FastAPI control plane) through
+:mod:`modelplane.gateway.asgi`, so users still see one address.
+
+What this layer guarantees, each tested in tests/integration/gateway: keep-alive and pipelining
+(responses in request order), chunked request bodies, limits on the URL, the header block and the
+body (414/431/413, before buffering an oversized body), an idle keep-alive timeout, a read timeout
+for slow clients (408), and back-pressure on both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+
+import httptools
+
+from modelplane.errors import ModelplaneError, PayloadTooLarge
+from modelplane.worker.protocol import error_body
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_url: int = 8 * 1024
+    max_headers: int = 64 * 1024
+    max_body: int = 16 * 1024 * 1024
+    keepalive_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_pipelined: int = 64
+
+
+class Request:
+    """One parsed request. Header names are lowercased bytes."""
+
+    __slots__ = (
+        "authorization",
+        "body",
+        "content_type",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "url",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.method = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+        self.keep_alive = True
+        self.http_version = "1.1"
+        self.content_type = b""
+        self.authorization = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+Handler = Callable[[Request, "HttpConnection"], None]
+"""Called once per complete request; it must call ``conn.respond`` (now or later) exactly once,
+or ``conn.start_stream``/``write_chunk``/``end_stream`` for a streamed response."""
+
+_STATUS_LINES = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
+}
+_date_cache: list[object] = [0, b""]
+
+
+def _date_header() -> bytes:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    return _date_cache[1]  # type: ignore[return-value]
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} Unknown\r\n".encode("latin-1")
+    return line
+
+
+class HttpConnection(asyncio.Protocol):
+    __slots__ = (
+        "_busy",
+        "_can_write",
+        "_closed",
+        "_current",
+        "_handler",
+        "_header_bytes",
+        "_limits",
+        "_loop",
+        "_parser",
+        "_pending",
+        "_reading_paused",
+        "_responding_keep_alive",
+        "_streaming",
+        "_timer",
+        "_too_large",
+        "peer",
+        "transport",
+    )
+
+    def __init__(self, handler: Handler, limits: HttpLimits) -> None:
+        self._handler = handler
+        self._limits = limits
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._current: Request | None = None
+        self._pending: deque[Request] = deque()
+        self._busy = False
+        self._closed = False
+        self._header_bytes = 0
+        self._too_large = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading_paused = False
+        self._streaming = False
+        self._responding_keep_alive = True
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer if isinstance(peer, tuple) else None
+        self._arm(self._limits.keepalive_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self._can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported here")
+        except httptools.HttpParserError as exc:
+            if not self._too_large:
+                self._fail(400, f"malformed HTTP request: {exc}")
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # -- httptools callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._current = Request()
+        self._header_bytes = 0
+        if not self._busy and not self._pending:
+            self._arm(self._limits.read_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        req = self._current
+        assert req is not None
+        req.url += url
+        if len(req.url) > self._limits.max_url:
+            self._fail(414, f"URL longer than {self._limits.max_url} bytes")
+            raise httptools.HttpParserError("URL too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self._current
+        assert req is not None
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self._limits.max_headers:
+            self._fail(431, f"request headers larger than {self._limits.max_headers} bytes")
+            raise httptools.HttpParserError("headers too large")
+        name = name.lower()
+        if name == b"content-type":
+            req.content_type = value
+        elif name == b"authorization":
+            req.authorization = value
+        req.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        req = self._current
+        assert req is not None
+        parser = self._parser
+        req.method = parser.get_method()
+        req.keep_alive = parser.should_keep_alive()
+        req.http_version = parser.get_http_version()
+        length = req.header(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._limits.max_body:
+            self._reject_body(int(length))
+            raise httptools.HttpParserError("body too large")
+
+    def on_body(self, body: bytes) -> None:
+        req = self._current
+        assert req is not None
+        req.body += body
+        if len(req.body) > self._limits.max_body:
+            self._reject_body(len(req.body))
+            raise httptools.HttpParserError("body too large")
+
+    def on_message_complete(self) -> None:
+        req = self._current
+        assert req is not None
+        self._current = None
+        if self._busy:
+            self._pending.append(req)
+            if len(self._pending) >= self._limits.max_pipelined and not self._reading_paused:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self._reading_paused = True
+        else:
+            self._dispatch(req)
+
+    # -- responding ---------------------------------------------------------------------------
+    def _dispatch(self, req: Request) -> None:
+        self._busy = True
+        self._cancel_timer()
+        self._responding_keep_alive = req.keep_alive
+        try:
+            self._handler(req, self)
+        except ModelplaneError as exc:
+            self.respond_error(exc)
+        except Exception as exc:  # a bug of ours must not take the connection's peers down
+            self.respond_error(ModelplaneError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        extra_headers: bytes = b"",
+    ) -> None:
+        """Send a complete response to the request being handled."""
+        if self._closed:
+            self._done()
+            return
+        keep = self._responding_keep_alive
+        head = b"".join(
+            (
+                status_line(status),
+                b"content-type: ",
+                content_type,
+                b"\r\ncontent-length: ",
+                str(len(body)).encode(),
+                b"\r\n",
+                _date_header(),
+                extra_headers,
+                b"" if keep else b"connection: close\r\n",
+                b"\r\n",
+            )
+        )
+        assert self.transport is not None
+        if len(body) < 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
+        self._done()
+
+    def respond_error(self, err: ModelplaneError) -> None:
+        extra = b""
+        retry = getattr(err, "retry_after", None)
+        if retry is not None:
+            extra = f"retry-after: {max(1, round(retry))}\r\n".encode()
+        self.respond(err.status, error_body(err), extra_headers=extra)
+
+    def start_stream(self, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Begin a response whose body follows in pieces. Returns True if chunked."""
+        has_length = any(k.lower() == b"content-length" for k, _ in headers)
+        lines = [status_line(status)]
+        lines += [k + b": " + v + b"\r\n" for k, v in headers]
+        lines.append(_date_header())
+        if not has_length:
+            lines.append(b"transfer-encoding: chunked\r\n")
+        if not self._responding_keep_alive:
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        self._streaming = not has_length
+        if not self._closed:
+            assert self.transport is not None
+            self.transport.write(b"".join(lines))
+        return self._streaming
+
+    async def write_chunk(self, data: bytes) -> None:
+        if self._closed or not data:
+            return
+        assert self.transport is not None
+        if self._streaming:
+            self.transport.writelines((f"{len(data):x}\r\n".encode(), data, b"\r\n"))
+        else:
+            self.transport.write(data)
+        await self._can_write.wait()
+
+    def end_stream(self) -> None:
+        if not self._closed and self._streaming:
+            assert self.transport is not None
+            self.transport.write(b"0\r\n\r\n")
+        self._streaming = False
+        self._done()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _done(self) -> None:
+        self._busy = False
+        if self._closed:
+            return
+        assert self.transport is not None
+        if not self._responding_keep_alive:
+            self.transport.close()
+            self._closed = True
+            return
+        if self._pending:
+            req = self._pending.popleft()
+            if self._reading_paused and len(self._pending) < self._limits.max_pipelined // 2:
+                self.transport.resume_reading()
+                self._reading_paused = False
+            self._dispatch(req)
+        elif self._current is not None:
+            self._arm(self._limits.read_timeout)
+        else:
+            self._arm(self._limits.keepalive_timeout)
+
+    # -- failures and timers ------------------------------------------------------------------
+    def _reject_body(self, size: int) -> None:
+        self._too_large = True
+        err = PayloadTooLarge(
+            f"request body of {size} bytes is over the limit of {self._limits.max_body} bytes",
+            hint="send a smaller body, or raise the platform's --max-body",
+            limit=self._limits.max_body,
+        )
+        self._fail(err.status, err.message, err)
+
+    def _fail(self, status: int, message: str, err: ModelplaneError | None = None) -> None:
+        """Answer a request we cannot parse or accept, then close: the stream is unusable."""
+        if self._closed:
+            return
+        if err is None:
+            err = ModelplaneError(message)
+            err.status = status  # type: ignore[misc]
+            err.code = HTTPStatus(status).phrase.lower().replace(" ", "_")  # type: ignore[misc]
+        self._closed = True
+        self._cancel_timer()
+        assert self.transport is not None
+        body = error_body(err)
+        self.transport.write(
+            status_line(status)
+            + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n\r\n"
+            + body
+        )
+        self.transport.close()
+
+    def _arm(self, seconds: float) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(seconds, self._on_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._closed or self._busy:
+            return
+        if self._current is not None:
+            self._fail(408, f"request not received within {self._limits.read_timeout} s")
+        else:
+            assert self.transport is not None
+            self._closed = True
+            self.transport.close()
+
+
+async def serve_http(
+    handler: Handler,
+    host: str,
+    port: int,
+    limits: HttpLimits | None = None,
+    *,
+    sock: object | None = None,
+) -> asyncio.Server:
+    """Listen on ``host:port`` (or an already bound socket) and serve ``handler``."""
+    loop = asyncio.get_running_loop()
+    lim = limits or HttpLimits()
+    if sock is not None:
+        return await loop.create_server(
+            lambda: HttpConnection(handler, lim), sock=sock, backlog=2048  # type: ignore[arg-type]
+        )
+    return await loop.create_server(
+        lambda: HttpConnection(handler, lim), host, port, backlog=2048, reuse_address=True
+    )

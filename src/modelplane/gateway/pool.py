@@ -1,0 +1,128 @@
+"""The replicas of one deployment as the gateway sees them, and the queue of waiting requests.
+
+A request that finds no ready replica (a dedicated deployment still starting, a serverless one at
+zero, or every replica just replaced) waits in a bounded queue and is released the moment a
+replica says hello. A full queue answers 503 with Retry-After at once; a request that waits past
+its deadline gets 503 too. Nothing hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from modelplane.errors import Unavailable
+from modelplane.gateway.balance import least_loaded
+from modelplane.gateway.replicas import ReplicaConnection, ResponseCallback
+from modelplane.worker.protocol import error_body
+
+_JSON = b"application/json"
+
+
+@dataclass
+class _Waiting:
+    deadline: float
+    content_type: bytes
+    body: bytes | bytearray
+    callback: ResponseCallback
+
+
+class DeploymentPool:
+    def __init__(
+        self,
+        name: str,
+        owner: str,
+        *,
+        queue_limit: int = 1000,
+        queue_timeout: float = 60.0,
+        on_demand: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.owner = owner
+        self.ready: list[ReplicaConnection] = []
+        self.queue: deque[_Waiting] = deque()
+        self.queue_limit = queue_limit
+        self.queue_timeout = queue_timeout
+        self.on_demand = on_demand
+        self.last_request_at = 0.0
+        self.requests = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # -- the hot path -------------------------------------------------------------------------
+    def submit(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+        self.requests += 1
+        ready = self.ready
+        if ready:
+            replica = ready[0] if len(ready) == 1 else least_loaded(ready)
+            replica.send(content_type, body, callback)
+            return
+        self._enqueue(content_type, body, callback)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(r.in_flight for r in self.ready) + len(self.queue)
+
+    # -- replicas coming and going --------------------------------------------------------------
+    def add(self, replica: ReplicaConnection) -> None:
+        self.ready.append(replica)
+        self._drain()
+
+    def remove(self, replica: ReplicaConnection) -> None:
+        if replica in self.ready:
+            self.ready.remove(replica)
+
+    def close(self, reason: str) -> None:
+        """The deployment is gone: answer everyone still waiting."""
+        self._cancel_timer()
+        err = Unavailable(reason, retry_after=5)
+        body = error_body(err)
+        while self.queue:
+            self.queue.popleft().callback(err.status, _JSON, body)
+
+    # -- the wait queue -------------------------------------------------------------------------
+    def _enqueue(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+        if len(self.queue) >= self.queue_limit:
+            err = Unavailable(
+                f"deployment {self.name!r} has no ready replica and {len(self.queue)} requests "
+                "already waiting",
+                hint="retry after the delay in Retry-After",
+                retry_after=2,
+            )
+            callback(err.status, _JSON, error_body(err), )
+            return
+        now = self._loop.time()
+        self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback))
+        if self._timer is None:
+            self._timer = self._loop.call_later(0.25, self._expire)
+        if self.on_demand is not None:
+            self.on_demand(self.name)
+
+    def _drain(self) -> None:
+        while self.queue and self.ready:
+            w = self.queue.popleft()
+            least_loaded(self.ready).send(w.content_type, w.body, w.callback)
+        if not self.queue:
+            self._cancel_timer()
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        while self.queue and self.queue[0].deadline <= now:
+            w = self.queue.popleft()
+            err = Unavailable(
+                f"no replica of deployment {self.name!r} became ready within "
+                f"{self.queue_timeout:g} s",
+                hint="check `modelplane status` and `modelplane logs` for load errors",
+                retry_after=5,
+            )
+            w.callback(err.status, _JSON, error_body(err))
+        if self.queue:
+            self._timer = self._loop.call_later(0.25, self._expire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

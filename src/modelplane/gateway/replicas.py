@@ -1,0 +1,152 @@
+"""The gateway's side of the frame protocol: one persistent, multiplexed connection per replica.
+
+Replicas dial in once their model is loaded and say hello; the gateway only then adds them to
+their deployment's pool. Requests are written as frames with an id; writes are coalesced into one
+syscall per event-loop tick, which under load sends many requests per write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modelplane.errors import ReplicaFailed
+from modelplane.worker.protocol import (
+    FrameReader,
+    Kind,
+    error_body,
+    frame,
+    request_frame,
+    split_response,
+)
+
+ResponseCallback = Callable[[int, bytes, bytes], None]
+"""``(status, content_type, body)``"""
+
+_JSON = b"application/json"
+
+
+class ReplicaConnection(asyncio.Protocol):
+    """A connected, loaded replica. ``in_flight`` drives least-loaded replica choice."""
+
+    def __init__(self, on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
+                 on_lost: Callable[[ReplicaConnection], None]) -> None:
+        self._on_hello = on_hello
+        self._on_lost = on_lost
+        self._reader = FrameReader(self._on_frame)
+        self._pending: dict[int, ResponseCallback] = {}
+        self._next_id = 1
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.info: dict[str, Any] = {}
+        self.replica_id = ""
+        self.deployment = ""
+        self.served = 0
+        self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        pending, self._pending = self._pending, {}
+        if pending:
+            err = ReplicaFailed(
+                f"replica {self.replica_id} of deployment {self.deployment!r} exited while "
+                "handling this request; it is being replaced",
+                hint="retry the request; if it keeps failing, check `modelplane logs`",
+                replica=self.replica_id,
+            )
+            body = error_body(err)
+            for callback in pending.values():
+                callback(err.status, _JSON, body)
+        if self.replica_id:
+            self._on_lost(self)
+
+    # -- frames -------------------------------------------------------------------------------
+    def _on_frame(self, kind: int, request_id: int, payload: bytes) -> None:
+        if kind == Kind.RESPONSE:
+            callback = self._pending.pop(request_id, None)
+            if callback is not None:
+                self.served += 1
+                status, ctype, body = split_response(payload)
+                callback(status, ctype, body)
+        elif kind == Kind.HELLO:
+            self.info = orjson.loads(payload)
+            self.replica_id = str(self.info.get("replica_id", ""))
+            self.deployment = str(self.info.get("deployment", ""))
+            self._on_hello(self, self.info)
+
+    def send(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+        request_id = self._next_id
+        self._next_id = (request_id + 1) & 0xFFFFFFFF or 1
+        self._pending[request_id] = callback
+        self._out.append(request_frame(request_id, content_type, bytes(body)))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def stop(self) -> None:
+        """Ask the replica to finish what it has in flight and exit."""
+        self._out.append(frame(Kind.STOP, 0, b""))
+        self._flush()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ReplicaListener:
+    """The Unix socket replicas dial into. The folder is private to the platform's user."""
+
+    def __init__(self, path: Path,
+                 on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
+                 on_lost: Callable[[ReplicaConnection], None]) -> None:
+        self.path = path
+        self._on_hello = on_hello
+        self._on_lost = on_lost
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.path}"
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        if self.path.exists():
+            self.path.unlink()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: ReplicaConnection(self._on_hello, self._on_lost), str(self.path), backlog=512
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self.path.exists():
+            self.path.unlink()

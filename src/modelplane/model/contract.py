@@ -1,0 +1,152 @@
+"""What a model is to modelplane.
+
+A model is any object with ``load()`` (heavy work, once per replica) and ``predict(inputs)``, sync
+or async. Its metadata comes from the folder's ``modelplane.yaml``. :class:`LoadedModel` adapts
+sync and async models once, at load time, so no call path has to branch on it again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import jsonschema
+import orjson
+
+from modelplane.errors import InvalidInput, ModelFailed
+
+
+@runtime_checkable
+class Model(Protocol):
+    def load(self) -> None:
+        """Load weights; runs once per replica before it takes requests."""
+
+    def predict(self, inputs: Any) -> Any:
+        """Return a JSON-able value, bytes, or a :class:`FileOutput`."""
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """An uploaded file, as the model receives it."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileOutput:
+    """A non-JSON result (an image, a CSV...)."""
+
+    data: bytes
+    content_type: str = "application/octet-stream"
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str
+    version: str = "0"
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    accepts: tuple[str, ...] = ("application/json",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+            "accepts": list(self.accepts),
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def accepts_type(self, content_type: str) -> bool:
+        base = content_type.split(";", 1)[0].strip().lower()
+        for pattern in self.accepts:
+            if pattern == "*/*" or pattern == base:
+                return True
+            if pattern.endswith("/*") and base.startswith(pattern[:-1]):
+                return True
+        return False
+
+
+Predict = Callable[[Any], Any]
+
+
+class LoadedModel:
+    """A model instance plus what it takes to call it safely."""
+
+    def __init__(self, instance: Any, metadata: ModelMetadata) -> None:
+        self.instance = instance
+        self.metadata = metadata
+        predict = getattr(instance, "predict", None)
+        if not callable(predict):
+            raise TypeError(f"model {metadata.name!r} has no predict(inputs) method")
+        self.is_async = inspect.iscoroutinefunction(predict)
+        self._predict: Callable[[Any], Any] = predict
+        self._validator: jsonschema.protocols.Validator | None = None
+        if metadata.input_schema:
+            cls = jsonschema.validators.validator_for(metadata.input_schema)
+            cls.check_schema(metadata.input_schema)
+            self._validator = cls(metadata.input_schema)
+
+    def load(self) -> None:
+        loader = getattr(self.instance, "load", None)
+        if callable(loader):
+            result = loader()
+            if inspect.isawaitable(result):
+                raise TypeError("load() must be synchronous; do async set-up inside predict")
+
+    def validate(self, inputs: Any) -> None:
+        """Check JSON inputs against the model's input schema."""
+        if self._validator is None:
+            return
+        errors = sorted(self._validator.iter_errors(inputs), key=lambda e: list(e.absolute_path))
+        if errors:
+            first = errors[0]
+            where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+            raise InvalidInput(
+                f"input does not match the schema of model {self.metadata.name!r} at "
+                f"{where}: {first.message}",
+                path=where,
+                violations=len(errors),
+            )
+
+    def call(self, inputs: Any) -> Any | Awaitable[Any]:
+        """Run predict; an async model returns an awaitable, a sync one the result."""
+        return self._predict(inputs)
+
+    def failure(self, exc: BaseException) -> ModelFailed:
+        return ModelFailed(
+            f"model {self.metadata.name!r} raised {type(exc).__name__}: {exc}",
+            model=self.metadata.name,
+            exception=type(exc).__name__,
+        )
+
+
+def encode_output(result: Any) -> tuple[bytes, str]:
+    """Body and content type for whatever predict returned."""
+    if isinstance(result, FileOutput):
+        return result.data, result.content_type
+    if isinstance(result, bytes | bytearray | memoryview):
+        return bytes(result), "application/octet-stream"
+    return (
+        orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY, default=_fallback),
+        "application/json",
+    )
+
+
+def _fallback(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"model returned a {type(obj).__name__}, which is not JSON-serialisable")

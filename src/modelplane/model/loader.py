@@ -1,0 +1,100 @@
+"""The plain-Python loader: a folder with a ``modelplane.yaml`` naming ``module:Class``.
+
+modelplane.yaml::
+
+    name: digits
+    version: "1.0"
+    description: Handwritten digit classifier
+    entrypoint: digits_model:DigitsModel
+    accepts: [application/json, image/png]
+    input_schema: {...JSON Schema...}
+    output_schema: {...}
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelplane.errors import InvalidSpec
+from modelplane.model.contract import LoadedModel, ModelMetadata
+
+MANIFEST = "modelplane.yaml"
+_KNOWN_KEYS = {
+    "name", "version", "description", "entrypoint", "accepts", "input_schema", "output_schema",
+    "extra",
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    folder: Path
+    entrypoint: str
+    metadata: ModelMetadata
+
+
+def read_manifest(folder: str | Path, entrypoint: str | None = None) -> Manifest:
+    """Parse and check a model folder's manifest without importing any model code."""
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise InvalidSpec(f"model.path: {folder} is not a folder", field="model.path")
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise InvalidSpec(
+            f"model.path: {folder} has no {MANIFEST}",
+            hint=f"add a {MANIFEST} with at least `entrypoint: module:Class`",
+            field="model.path",
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidSpec(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"{path}: must be a mapping")
+    unknown = set(data) - _KNOWN_KEYS
+    if unknown:
+        raise InvalidSpec(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
+    entry = entrypoint or data.get("entrypoint")
+    if not isinstance(entry, str) or ":" not in entry:
+        raise InvalidSpec(f"{path}: entrypoint must be `module:Class`", field="entrypoint")
+    accepts = data.get("accepts") or ["application/json"]
+    if isinstance(accepts, str):
+        accepts = [accepts]
+    metadata = ModelMetadata(
+        name=str(data.get("name") or folder.name),
+        version=str(data.get("version", "0")),
+        description=str(data.get("description", "")),
+        input_schema=data.get("input_schema"),
+        output_schema=data.get("output_schema"),
+        accepts=tuple(str(a).lower() for a in accepts),
+        extra=data.get("extra") or {},
+    )
+    return Manifest(folder=folder, entrypoint=entry, metadata=metadata)
+
+
+def import_model_class(manifest: Manifest) -> Any:
+    """Import the model's module (code, not weights); the forkable template stops here."""
+    module_name, _, attr = manifest.entrypoint.partition(":")
+    folder = str(manifest.folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise InvalidSpec(
+            f"entrypoint {manifest.entrypoint!r}: module {module_name!r} has no {attr!r}"
+        ) from None
+
+
+def load_model(folder: str | Path, entrypoint: str | None = None) -> LoadedModel:
+    """Import and instantiate the model; the caller runs ``.load()`` when it is ready to pay."""
+    manifest = read_manifest(folder, entrypoint)
+    cls = import_model_class(manifest)
+    instance = cls() if isinstance(cls, type) else cls
+    return LoadedModel(instance, manifest.metadata)

@@ -1,0 +1,183 @@
+"""The deployment spec: one frozen, validated pydantic model.
+
+Errors name the field and the allowed range; unknown fields are rejected, so a typo in a YAML file
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelplane.errors import InvalidSpec
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[kmgt]i?|B|b)?\s*$")
+_UNITS = {
+    None: 1, "B": 1, "b": 1,
+    "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
+    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
+}
+
+
+def parse_memory(value: int | float | str) -> int:
+    """Bytes from ``512Mi``, ``1Gi``, ``2G``, ``1048576``; kubernetes-style suffixes."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size such as 512Mi or 2Gi")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("memory must be > 0")
+        return int(value)
+    m = _MEMORY_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a size; use e.g. 512Mi, 2Gi or a number of bytes")
+    unit = m.group(2)
+    if unit and unit[0] in "kmgt":
+        unit = unit[0].upper() + unit[1:]
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError("memory must be > 0")
+    return size
+
+
+class Mode(str, Enum):
+    serverless = "serverless"
+    dedicated = "dedicated"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Frozen):
+    """Where the model is and which loader adapts it."""
+
+    path: str = Field(description="folder holding the model (with a modelplane.yaml for `python`)")
+    loader: Literal["auto", "python"] = "auto"
+    entrypoint: str | None = Field(
+        default=None, description="`module:Class`, overriding the one in modelplane.yaml"
+    )
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", v):
+            raise ValueError("entrypoint must look like `package.module:ClassName`")
+        return v
+
+
+class Resources(_Frozen):
+    cpu: Annotated[float, Field(gt=0, le=1024, description="cores reserved per replica")] = 1.0
+    memory: Annotated[int, Field(gt=0, description="bytes per replica; accepts 512Mi, 2Gi")] = (
+        512 * 1024**2
+    )
+    gpu: Annotated[int, Field(ge=0, le=64, description="GPUs per replica")] = 0
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> int:
+        return parse_memory(v)
+
+
+class Scale(_Frozen):
+    """Replica counts. Dedicated deployments use ``replicas``; serverless use min/max."""
+
+    replicas: Annotated[int, Field(ge=1, le=256)] = 1
+    min: Annotated[int, Field(ge=0, le=256)] = 0
+    max: Annotated[int, Field(ge=1, le=256)] = 4
+    target_concurrency: Annotated[float, Field(gt=0, le=10_000)] = 4.0
+    idle_timeout: Annotated[float, Field(gt=0, le=86_400, description="seconds")] = 300.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scale:
+        if self.min > self.max:
+            raise ValueError(f"scale.min ({self.min}) must be <= scale.max ({self.max})")
+        return self
+
+
+class DeploymentSpec(_Frozen):
+    """What a user asks for. Everything else (replicas running, errors) is status."""
+
+    name: str = Field(description="lowercase letters, digits and '-', at most 63 characters")
+    model: ModelRef
+    mode: Mode = Mode.dedicated
+    resources: Resources = Resources()
+    scale: Scale = Scale()
+    input: str | None = Field(default=None, description="bucket whose uploads become jobs")
+    output: str | None = Field(default=None, description="bucket that receives job results")
+    env: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                "name must be 1-63 lowercase letters, digits or '-', starting and ending "
+                "with a letter or digit"
+            )
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"env variable name {key!r} is not a valid identifier")
+            if key.startswith("MODELPLANE_"):
+                raise ValueError(f"env variable {key!r}: the MODELPLANE_ prefix is reserved")
+        return v
+
+    @model_validator(mode="after")
+    def _buckets(self) -> DeploymentSpec:
+        if (self.input is None) != (self.output is None):
+            raise ValueError("input and output buckets go together: set both or neither")
+        return self
+
+    def desired_dedicated(self) -> int:
+        return self.scale.replicas
+
+    @classmethod
+    def parse(cls, data: Any) -> DeploymentSpec:
+        """Validate user data, raising :class:`InvalidSpec` with every bad field named."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise spec_error(exc) from None
+
+
+def spec_error(exc: ValidationError) -> InvalidSpec:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        problems.append({"field": loc, "message": msg})
+    text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return InvalidSpec(f"invalid deployment spec: {text}", problems=problems)
+
+
+def load_spec(path: str | Path) -> DeploymentSpec:
+    """Read a YAML or JSON spec file. Relative model paths are resolved against the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidSpec(f"{path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise InvalidSpec(f"cannot read spec file {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"{path}: a deployment spec is a mapping with at least name and model")
+    model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), str):
+        mpath = Path(model["path"]).expanduser()
+        if not mpath.is_absolute():
+            model = {**model, "path": str((path.parent / mpath).resolve())}
+            data = {**data, "model": model}
+    return DeploymentSpec.parse(data)

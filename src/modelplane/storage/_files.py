@@ -1,0 +1,101 @@
+"""File helpers shared by the backends: reading put data in chunks and atomic file writes.
+
+Both stores write whole files the same way: into a temporary file in the destination's own
+folder (so the final ``os.replace`` is a rename within one filesystem, hence atomic), flushed to
+disk, then renamed over the destination. A crash leaves the old file or the new one, and at
+worst a stray temporary file whose name :func:`is_temp_name` recognises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplane.errors import InvalidInput
+from modelplane.storage.base import PutData
+
+__all__ = [
+    "CHUNK_SIZE",
+    "Written",
+    "is_temp_name",
+    "iter_chunks",
+    "write_atomically",
+]
+
+#: How much is read or written at a time when streaming.
+CHUNK_SIZE = 1024 * 1024
+
+_TEMP_PREFIX = ".modelplane-tmp-"
+_TEMP_SUFFIX = ".part"
+# tempfile.mkstemp draws 8 characters from this alphabet between prefix and suffix.
+_TEMP_RE = re.compile(re.escape(_TEMP_PREFIX) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The outcome of :func:`write_atomically`: the file's stat and its content's MD5."""
+
+    size: int
+    md5_hex: str
+    mtime_ns: int
+
+
+def is_temp_name(name: str) -> bool:
+    """Tell whether a file name is one of our in-flight temporary files (never an object)."""
+    return _TEMP_RE.fullmatch(name) is not None
+
+
+def iter_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield the content of ``data`` (bytes-like or a binary file object) in chunks."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), chunk_size):
+            yield bytes(view[start : start + chunk_size])
+        return
+    read = getattr(data, "read", None)
+    if not callable(read):
+        raise InvalidInput(
+            f"data must be bytes or a binary file object, not {type(data).__name__}"
+        )
+    while True:
+        chunk = read(chunk_size)
+        if not chunk:
+            return
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidInput(
+                f"data must be opened in binary mode: read() returned {type(chunk).__name__}"
+            )
+        yield bytes(chunk)
+
+
+def write_atomically(path: Path, chunks: Iterable[bytes]) -> Written:
+    """Write ``chunks`` to ``path`` through a temporary sibling file and an atomic rename.
+
+    The parent folder must exist. On any failure the temporary file is removed and ``path`` is
+    left as it was. Raises ``IsADirectoryError`` if ``path`` is a folder.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with os.fdopen(fd, "wb") as tmp:
+            for chunk in chunks:
+                tmp.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            tmp.flush()
+            # The rename must not become visible before the data it points at is on disk.
+            os.fsync(tmp.fileno())
+            mtime_ns = os.fstat(tmp.fileno()).st_mtime_ns
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return Written(size=size, md5_hex=digest.hexdigest(), mtime_ns=mtime_ns)

@@ -1,0 +1,153 @@
+"""The store: one narrow facade over SQLAlchemy, migrated by Alembic at open.
+
+SQLite (WAL, one file in the data directory) is the default; a ``postgresql+psycopg://`` URL
+works the same. Methods are synchronous and short; async callers use ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from modelplane.errors import AlreadyExists, DeploymentNotFound, NotFound
+from modelplane.security import Principal
+from modelplane.store.models import DeploymentRow, EventRow, TokenRow, UserRow, utcnow
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def migrate(engine: Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_store(url: str) -> Store:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    migrate(engine)
+    return Store(engine)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- users and tokens ---------------------------------------------------------------------
+    def ensure_user(self, name: str, *, admin: bool = False) -> UserRow:
+        with self.session() as s:
+            row = s.get(UserRow, name)
+            if row is None:
+                row = UserRow(name=name, admin=admin, quotas={})
+                s.add(row)
+            return row
+
+    def add_token(self, user: str, token_hash: str, name: str = "",
+                  expires_at: datetime | None = None) -> TokenRow:
+        with self.session() as s:
+            if s.get(UserRow, user) is None:
+                raise NotFound(f"user {user!r} does not exist")
+            row = TokenRow(user=user, hash=token_hash, name=name, expires_at=expires_at)
+            s.add(row)
+            return row
+
+    def principal_for(self, token_hash: str) -> Principal | None:
+        now = utcnow()
+        with self.session() as s:
+            found = s.execute(
+                select(TokenRow, UserRow).join(UserRow, UserRow.name == TokenRow.user)
+                .where(TokenRow.hash == token_hash)
+            ).first()
+            if found is None:
+                return None
+            token, user = found
+            if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+                return None
+            return Principal(user.name, admin=user.admin)
+
+    # -- deployments --------------------------------------------------------------------------
+    def create_deployment(self, name: str, owner: str, spec: dict[str, Any]) -> DeploymentRow:
+        try:
+            with self.session() as s:
+                row = DeploymentRow(name=name, owner=owner, spec=spec)
+                s.add(row)
+                s.flush()
+                return row
+        except IntegrityError:
+            raise AlreadyExists(
+                f"deployment {name!r} already exists",
+                hint="choose another name, or update it with `modelplane deploy --update`",
+                deployment=name,
+            ) from None
+
+    def update_deployment(self, name: str, spec: dict[str, Any]) -> DeploymentRow:
+        with self.session() as s:
+            row = s.get(DeploymentRow, name)
+            if row is None:
+                raise DeploymentNotFound(name)
+            row.spec = spec
+            row.generation += 1
+            row.updated_at = utcnow()
+            return row
+
+    def get_deployment(self, name: str) -> DeploymentRow | None:
+        with self.session() as s:
+            return s.get(DeploymentRow, name)
+
+    def list_deployments(self, owner: str | None = None) -> list[DeploymentRow]:
+        with self.session() as s:
+            q = select(DeploymentRow).order_by(DeploymentRow.name)
+            if owner is not None:
+                q = q.where(DeploymentRow.owner == owner)
+            return list(s.scalars(q))
+
+    def delete_deployment(self, name: str) -> bool:
+        with self.session() as s:
+            s.execute(delete(EventRow).where(EventRow.deployment == name))
+            return s.execute(delete(DeploymentRow).where(DeploymentRow.name == name)).rowcount > 0  # type: ignore[attr-defined]
+
+    # -- events -------------------------------------------------------------------------------
+    def add_event(self, deployment: str, kind: str, message: str = "", replica: str = "") -> None:
+        with self.session() as s:
+            s.add(EventRow(deployment=deployment, kind=kind, message=message, replica=replica))
+
+    def events(self, deployment: str, limit: int = 50) -> list[EventRow]:
+        with self.session() as s:
+            q = (select(EventRow).where(EventRow.deployment == deployment)
+                 .order_by(EventRow.id.desc()).limit(limit))
+            return list(reversed(list(s.scalars(q))))

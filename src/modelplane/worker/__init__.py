@@ -1,0 +1,1 @@
+"""A replica: one process with one model loaded, serving frames over a local socket."""

@@ -1,0 +1,5 @@
+import sys
+
+from modelplane.worker.main import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""Entry point of a replica process: ``python -m modelplane.worker``.
+
+The replica loads its model first and only then connects to the gateway and says hello, so the
+gateway can never route a request to a replica that is still loading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import traceback
+
+from modelplane.worker.protocol import hello_frame
+from modelplane.worker.server import ReplicaProtocol
+
+EXIT_LOAD_FAILED = 3
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="modelplane-worker")
+    p.add_argument("--connect", required=True, help="unix:/path or tcp:host:port of the gateway")
+    p.add_argument("--replica-id", required=True)
+    p.add_argument("--deployment", required=True)
+    p.add_argument("--model-path", required=True)
+    p.add_argument("--entrypoint", default=None)
+    return p.parse_args(argv)
+
+
+async def _connect(address: str, factory: object) -> None:
+    loop = asyncio.get_running_loop()
+    kind, _, rest = address.partition(":")
+    if kind == "unix":
+        await loop.create_unix_connection(factory, rest)  # type: ignore[arg-type]
+    elif kind == "tcp":
+        host, _, port = rest.rpartition(":")
+        await loop.create_connection(factory, host, int(port))  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown gateway address {address!r}")
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from modelplane.model.loader import load_model
+
+    info: dict[str, object] = {
+        "replica_id": args.replica_id,
+        "deployment": args.deployment,
+        "pid": os.getpid(),
+    }
+    started = time.monotonic()
+    try:
+        model = load_model(args.model_path, args.entrypoint)
+        model.load()
+    except BaseException as exc:
+        traceback.print_exc()
+        info["error"] = f"model failed to load: {type(exc).__name__}: {exc}"
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        class _Report(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                assert isinstance(transport, asyncio.Transport)
+                transport.write(hello_frame(info))
+                transport.close()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if not done.done():
+                    done.set_result(None)
+
+        try:
+            await _connect(args.connect, _Report)
+            await asyncio.wait_for(done, 5)
+        except (OSError, TimeoutError):
+            pass
+        return EXIT_LOAD_FAILED
+    info["load_seconds"] = round(time.monotonic() - started, 4)
+    info["metadata"] = model.metadata.to_dict()
+    print(
+        f"model {model.metadata.name!r} loaded in {info['load_seconds']} s; serving",
+        file=sys.stderr,
+        flush=True,
+    )
+    done = asyncio.get_running_loop().create_future()
+    await _connect(args.connect, lambda: ReplicaProtocol(model, hello_frame(info), done))
+    await done
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        return uvloop.run(serve(args))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
