@@ -258,10 +258,12 @@ def decide(
     reason = f"stable: {stable_demand:.2f} concurrent / target {target:g} -> {desired}"
     if desired < 1 and ctx.waiting > 0:
         desired = 1
-        reason = f"demand: {ctx.waiting} waiting" + (": scale from zero" if current == 0 else "")
+        reason = f"{ctx.waiting} waiting -> 1"
     elif desired < 1 and current > 0 and not idle:
         desired = 1
         reason = f"quiet for {idle_for:.0f} s < idle timeout {config.idle_timeout:g} s: keep 1"
+    if current == 0 and desired > 0:
+        reason = f"scale from zero: {reason}"
 
     desired, note = _rate_limit(config, current, desired)
     reason = _join(reason, note)

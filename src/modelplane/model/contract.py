@@ -112,9 +112,10 @@ class LoadedModel:
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+            detail = first.message if len(first.message) <= 160 else first.message[:157] + "..."
             raise InvalidInput(
                 f"input does not match the schema of model {self.metadata.name!r} at "
-                f"{where}: {first.message}",
+                f"{where}: {detail}",
                 path=where,
                 violations=len(errors),
             )

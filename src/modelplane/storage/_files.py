@@ -60,9 +60,7 @@ def iter_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         return
     read = getattr(data, "read", None)
     if not callable(read):
-        raise InvalidInput(
-            f"data must be bytes or a binary file object, not {type(data).__name__}"
-        )
+        raise InvalidInput(f"data must be bytes or a binary file object, not {type(data).__name__}")
     while True:
         chunk = read(chunk_size)
         if not chunk:

@@ -63,7 +63,9 @@ class ObjectInfo:
         # Naive datetimes are how timestamps silently shift by hours; refuse them at the source.
         offset = self.last_modified.utcoffset()
         if offset is None or offset != timedelta(0):
-            raise ValueError(f"last_modified must be timezone-aware UTC, got {self.last_modified!r}")
+            raise ValueError(
+                f"last_modified must be timezone-aware UTC, got {self.last_modified!r}"
+            )
 
 
 @runtime_checkable

@@ -31,7 +31,9 @@ _BUCKET_MAX = 63
 # Lowercase letters, digits, hyphens and dots; first and last character a letter or a digit.
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 # RFC 6838 restricted names for type and subtype, then printable ASCII for any parameters.
-_CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(;[ -~]*)?")
+_CONTENT_TYPE_RE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(;[ -~]*)?"
+)
 _CONTENT_TYPE_MAX = 255
 
 
@@ -128,9 +130,7 @@ def _check_common(text: str, what: str) -> None:
                 f"{what} {text!r} contains the control character U+{ord(char):04X}", key=text
             )
     if text.startswith("/"):
-        raise InvalidInput(
-            f"{what} {text!r} must be relative: remove the leading '/'", key=text
-        )
+        raise InvalidInput(f"{what} {text!r} must be relative: remove the leading '/'", key=text)
     if "\\" in text:
         raise InvalidInput(
             f"{what} {text!r} contains a backslash; separate segments with '/'", key=text

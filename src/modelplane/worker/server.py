@@ -38,8 +38,8 @@ class ReplicaProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike
+        self._transport = transport  # type: ignore[assignment]
         transport.write(self._hello)
 
     def connection_lost(self, exc: Exception | None) -> None:

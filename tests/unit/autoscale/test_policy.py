@@ -98,8 +98,12 @@ def test_steady_noisy_load_does_not_flap() -> None:
     config = ScaleConfig(target_concurrency=1, max_replicas=10)
     noisy = [(i / 10, 2.0 if i % 2 else 4.0) for i in range(1200)]  # mean 3, +-1 every sample
     trajectory = simulate(config, noisy, until=119.0)
-    settled = [replicas for t, replicas in trajectory if t >= 5]
+    # The very first sample (4 at once, from zero) is a burst: panic holds 4 for a stable window.
+    assert _at(trajectory, 0.0) == 4
+    settled = [replicas for t, replicas in trajectory if t >= 31]
     assert set(settled) == {3}
+    changes = sum(1 for a, b in itertools.pairwise(trajectory) if a[1] != b[1])
+    assert changes == 1  # 4 -> 3 once the panic ends, then nothing
 
 
 def test_trickle_below_idle_timeout_keeps_one_replica() -> None:
@@ -173,23 +177,39 @@ def test_any_waiting_work_scales_from_zero(field: str) -> None:
 
 def test_queued_jobs_count_as_demand() -> None:
     config = ScaleConfig(target_concurrency=4, max_replicas=10)
-    decision = _decide(config, replicas=1, stable_concurrency=4.0, panic_concurrency=4.0,
-                       queued_jobs=8, last_request_at=999.0)  # fmt: skip
+    decision = _decide(
+        config,
+        replicas=1,
+        stable_concurrency=4.0,
+        panic_concurrency=4.0,
+        queued_jobs=8,
+        last_request_at=999.0,
+    )
     assert decision.desired_replicas == 3  # (4 + 8) / 4
 
 
 def test_panic_holds_while_burst_fades_then_leaves_after_stable_window() -> None:
     config = ScaleConfig(target_concurrency=1, max_replicas=20, stable_window=30.0)
     state = PolicyState()
-    burst = ScaleContext(replicas=1, stable_concurrency=1.0, panic_concurrency=10.0, in_flight=10,
-                         last_request_at=100.0)  # fmt: skip
+    burst = ScaleContext(
+        replicas=1,
+        stable_concurrency=1.0,
+        panic_concurrency=10.0,
+        in_flight=10,
+        last_request_at=100.0,
+    )
     decision, state = decide(config, burst, state, 100.0)
     assert decision.desired_replicas == 10
     assert decision.panicking
     assert decision.reason.startswith("panic: burst 10.0x target")
 
-    calm = ScaleContext(replicas=10, stable_concurrency=2.0, panic_concurrency=2.0, in_flight=2,
-                        last_request_at=129.0)  # fmt: skip
+    calm = ScaleContext(
+        replicas=10,
+        stable_concurrency=2.0,
+        panic_concurrency=2.0,
+        in_flight=2,
+        last_request_at=129.0,
+    )
     for now in (101.0, 110.0, 129.9):
         decision, state = decide(config, calm, state, now)
         assert decision.desired_replicas == 10, now  # never down while panicking
@@ -229,7 +249,7 @@ def test_renewed_burst_extends_panic() -> None:
 @pytest.mark.parametrize(
     ("ctx", "expected"),
     [
-        (ScaleContext(replicas=2, stable_concurrency=100.0, panic_concurrency=3.0), 4),
+        (ScaleContext(replicas=2, stable_concurrency=100.0, panic_concurrency=3.0, in_flight=3), 4),
         (ScaleContext(replicas=0, stable_concurrency=9.0, queued_requests=9), 2),
         (ScaleContext(replicas=3, stable_concurrency=100.0, panic_concurrency=100.0), 6),
     ],
@@ -245,8 +265,13 @@ def test_scale_down_rate_limit_halves_each_step() -> None:
     config = ScaleConfig(target_concurrency=1, max_replicas=16, max_scale_down_rate=2.0)
     replicas, state, seen = 16, PolicyState(), []
     for now in range(5):
-        ctx = ScaleContext(replicas=replicas, stable_concurrency=1.0, panic_concurrency=1.0,
-                           in_flight=1, last_request_at=float(now))  # fmt: skip
+        ctx = ScaleContext(
+            replicas=replicas,
+            stable_concurrency=1.0,
+            panic_concurrency=1.0,
+            in_flight=1,
+            last_request_at=float(now),
+        )
         decision, state = decide(config, ctx, state, float(now))
         replicas = decision.desired_replicas
         seen.append(replicas)
@@ -256,10 +281,20 @@ def test_scale_down_rate_limit_halves_each_step() -> None:
 
 def test_scale_down_delay_holds_then_releases() -> None:
     config = ScaleConfig(target_concurrency=1, max_replicas=8, scale_down_delay=10.0)
-    low = ScaleContext(replicas=4, stable_concurrency=2.0, panic_concurrency=2.0, in_flight=2,
-                       last_request_at=100.0)  # fmt: skip
-    high = ScaleContext(replicas=4, stable_concurrency=4.0, panic_concurrency=4.0, in_flight=4,
-                        last_request_at=100.0)  # fmt: skip
+    low = ScaleContext(
+        replicas=4,
+        stable_concurrency=2.0,
+        panic_concurrency=2.0,
+        in_flight=2,
+        last_request_at=100.0,
+    )
+    high = ScaleContext(
+        replicas=4,
+        stable_concurrency=4.0,
+        panic_concurrency=4.0,
+        in_flight=4,
+        last_request_at=100.0,
+    )
     state = PolicyState()
     decision, state = decide(config, low, state, 100.0)
     assert decision.desired_replicas == 4
@@ -279,16 +314,27 @@ def test_bounds_always_win() -> None:
     for replicas, stable, panic, waiting, last in itertools.product(
         (0, 1, 3, 9), loads, loads, (0, 5), (None, 0.0, 999.0)
     ):
-        ctx = ScaleContext(replicas=replicas, stable_concurrency=stable, panic_concurrency=panic,
-                           queued_requests=waiting, last_request_at=last)  # fmt: skip
+        ctx = ScaleContext(
+            replicas=replicas,
+            stable_concurrency=stable,
+            panic_concurrency=panic,
+            queued_requests=waiting,
+            last_request_at=last,
+        )
         decision, _ = decide(config, ctx, PolicyState(), 1000.0)
         assert 1 <= decision.desired_replicas <= 3, ctx
 
 
 def test_over_max_after_a_config_change_comes_down_to_max() -> None:
     config = ScaleConfig(target_concurrency=1, max_replicas=4)
-    decision = _decide(config, replicas=10, stable_concurrency=10.0, panic_concurrency=10.0,
-                       in_flight=10, last_request_at=1000.0)  # fmt: skip
+    decision = _decide(
+        config,
+        replicas=10,
+        stable_concurrency=10.0,
+        panic_concurrency=10.0,
+        in_flight=10,
+        last_request_at=1000.0,
+    )
     assert decision.desired_replicas == 4
     assert "max 4" in decision.reason
 

@@ -110,7 +110,7 @@ def test_last_active_at_tracks_non_zero_samples() -> None:
 
 @pytest.mark.parametrize(("horizon", "granularity"), [(10.0, 0.0), (0.5, 1.0), (10.0, -1.0)])
 def test_rejects_bad_construction(horizon: float, granularity: float) -> None:
-    with pytest.raises(ValueError, match="granularity|horizon"):
+    with pytest.raises(ValueError, match=r"granularity|horizon"):
         ConcurrencyWindow(horizon=horizon, granularity=granularity)
 
 
@@ -122,3 +122,10 @@ def test_rejects_negative_samples_and_oversized_windows() -> None:
         window.average(0.0, 31.0)
     with pytest.raises(ValueError, match="window"):
         window.average(0.0, 0.0)
+
+
+def test_package_exports_exactly_its_public_names() -> None:
+    import modelplane.autoscale as autoscale
+
+    exported = {name for name in dir(autoscale) if not name.startswith("_")}
+    assert set(autoscale.__all__) == exported - {"policy", "window", "annotations"}

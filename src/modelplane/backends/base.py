@@ -1,0 +1,50 @@
+"""The seam between the reconciler and whatever runs replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelplane.spec import DeploymentSpec
+
+LogLine = Callable[[str, str, str], None]
+"""``(deployment, replica_id, line)``: where a replica's own stdout and stderr go."""
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """Everything a backend needs to start one replica."""
+
+    replica_id: str
+    spec: DeploymentSpec
+    gateway_address: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReplicaHandle:
+    replica_id: str
+    deployment: str
+    pid: int | None
+    exited: asyncio.Future[int]
+    """Resolves to the exit code (negative: killed by that signal)."""
+
+
+class RuntimeBackend(Protocol):
+    async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
+        """Start a replica; it dials the gateway once its model is loaded."""
+        ...
+
+    async def stop(self, handle: ReplicaHandle, grace: float = 5.0) -> None:
+        """Terminate a replica, killing it if it has not exited after ``grace`` seconds."""
+        ...
+
+    def memory_bytes(self, handle: ReplicaHandle) -> int | None:
+        """Resident memory of the replica, or None if unknown or gone."""
+        ...
+
+    async def close(self) -> None:
+        """Stop everything this backend started."""
+        ...

@@ -1,0 +1,24 @@
+"""What the REST routes need, passed to ``create_app`` explicitly (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelplane.controlplane.reconciler import Reconciler
+from modelplane.gateway.dataplane import Gateway
+from modelplane.logs import LogBook
+from modelplane.metrics import Metrics
+from modelplane.security import TokenCache
+from modelplane.settings import Settings
+from modelplane.store import Store
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: Store
+    gateway: Gateway
+    reconciler: Reconciler
+    logs: LogBook
+    metrics: Metrics
+    tokens: TokenCache | None

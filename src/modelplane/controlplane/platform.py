@@ -1,0 +1,124 @@
+"""The platform process: store, gateway, reconciler and control plane on one event loop.
+
+``Platform(settings).start()`` is what ``modelplane up`` runs; tests start it in-process on a free
+port with a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+from modelplane.backends.base import RuntimeBackend
+from modelplane.backends.local import LocalProcessBackend
+from modelplane.controlplane.app import create_app
+from modelplane.controlplane.deps import Deps
+from modelplane.controlplane.reconciler import Reconciler
+from modelplane.gateway.asgi import AsgiBridge
+from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.http import HttpLimits, serve_http
+from modelplane.gateway.replicas import ReplicaListener
+from modelplane.logs import LogBook
+from modelplane.metrics import Metrics
+from modelplane.security import LOCAL_USER, TokenCache, authenticator, hash_token, new_token
+from modelplane.settings import Settings
+from modelplane.spec import DeploymentSpec
+from modelplane.store import Store, open_store
+from modelplane.testing.clock import Clock, SystemClock
+
+ADMIN = "admin"
+
+
+class Platform:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 backend: RuntimeBackend | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._backend = backend
+        self.admin_token: str | None = None
+        self.port = settings.port
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(s.data_dir, 0o700)
+        self.store = await asyncio.to_thread(open_store, s.db_url)
+        tokens: TokenCache | None = None
+        if s.local:
+            await asyncio.to_thread(self.store.ensure_user, LOCAL_USER.user, admin=True)
+        else:
+            self.admin_token = await asyncio.to_thread(_bootstrap_admin, self.store, s.token_file)
+            tokens = TokenCache(self.store.principal_for)
+        self.logs = LogBook(s.logs_dir)
+        self.metrics = Metrics()
+        self.gateway = Gateway(
+            authenticator(tokens), self.metrics, fallback=lambda r, c: None,
+            queue_limit=s.queue_limit, queue_timeout=s.queue_timeout,
+        )
+        backend = self._backend or LocalProcessBackend(log=self.logs.write)
+        self.reconciler = Reconciler(
+            self.store, backend, self.gateway, self.logs, self.metrics, self.clock,
+            cache_dir=s.cache_dir, interval=s.reconcile_interval, stop_grace=s.stop_grace,
+        )
+        self.deps = Deps(s, self.store, self.gateway, self.reconciler, self.logs, self.metrics,
+                         tokens)
+        self.app = create_app(self.deps)
+        self.listener = ReplicaListener(s.replica_socket, self.gateway.on_hello, self.gateway.on_lost)
+        await self.listener.start()
+        self.reconciler.set_gateway_address(self.listener.address)
+        limits = HttpLimits(max_body=s.max_body, keepalive_timeout=s.keepalive_timeout,
+                            read_timeout=s.read_timeout)
+        self._server = await serve_http(self.gateway, s.host, s.port, limits)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.gateway.fallback = AsgiBridge(self.app, (s.host, self.port))
+        self._tasks.append(asyncio.create_task(self.reconciler.run()))
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def owner(self) -> str:
+        return LOCAL_USER.user if self.settings.local else ADMIN
+
+    async def ensure_deployment(self, spec: DeploymentSpec) -> bool:
+        """Create ``spec`` unless a deployment of that name exists. True if created."""
+        if await asyncio.to_thread(self.store.get_deployment, spec.name) is not None:
+            return False
+        await asyncio.to_thread(
+            self.store.create_deployment, spec.name, self.owner, spec.model_dump(mode="json")
+        )
+        self.reconciler.wake()
+        return True
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self.reconciler.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.listener.close()
+        self.logs.close()
+        self.store.close()
+
+
+def _bootstrap_admin(store: Store, token_file: Path) -> str:
+    """The admin account and its token, kept (0600) in the data directory across restarts."""
+    store.ensure_user(ADMIN, admin=True)
+    if token_file.exists():
+        token = token_file.read_text().strip()
+        if store.principal_for(hash_token(token)) is not None:
+            return token
+    token = new_token()
+    store.add_token(ADMIN, hash_token(token), name="bootstrap")
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token

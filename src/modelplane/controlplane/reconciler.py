@@ -1,0 +1,378 @@
+"""The reconciler: drives the replicas that run toward the deployments that are stored.
+
+It wakes on every change (a deploy, a replica ready, a replica gone) and at a short interval, reads
+the desired state from the store, and starts or stops replicas through the runtime backend. A
+replica that dies unasked is replaced, after a backoff that grows while it keeps dying; one that
+goes over its memory limit is stopped and the reason is kept for ``status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
+from modelplane.controlplane.backoff import restart_delay
+from modelplane.gateway.dataplane import Gateway
+from modelplane.logs import LogBook
+from modelplane.metrics import Metrics
+from modelplane.spec import DeploymentSpec, Mode
+from modelplane.store import Store
+from modelplane.testing.clock import Clock
+
+log = logging.getLogger("modelplane.reconciler")
+
+STABLE_AFTER = 10.0
+"""A replica that ran this long before dying resets the backoff: it was not a crash loop."""
+
+
+@dataclass
+class Replica:
+    id: str
+    started_at: float
+    started_wall: datetime
+    handle: ReplicaHandle | None = None
+    state: str = "starting"  # starting | ready | stopping
+    ready_at: float | None = None
+    load_seconds: float | None = None
+    error: str | None = None
+    stop_requested: bool = False
+    oom: bool = False
+
+
+@dataclass
+class DeploymentRuntime:
+    name: str
+    owner: str
+    spec: DeploymentSpec
+    generation: int
+    replicas: dict[str, Replica] = field(default_factory=dict)
+    restarts: int = 0
+    failures: int = 0
+    next_start_at: float = 0.0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    cold_starts: int = 0
+
+    def live(self) -> list[Replica]:
+        return [r for r in self.replicas.values() if r.state != "stopping"]
+
+
+DesiredFn = Callable[[DeploymentRuntime, float], int]
+
+
+def fixed_desired(dep: DeploymentRuntime, now: float) -> int:
+    """Dedicated deployments keep their replica count; serverless ones are sized elsewhere."""
+    if dep.spec.mode is Mode.dedicated:
+        return dep.spec.scale.replicas
+    return max(dep.spec.scale.min, 1)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        backend: RuntimeBackend,
+        gateway: Gateway,
+        logs: LogBook,
+        metrics: Metrics,
+        clock: Clock,
+        *,
+        cache_dir: Path,
+        interval: float = 0.5,
+        stop_grace: float = 5.0,
+        desired: DesiredFn = fixed_desired,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.gateway = gateway
+        self.logs = logs
+        self.metrics = metrics
+        self.clock = clock
+        self.cache_dir = cache_dir
+        self.interval = interval
+        self.stop_grace = stop_grace
+        self.desired = desired
+        self.deployments: dict[str, DeploymentRuntime] = {}
+        self._by_replica: dict[str, tuple[DeploymentRuntime, Replica]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        gateway.events = self
+
+    # -- the loop -------------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._closing:
+            try:
+                await self.reconcile_once()
+            except Exception:
+                log.exception("reconcile pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    async def reconcile_once(self) -> None:
+        rows = await asyncio.to_thread(self.store.list_deployments)
+        seen: set[str] = set()
+        for row in rows:
+            seen.add(row.name)
+            dep = self.deployments.get(row.name)
+            if dep is None:
+                spec = DeploymentSpec.model_validate(row.spec)
+                dep = DeploymentRuntime(row.name, row.owner, spec, row.generation)
+                self.deployments[row.name] = dep
+                self.gateway.add_deployment(row.name, row.owner)
+            elif dep.generation != row.generation:
+                dep.spec = DeploymentSpec.model_validate(row.spec)
+                dep.generation = row.generation
+                dep.failures = 0
+                dep.next_start_at = 0.0
+                for replica in dep.live():  # replaced by replicas of the new spec below
+                    self._stop(dep, replica, "spec updated")
+        for name in [n for n in self.deployments if n not in seen]:
+            await self._teardown(name)
+        now = self.clock.now()
+        for dep in list(self.deployments.values()):
+            self._check_memory(dep)
+            want = self.desired(dep, now)
+            live = dep.live()
+            if len(live) < want and now >= dep.next_start_at:
+                for _ in range(want - len(live)):
+                    await self._start(dep)
+            elif len(live) > want:
+                pool = self.gateway.pools.get(dep.name)
+                load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
+                victims = sorted(live, key=lambda r: (r.state == "ready", load.get(r.id, 0)))
+                for replica in victims[: len(live) - want]:
+                    self._stop(dep, replica, "scaled down")
+            self._publish(dep)
+
+    # -- starting and stopping ------------------------------------------------------------------
+    async def _start(self, dep: DeploymentRuntime) -> None:
+        rid = f"{dep.name}-{secrets.token_hex(3)}"
+        replica = Replica(rid, self.clock.now(), datetime.now(UTC))
+        dep.replicas[rid] = replica
+        self._by_replica[rid] = (dep, replica)
+        self.gateway.expect(rid, dep.name)
+        cache = self.cache_dir / dep.name
+        cache.mkdir(parents=True, exist_ok=True)
+        launch = ReplicaLaunch(
+            rid, dep.spec, self._gateway_address, env={"MODELPLANE_CACHE_DIR": str(cache)}
+        )
+        self._platform_log(dep.name, f"starting replica {rid}")
+        try:
+            replica.handle = await self.backend.start(launch)
+        except Exception as exc:
+            replica.error = f"could not start replica: {exc}"
+            self._replica_gone(dep, replica, None)
+            return
+        task = asyncio.create_task(self._await_exit(dep, replica, replica.handle))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stop(self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None) -> None:
+        if replica.stop_requested:
+            return
+        replica.stop_requested = True
+        replica.state = "stopping"
+        conn = self.gateway.replicas.get(replica.id)
+        self.gateway.forget(replica.id)
+        if conn is not None:
+            conn.stop()  # finish in-flight requests, then exit
+        self._platform_log(dep.name, f"stopping replica {replica.id}: {reason}")
+        if replica.handle is not None:
+            handle = replica.handle
+            task = asyncio.create_task(
+                self.backend.stop(handle, self.stop_grace if grace is None else grace)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _await_exit(self, dep: DeploymentRuntime, replica: Replica, handle: ReplicaHandle) -> None:
+        code = await handle.exited
+        self._replica_gone(dep, replica, code)
+
+    def _replica_gone(self, dep: DeploymentRuntime, replica: Replica, code: int | None) -> None:
+        dep.replicas.pop(replica.id, None)
+        self._by_replica.pop(replica.id, None)
+        self.gateway.forget(replica.id)
+        if replica.stop_requested and not replica.oom:
+            self._platform_log(dep.name, f"replica {replica.id} stopped")
+            self.wake()
+            return
+        now = self.clock.now()
+        if replica.oom:
+            reason, kind = replica.error or "over its memory limit", "oom_killed"
+        elif replica.error:
+            reason, kind = replica.error, "load_failed"
+        else:
+            reason, kind = f"replica {replica.id} {describe_exit(code)}", "crashed"
+        ran = now - (replica.ready_at or replica.started_at)
+        dep.failures = 1 if replica.ready_at is not None and ran >= STABLE_AFTER else dep.failures + 1
+        dep.restarts += 1
+        delay = restart_delay(dep.failures)
+        dep.next_start_at = now + delay
+        dep.last_error = reason
+        dep.last_error_at = datetime.now(UTC)
+        self.metrics.restarts.labels(dep.name, kind).inc()
+        self._platform_log(dep.name, f"{reason}; replacing it in {delay:.1f} s")
+        self._event(dep.name, kind, reason, replica.id)
+        self.wake()
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self.wake)
+
+    def _check_memory(self, dep: DeploymentRuntime) -> None:
+        limit = dep.spec.resources.memory
+        for replica in dep.live():
+            if replica.handle is None:
+                continue
+            rss = self.backend.memory_bytes(replica.handle)
+            if rss is not None and rss > limit:
+                replica.oom = True
+                replica.error = (
+                    f"replica {replica.id} used {rss / 2**20:.0f} MiB, over its memory limit of "
+                    f"{limit / 2**20:.0f} MiB, and was stopped"
+                )
+                self._stop(dep, replica, "over its memory limit", grace=0)
+
+    async def _teardown(self, name: str) -> None:
+        dep = self.deployments.pop(name)
+        for replica in list(dep.replicas.values()):
+            self._stop(dep, replica, "deployment removed", grace=2.0)
+        self.gateway.remove_deployment(name)
+        for state in ("ready", "starting"):
+            with contextlib.suppress(KeyError):
+                self.metrics.replicas.remove(name, state)
+
+    # -- what the gateway reports ---------------------------------------------------------------
+    def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None:
+        found = self._by_replica.get(replica_id)
+        if found is None:
+            return
+        dep, replica = found
+        replica.state = "ready"
+        replica.ready_at = self.clock.now()
+        load = info.get("load_seconds")
+        replica.load_seconds = float(load) if isinstance(load, int | float) else None
+        metadata = info.get("metadata")
+        if isinstance(metadata, dict):
+            dep.metadata = metadata
+        startup = replica.ready_at - replica.started_at
+        self.metrics.cold_start_seconds.labels(dep.name).observe(startup)
+        self._platform_log(dep.name, f"replica {replica_id} ready in {startup:.3f} s")
+        self._event(dep.name, "ready", f"ready in {startup:.3f} s", replica_id)
+        self._publish(dep)
+
+    def replica_load_failed(self, replica_id: str, error: str) -> None:
+        found = self._by_replica.get(replica_id)
+        if found is not None:
+            found[1].error = error
+
+    def replica_lost(self, replica_id: str) -> None:
+        found = self._by_replica.get(replica_id)
+        if found is not None and found[1].state == "ready":
+            found[1].state = "exiting"
+        self.wake()
+
+    # -- reporting ------------------------------------------------------------------------------
+    def status(self, name: str) -> dict[str, Any]:
+        dep = self.deployments.get(name)
+        pool = self.gateway.pools.get(name)
+        if dep is None:
+            return {"desired": 0, "ready": 0, "starting": 0, "replicas": [], "restarts": 0,
+                    "state": "pending"}
+        served = {r.replica_id: (r.served, r.in_flight) for r in (pool.ready if pool else [])}
+        replicas = []
+        for r in dep.replicas.values():
+            rss = self.backend.memory_bytes(r.handle) if r.handle else None
+            replicas.append({
+                "id": r.id,
+                "state": r.state,
+                "pid": r.handle.pid if r.handle else None,
+                "started_at": r.started_wall.isoformat(),
+                "load_seconds": r.load_seconds,
+                "memory_bytes": rss,
+                "served": served.get(r.id, (0, 0))[0],
+                "in_flight": served.get(r.id, (0, 0))[1],
+            })
+        ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
+        starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
+        want = self.desired(dep, self.clock.now())
+        if ready >= want and want > 0:
+            state = "running"
+        elif want == 0:
+            state = "idle"
+        elif dep.failures and not ready:
+            state = "failing"
+        else:
+            state = "starting"
+        return {
+            "state": state,
+            "desired": want,
+            "ready": ready,
+            "starting": starting,
+            "replicas": replicas,
+            "restarts": dep.restarts,
+            "requests": pool.requests if pool else 0,
+            "queued": len(pool.queue) if pool else 0,
+            "last_error": dep.last_error,
+            "last_error_at": dep.last_error_at.isoformat() if dep.last_error_at else None,
+            "model": dep.metadata,
+        }
+
+    def _publish(self, dep: DeploymentRuntime) -> None:
+        ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
+        self.metrics.replicas.labels(dep.name, "ready").set(ready)
+        self.metrics.replicas.labels(dep.name, "starting").set(len(dep.replicas) - ready)
+        pool = self.gateway.pools.get(dep.name)
+        self.metrics.queued.labels(dep.name).set(len(pool.queue) if pool else 0)
+
+    def _platform_log(self, deployment: str, message: str) -> None:
+        self.logs.write(deployment, "platform", message)
+
+    def _event(self, deployment: str, kind: str, message: str, replica: str = "") -> None:
+        task = asyncio.create_task(
+            asyncio.to_thread(self.store.add_event, deployment, kind, message, replica)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    _gateway_address = ""
+
+    def set_gateway_address(self, address: str) -> None:
+        self._gateway_address = address
+
+    async def close(self) -> None:
+        self._closing = True
+        self.wake()
+        for dep in self.deployments.values():
+            for replica in list(dep.replicas.values()):
+                self._stop(dep, replica, "platform stopping", grace=2.0)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        await self.backend.close()
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "could not be started"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

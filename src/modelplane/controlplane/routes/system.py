@@ -1,0 +1,38 @@
+"""Health, info and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from modelplane import __version__
+from modelplane.controlplane.auth import current_principal
+from modelplane.security import Principal
+
+router = APIRouter(tags=["system"])
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+@router.get("/api/v1/health", summary="Liveness of the platform (no token needed)")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/v1/info", summary="Platform version and who you are")
+async def info(request: Request, caller: Caller) -> dict[str, Any]:
+    settings = request.app.state.deps.settings
+    return {
+        "version": __version__,
+        "local_mode": settings.local,
+        "user": caller.user,
+        "admin": caller.admin,
+        "max_body": settings.max_body,
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request, caller: Caller) -> Response:
+    registry = request.app.state.deps.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""Typed platform settings, read once at start-up (``modelplane up`` flags and environment)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PORT = 8000
+DEFAULT_HOST = "127.0.0.1"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("MODELPLANE_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".modelplane"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    local: bool = False
+    """Single-user local mode: no token, loopback only."""
+    store_url: str | None = None
+    max_body: int = 16 * 1024 * 1024
+    queue_limit: int = 1000
+    queue_timeout: float = 60.0
+    keepalive_timeout: float = 5.0
+    read_timeout: float = 30.0
+    reconcile_interval: float = 0.5
+    stop_grace: float = 5.0
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def db_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'modelplane.db'}"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def replica_socket(self) -> Path:
+        """Where replicas dial in. Unix socket paths are limited to ~107 bytes."""
+        path = self.data_dir / "run" / "replicas.sock"
+        if len(str(path)) < 100:
+            return path
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"modelplane-{digest}" / "replicas.sock"
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,395 @@
+"""The default bucket store: buckets as folders on the local filesystem.
+
+Layout under ``root``::
+
+    <bucket>/<key>                       the objects, a key's segments as nested folders
+    .meta/<bucket>/<hh>/<sha256>.json    per-object metadata (content type, size, MD5)
+
+Bucket names cannot start with a dot, so ``.meta`` never collides with a bucket, and no key is
+reserved inside a bucket. Metadata lives in files named by the SHA-256 of the key rather than in a
+mirror of the object tree, so it never conflicts with folders and is never listed as an object.
+
+Writes go through a temporary file in the object's own folder and an atomic rename (see
+:mod:`._files`). Keys are validated first (:mod:`.keys`); then, as a second line of defence, every
+path is checked to resolve to itself under the real root: any symbolic link on the way (a bucket
+folder, an intermediate folder or the object itself) is refused rather than followed, so no
+operation can read or write outside ``root``. Files dropped into a bucket folder by hand are
+objects too: their MD5 is computed when their metadata is missing or stale, and their content type
+is guessed from their name.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import errno
+import hashlib
+import json
+import mimetypes
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.storage._files import CHUNK_SIZE, iter_chunks, write_atomically
+from modelplane.storage._tree import walk_objects
+from modelplane.storage.base import DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, ObjectInfo, PutData
+from modelplane.storage.keys import (
+    validate_bucket_name,
+    validate_content_type,
+    validate_key,
+    validate_prefix,
+)
+
+__all__ = ["LocalBucketStore"]
+
+_META_DIR = ".meta"
+# A concurrent delete may remove a folder between our mkdir and our write; that many retries.
+_PUT_ATTEMPTS = 3
+
+
+class LocalBucketStore:
+    """A :class:`~modelplane.storage.base.BucketStore` in a folder of the local filesystem.
+
+    Nothing is touched until the first call; ``root`` is created by the first
+    :meth:`create_bucket`. Safe to use from several threads and processes at once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalBucketStore(root={str(self._root)!r})"
+
+    # -- buckets -----------------------------------------------------------------------------
+
+    def create_bucket(self, name: str) -> None:
+        """Make sure bucket ``name`` exists as a folder under the root."""
+        path = self._bucket_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(exist_ok=True)
+        except FileExistsError as exc:
+            raise AlreadyExists(
+                f"cannot create bucket {name!r}: a file of that name is in the way", bucket=name
+            ) from exc
+
+    def delete_bucket(self, name: str, *, force: bool = False) -> None:
+        """Delete bucket ``name``; refused while it holds objects unless ``force``."""
+        path = self._existing_bucket(name)
+        if not force and next(walk_objects(path, "", None), None) is not None:
+            raise AlreadyExists(
+                f"bucket {name!r} is not empty",
+                hint="delete its objects or pass force=True",
+                bucket=name,
+            )
+        # rmtree unlinks symbolic links instead of following them, so this stays under the root.
+        shutil.rmtree(path)
+        shutil.rmtree(self._meta_root(name), ignore_errors=True)
+
+    def bucket_exists(self, name: str) -> bool:
+        """Tell whether bucket ``name`` exists."""
+        return self._bucket_path(name).is_dir()
+
+    def list_buckets(self) -> builtins.list[str]:
+        """Return the names of all buckets, sorted."""
+        try:
+            entries = list(os.scandir(self._real_root()))
+        except FileNotFoundError:
+            return []
+        names = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and _is_bucket_name(entry.name):
+                names.append(entry.name)
+        return sorted(names)
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def put(
+        self, bucket: str, key: str, data: PutData, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Store ``data`` under ``key`` atomically, replacing any object there."""
+        ctype = (
+            DEFAULT_CONTENT_TYPE if content_type is None else validate_content_type(content_type)
+        )
+        bucket_dir, path = self._object_path(bucket, key)
+        for attempt in range(_PUT_ATTEMPTS):
+            self._make_parents(bucket_dir, path, bucket, key)
+            try:
+                written = write_atomically(path, iter_chunks(data))
+                break
+            except FileNotFoundError:
+                # The folder vanished under us (a concurrent delete pruned it); make it again.
+                if attempt == _PUT_ATTEMPTS - 1:
+                    raise
+            except IsADirectoryError as exc:
+                raise _conflict(bucket, key) from exc
+            except OSError as exc:
+                _reraise_os_error(exc, bucket, key)
+        meta = {
+            "key": key,
+            "size": written.size,
+            "mtime_ns": written.mtime_ns,
+            "etag": written.md5_hex,
+            "content_type": ctype,
+        }
+        self._write_meta(bucket, key, meta)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=written.size,
+            etag=written.md5_hex,
+            last_modified=_utc_from_ns(written.mtime_ns),
+            content_type=ctype,
+        )
+
+    def get(self, bucket: str, key: str) -> bytes:
+        """Return the whole content of an object."""
+        with self._open(bucket, key) as (_, file):
+            return file.read()
+
+    def get_to_path(self, bucket: str, key: str, path: Path) -> ObjectInfo:
+        """Copy an object into the file ``path``, replacing it atomically."""
+        with self._open(bucket, key) as (info, file):
+            write_atomically(Path(path), iter(lambda: file.read(CHUNK_SIZE), b""))
+            return info
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Describe an object without reading its content (unless its metadata is stale)."""
+        _, path = self._object_path(bucket, key)
+        st = _stat_object(path)
+        if st is None:
+            raise _missing(bucket, key)
+        return self._info(bucket, key, path, st, with_content_type=True)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """Tell whether an object exists."""
+        _, path = self._object_path(bucket, key)
+        return _stat_object(path) is not None
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete an object if it exists, then prune the folders it leaves empty."""
+        bucket_dir, path = self._object_path(bucket, key)
+        if _stat_object(path) is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._meta_path(bucket, key).unlink()
+        for parent in path.parents:
+            if parent == bucket_dir:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break  # not empty (or already gone): nothing more to prune
+
+    def list(
+        self,
+        bucket: str,
+        prefix: str = "",
+        start_after: str | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> builtins.list[ObjectInfo]:
+        """Return up to ``limit`` objects under ``prefix`` after ``start_after``, by key."""
+        validate_prefix(prefix)
+        if start_after is not None:
+            validate_prefix(start_after, what="start_after")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be a positive integer, got {limit!r}", limit=limit)
+        bucket_dir = self._existing_bucket(bucket)
+        found: builtins.list[ObjectInfo] = []
+        for key, path, st in walk_objects(bucket_dir, prefix, start_after):
+            found.append(self._info(bucket, key, path, st, with_content_type=False))
+            if len(found) >= limit:
+                break
+        return found
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _real_root(self) -> Path:
+        return Path(os.path.realpath(self._root))
+
+    def _bucket_path(self, name: str) -> Path:
+        validate_bucket_name(name)
+        path = self._real_root() / name
+        _require_no_links(path, f"bucket {name!r}")
+        return path
+
+    def _existing_bucket(self, name: str) -> Path:
+        path = self._bucket_path(name)
+        if not path.is_dir():
+            raise NotFound(f"bucket {name!r} does not exist", bucket=name)
+        return path
+
+    def _object_path(self, bucket: str, key: str) -> tuple[Path, Path]:
+        """Validate both names, check the bucket exists; return its folder and the key's path."""
+        validate_bucket_name(bucket)
+        validate_key(key)
+        bucket_dir = self._existing_bucket(bucket)
+        path = bucket_dir.joinpath(*key.split("/"))
+        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}")
+        return bucket_dir, path
+
+    def _make_parents(self, bucket_dir: Path, path: Path, bucket: str, key: str) -> None:
+        try:
+            if stat.S_ISDIR(path.lstat().st_mode):
+                path.rmdir()  # a leftover empty folder may give way to an object
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            if exc.errno == errno.ENOTEMPTY:
+                raise _conflict(bucket, key) from exc
+            _reraise_os_error(exc, bucket, key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise _conflict(bucket, key) from exc
+        except OSError as exc:
+            _reraise_os_error(exc, bucket, key)
+        # Checked again after mkdir: a link planted meanwhile must not redirect the write.
+        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}")
+
+    def _meta_root(self, bucket: str) -> Path:
+        return self._real_root() / _META_DIR / bucket
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self._meta_root(bucket) / digest[:2] / f"{digest}.json"
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
+        path = self._meta_path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}")
+        write_atomically(path, [json.dumps(meta).encode("utf-8")])
+
+    def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
+        path = self._meta_path(bucket, key)
+        try:
+            _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}")
+            meta = json.loads(path.read_bytes())
+        except (OSError, ValueError, InvalidInput):
+            return None  # missing or damaged metadata is rebuilt from the file itself
+        return meta if isinstance(meta, dict) and meta.get("key") == key else None
+
+    def _info(
+        self, bucket: str, key: str, path: Path, st: os.stat_result, *, with_content_type: bool
+    ) -> ObjectInfo:
+        meta = self._read_meta(bucket, key)
+        fresh = (
+            meta is not None
+            and meta.get("size") == st.st_size
+            and meta.get("mtime_ns") == st.st_mtime_ns
+        )
+        if fresh and meta is not None:
+            etag, ctype = str(meta["etag"]), str(meta.get("content_type") or DEFAULT_CONTENT_TYPE)
+        else:
+            # Written by someone else (or metadata lost): describe the file as it is now.
+            etag = _md5_of(path)
+            ctype = mimetypes.guess_type(key, strict=False)[0] or DEFAULT_CONTENT_TYPE
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=st.st_size,
+            etag=etag,
+            last_modified=_utc_from_ns(st.st_mtime_ns),
+            content_type=ctype if with_content_type else None,
+        )
+
+    @contextlib.contextmanager
+    def _open(self, bucket: str, key: str) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
+        _, path = self._object_path(bucket, key)
+        try:
+            # O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise _missing(bucket, key) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise _missing(bucket, key) from exc  # could never have been stored here
+            _reraise_os_error(exc, bucket, key)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise _missing(bucket, key)  # a folder (or a device) is not an object
+        with os.fdopen(fd, "rb") as file:
+            yield self._info(bucket, key, path, st, with_content_type=True), file
+
+
+def _require_no_links(path: Path, what: str) -> None:
+    """Refuse ``path`` unless it resolves to itself: no symbolic link anywhere on the way."""
+    if os.path.realpath(path) != str(path):
+        raise InvalidInput(
+            f"{what} resolves through a symbolic link; the local store does not follow links",
+            path=str(path),
+        )
+
+
+def _stat_object(path: Path) -> os.stat_result | None:
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None  # a name this filesystem cannot hold was never stored
+        raise
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _utc_from_ns(ns: int) -> datetime:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
+
+
+def _is_bucket_name(name: str) -> bool:
+    try:
+        validate_bucket_name(name)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _missing(bucket: str, key: str) -> NotFound:
+    return NotFound(f"object {key!r} does not exist in bucket {bucket!r}", bucket=bucket, key=key)
+
+
+def _conflict(bucket: str, key: str) -> AlreadyExists:
+    # 409: the key needs a folder where an object is, or is a folder holding other objects.
+    return AlreadyExists(
+        f"cannot store {key!r} in bucket {bucket!r}: it conflicts with existing objects "
+        "(the local store cannot hold both 'a' and 'a/b')",
+        bucket=bucket,
+        key=key,
+    )
+
+
+def _reraise_os_error(exc: OSError, bucket: str, key: str) -> NoReturn:
+    """Raise the domain error an OS error means for a key, or the OS error itself."""
+    if exc.errno == errno.ENAMETOOLONG:
+        raise InvalidInput(
+            f"object key {key!r} has a segment too long for the local filesystem",
+            bucket=bucket,
+            key=key,
+        ) from exc
+    if exc.errno == errno.ELOOP:
+        raise InvalidInput(
+            f"object key {key!r} in bucket {bucket!r} is a symbolic link; not followed",
+            bucket=bucket,
+            key=key,
+        ) from exc
+    raise exc

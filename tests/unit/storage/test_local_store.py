@@ -1,0 +1,181 @@
+"""What only the local store must guarantee: it never leaves its root, and its files stay tidy.
+
+The behaviour shared with S3 is in tests/integration/storage/test_bucket_conformance.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.storage import LocalBucketStore
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder next to the store's root, with a file an attacker would like to read."""
+    path = tmp_path / "outside"
+    path.mkdir()
+    (path / "secret.txt").write_bytes(b"secret")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalBucketStore:
+    store = LocalBucketStore(tmp_path / "root")
+    store.create_bucket("bkt")
+    return store
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_constructor_touches_nothing(tmp_path: Path) -> None:
+    LocalBucketStore(tmp_path / "not-yet")
+    assert not (tmp_path / "not-yet").exists()
+    assert LocalBucketStore(tmp_path / "not-yet").list_buckets() == []
+
+
+def test_symlinked_folder_in_bucket_is_never_written_through(
+    store: LocalBucketStore, tmp_path: Path, outside: Path
+) -> None:
+    (tmp_path / "root" / "bkt" / "link").symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.put("bkt", "link/evil.txt", b"pwned")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.put("bkt", "link/secret.txt", b"pwned")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.get("bkt", "link/secret.txt")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.delete("bkt", "link/secret.txt")
+
+    assert snapshot(outside) == before
+    assert store.list("bkt") == []  # links are not objects
+
+
+def test_symlinked_object_is_not_read_or_replaced_through(
+    store: LocalBucketStore, tmp_path: Path, outside: Path
+) -> None:
+    (tmp_path / "root" / "bkt" / "file.txt").symlink_to(outside / "secret.txt")
+
+    for call in [
+        lambda: store.get("bkt", "file.txt"),
+        lambda: store.head("bkt", "file.txt"),
+        lambda: store.put("bkt", "file.txt", b"pwned"),
+        lambda: store.get_to_path("bkt", "file.txt", tmp_path / "copy"),
+    ]:
+        with pytest.raises(InvalidInput):
+            call()
+    assert (outside / "secret.txt").read_bytes() == b"secret"
+    assert not (tmp_path / "copy").exists()
+
+
+def test_symlinked_bucket_and_metadata_folders_are_refused(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "evil").symlink_to(outside, target_is_directory=True)
+    store = LocalBucketStore(root)
+
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.put("evil", "x", b"pwned")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.delete_bucket("evil", force=True)
+    assert "evil" not in store.list_buckets()
+
+    store.create_bucket("good")
+    (root / ".meta").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        store.put("good", "x", b"data")
+    assert snapshot(outside) == {"secret.txt": b"secret"}
+
+
+def test_root_itself_may_be_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real, target_is_directory=True)
+    store = LocalBucketStore(tmp_path / "alias")
+
+    store.create_bucket("bkt")
+    store.put("bkt", "a/b", b"ok")
+    assert (real / "bkt" / "a" / "b").read_bytes() == b"ok"
+
+
+def test_metadata_and_temp_files_are_not_objects(store: LocalBucketStore, tmp_path: Path) -> None:
+    store.put("bkt", "x.json", b"{}", content_type="application/json")
+    # A crash mid-write leaves a temporary file behind; it must not become a job input.
+    (tmp_path / "root" / "bkt" / ".modelplane-tmp-abcd1234.part").write_bytes(b"half")
+
+    assert [o.key for o in store.list("bkt")] == ["x.json"]
+    assert store.list_buckets() == ["bkt"]
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == [".meta", "bkt"]
+
+
+def test_files_dropped_in_by_hand_are_objects(store: LocalBucketStore, tmp_path: Path) -> None:
+    folder = tmp_path / "root" / "bkt" / "inbox"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(b"\x89PNG")
+    (folder / "bad\\name").write_bytes(b"?")  # no key can address it: skipped
+
+    [info] = store.list("bkt")
+    assert (info.key, info.size) == ("inbox/cat.png", 4)
+    assert info.etag == hashlib.md5(b"\x89PNG", usedforsecurity=False).hexdigest()
+    assert store.head("bkt", "inbox/cat.png").content_type == "image/png"
+
+
+def test_metadata_goes_stale_when_a_file_is_edited_by_hand(
+    store: LocalBucketStore, tmp_path: Path
+) -> None:
+    store.put("bkt", "k.txt", b"old", content_type="text/csv")
+    path = tmp_path / "root" / "bkt" / "k.txt"
+    path.write_bytes(b"new content")
+    os.utime(path, ns=(1, 1))
+
+    info = store.head("bkt", "k.txt")
+    assert info.etag == hashlib.md5(b"new content", usedforsecurity=False).hexdigest()
+    assert info.size == 11
+    assert info.content_type == "text/plain"  # guessed again: the recorded type is for old bytes
+
+
+def test_file_and_folder_of_the_same_name_conflict(store: LocalBucketStore) -> None:
+    store.put("bkt", "a", b"file")
+    with pytest.raises(AlreadyExists, match="conflicts"):
+        store.put("bkt", "a/b", b"x")
+
+    store.put("bkt", "d/e", b"x")
+    with pytest.raises(AlreadyExists, match="conflicts"):
+        store.put("bkt", "d", b"x")
+    with pytest.raises(NotFound):
+        store.get("bkt", "d")  # a folder is not an object
+    assert [o.key for o in store.list("bkt")] == ["a", "d/e"]
+
+
+def test_delete_prunes_empty_folders(store: LocalBucketStore, tmp_path: Path) -> None:
+    store.put("bkt", "a/b/c/d.txt", b"x")
+    store.put("bkt", "a/keep.txt", b"y")
+
+    store.delete("bkt", "a/b/c/d.txt")
+
+    assert not (tmp_path / "root" / "bkt" / "a" / "b").exists()
+    assert (tmp_path / "root" / "bkt" / "a" / "keep.txt").exists()
+    store.put("bkt", "a/b", b"now a file")  # the pruned folder no longer gets in the way
+    assert store.get("bkt", "a/b") == b"now a file"
+
+
+def test_overlong_segment_is_invalid_input(store: LocalBucketStore) -> None:
+    with pytest.raises(InvalidInput, match="too long for the local filesystem"):
+        store.put("bkt", "x" * 300, b"data")
+    assert not store.exists("bkt", "x" * 300)
+    with pytest.raises(NotFound):
+        store.get("bkt", "x" * 300)
+    store.delete("bkt", "x" * 300)
