@@ -1,38 +1,94 @@
-"""The replica side of the frame protocol: decode, validate, predict, encode."""
+"""The replica side: decode, validate, predict, encode — and the frame protocol around it."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from modelplane.errors import ModelplaneError
 from modelplane.model.contract import LoadedModel, encode_output
 from modelplane.worker.inputs import decode_inputs
-from modelplane.worker.protocol import (
-    FrameReader,
-    Kind,
-    error_body,
-    response_frame,
-    split_request,
-)
+from modelplane.worker.protocol import FrameReader, Kind, error_body, response_frame, split_request
 
 _JSON = b"application/json"
+Reply = Callable[[int, bytes, bytes], None]
+"""``(status, content_type, body)``"""
+
+
+class Predictor:
+    """Runs one prediction from raw bytes to raw bytes; shared by replicas and ``modelplane run``.
+
+    A sync model runs inline: a replica is one model in one process, so a thread would only add
+    a hop. An async model's calls run concurrently as tasks.
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.metadata = model.metadata
+        self.in_flight = 0
+        self.idle: Callable[[], None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def submit(self, content_type: bytes, body: bytes, reply: Reply) -> None:
+        model = self.model
+        try:
+            inputs, is_json = decode_inputs(body, content_type.decode("latin-1"), self.metadata)
+            if is_json:
+                model.validate(inputs)
+        except ModelplaneError as exc:
+            reply(exc.status, _JSON, error_body(exc))
+            return
+        try:
+            result = model.call(inputs)
+        except Exception as exc:
+            self._failed(exc, reply)
+            return
+        if model.is_async:
+            self.in_flight += 1
+            self._loop.create_task(self._finish(result, reply))
+        else:
+            self._send(result, reply)
+
+    async def _finish(self, pending: Any, reply: Reply) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            self._failed(exc, reply)
+        else:
+            self._send(result, reply)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.idle is not None:
+                self.idle()
+
+    def _send(self, result: Any, reply: Reply) -> None:
+        try:
+            body, ctype = encode_output(result)
+        except TypeError as exc:
+            self._failed(exc, reply)
+            return
+        reply(200, ctype.encode("latin-1"), body)
+
+    def _failed(self, exc: BaseException, reply: Reply) -> None:
+        traceback.print_exception(exc, file=sys.stderr)
+        err = self.model.failure(exc)
+        reply(err.status, _JSON, error_body(err))
 
 
 class ReplicaProtocol(asyncio.Protocol):
     """Serves one gateway connection. Writes are coalesced into one syscall per loop tick."""
 
     def __init__(self, model: LoadedModel, hello: bytes, done: asyncio.Future[None]) -> None:
-        self.model = model
-        self.metadata = model.metadata
+        self.predictor = Predictor(model)
+        self.predictor.idle = self._maybe_finish
         self._hello = hello
         self._done = done
         self._reader = FrameReader(self._on_frame)
         self._out: list[bytes] = []
         self._flush_scheduled = False
-        self._in_flight = 0
         self._stopping = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -40,7 +96,7 @@ class ReplicaProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         self._transport = transport  # type: ignore[assignment]
-        transport.write(self._hello)
+        transport.write(self._hello)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The gateway went away (platform stopped or restarted): a replica never outlives it.
@@ -52,57 +108,14 @@ class ReplicaProtocol(asyncio.Protocol):
 
     def _on_frame(self, kind: int, request_id: int, payload: bytes) -> None:
         if kind == Kind.REQUEST:
-            self._handle(request_id, payload)
+            ctype, body = split_request(payload)
+            write = self._write
+            self.predictor.submit(
+                ctype, body, lambda s, c, b: write(response_frame(request_id, s, c, b))
+            )
         elif kind == Kind.STOP:
             self._stopping = True
             self._maybe_finish()
-
-    def _handle(self, request_id: int, payload: bytes) -> None:
-        model = self.model
-        try:
-            ctype, body = split_request(payload)
-            inputs, is_json = decode_inputs(body, ctype.decode("latin-1"), self.metadata)
-            if is_json:
-                model.validate(inputs)
-        except ModelplaneError as exc:
-            self._send_error(request_id, exc)
-            return
-        try:
-            result = model.call(inputs)
-        except Exception as exc:
-            self._model_failed(request_id, exc)
-            return
-        if model.is_async:
-            self._in_flight += 1
-            self._loop.create_task(self._finish_async(request_id, result))
-        else:
-            self._send_result(request_id, result)
-
-    async def _finish_async(self, request_id: int, pending: Any) -> None:
-        try:
-            result = await pending
-        except Exception as exc:
-            self._model_failed(request_id, exc)
-        else:
-            self._send_result(request_id, result)
-        finally:
-            self._in_flight -= 1
-            self._maybe_finish()
-
-    def _send_result(self, request_id: int, result: Any) -> None:
-        try:
-            body, ctype = encode_output(result)
-        except TypeError as exc:
-            self._model_failed(request_id, exc)
-            return
-        self._write(response_frame(request_id, 200, ctype.encode("latin-1"), body))
-
-    def _model_failed(self, request_id: int, exc: BaseException) -> None:
-        traceback.print_exception(exc, file=sys.stderr)
-        self._send_error(request_id, self.model.failure(exc))
-
-    def _send_error(self, request_id: int, err: ModelplaneError) -> None:
-        self._write(response_frame(request_id, err.status, _JSON, error_body(err)))
 
     def _write(self, data: bytes) -> None:
         self._out.append(data)
@@ -113,11 +126,11 @@ class ReplicaProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
-        if self._transport is not None and not self._transport.is_closing():
+        if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     def _maybe_finish(self) -> None:
-        if self._stopping and self._in_flight == 0 and not self._done.done():
+        if self._stopping and self.predictor.in_flight == 0 and not self._done.done():
             self._loop.call_soon(self._close)
 
     def _close(self) -> None:

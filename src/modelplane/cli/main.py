@@ -1,0 +1,363 @@
+"""The ``modelplane`` command: thin typer commands over :class:`modelplane.client.Client`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from modelplane.client import Client
+from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
+from modelplane.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
+from modelplane.spec import DeploymentSpec, load_spec, parse_memory
+
+app = typer.Typer(
+    name="modelplane",
+    help="Serve a trained model the way its traffic needs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MODELPLANE_URL",
+                                            help="platform address")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="MODELPLANE_TOKEN",
+                                              help="API token", show_default=False)]
+
+
+def friendly(fn: F) -> F:
+    """Turn platform errors into a message and a next step, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ModelplaneError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}")
+            if exc.hint:
+                err.print(f"[yellow]next:[/] {exc.hint}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client(url: str | None, token: str | None) -> Client:
+    return Client(url=url, token=token)
+
+
+# -- the platform ---------------------------------------------------------------------------------
+@app.command()
+@friendly
+def up(
+    host: Annotated[str, typer.Option(help="address to listen on")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_PORT,
+    data_dir: Annotated[Path, typer.Option(help="where state, logs and buckets live")] = (
+        default_data_dir()
+    ),
+    local: Annotated[bool, typer.Option(
+        "--local", help="single-user local mode: no token, loopback only")] = False,
+    examples: Annotated[Path | None, typer.Option(
+        help="deploy every <dir>/*/deployment.yaml found here that is not deployed yet")] = None,
+    max_body: Annotated[str, typer.Option(help="largest request body, e.g. 16Mi")] = "16Mi",
+    store_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the store (default: SQLite in the data directory)")] = None,
+) -> None:
+    """Start the platform: control plane, gateway and replicas, in this terminal."""
+    if local and host not in ("127.0.0.1", "localhost", "::1"):
+        raise InvalidInput("--local binds to loopback only; drop --host or use 127.0.0.1")
+    settings = Settings(data_dir=data_dir.expanduser().resolve(), host=host, port=port,
+                        local=local, max_body=parse_memory(max_body), store_url=store_url)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(settings, examples))
+    except ImportError:  # pragma: no cover
+        asyncio.run(_serve(settings, examples))
+
+
+async def _serve(settings: Settings, examples: Path | None) -> None:
+    from modelplane.controlplane.platform import Platform
+
+    platform = Platform(settings)
+    await platform.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    created = []
+    if examples is not None:
+        for spec_file in sorted(examples.expanduser().glob("*/deployment.yaml")):
+            spec = load_spec(spec_file)
+            if await platform.ensure_deployment(spec):
+                created.append(spec.name)
+    lines = [f"[bold]modelplane[/] is up at [cyan]{platform.url}[/]  (API docs: {platform.url}/docs)"]
+    if settings.local:
+        lines.append("single-user local mode: no token needed; listening on loopback only")
+    else:
+        lines.append(f"access token: [green]{platform.admin_token}[/]")
+        lines.append(f"  (kept in {settings.token_file}; the CLI on this machine finds it)")
+        lines.append(f"  export MODELPLANE_URL={platform.url} MODELPLANE_TOKEN={platform.admin_token}")
+    if created:
+        lines.append(f"deployed examples: {', '.join(created)}")
+    lines.append("try:  modelplane ls   ·   modelplane predict echo --json '{\"hello\": 1}'")
+    lines.append("stop with Ctrl-C; deployments come back at the next `modelplane up`")
+    out.print(Panel("\n".join(lines), expand=False))
+    await stop.wait()
+    out.print("stopping replicas…")
+    await platform.stop()
+
+
+# -- deployments ----------------------------------------------------------------------------------
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return slug[:63] or "model"
+
+
+def build_spec(target: Path, overrides: dict[str, Any]) -> DeploymentSpec:
+    """A spec from a spec file or a model folder, with command-line overrides applied."""
+    if target.is_file():
+        base = load_spec(target).model_dump(mode="json")
+    elif target.is_dir():
+        from modelplane.model.loader import read_manifest
+
+        manifest = read_manifest(target)
+        base = {"name": _slug(manifest.metadata.name), "model": {"path": str(target.resolve())}}
+    else:
+        raise InvalidSpec(f"{target} is neither a spec file nor a model folder")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition(".")
+        if field:
+            base.setdefault(section, {})[field] = value
+        else:
+            base[section] = value
+    return DeploymentSpec.parse(base)
+
+
+@app.command()
+@friendly
+def deploy(
+    target: Annotated[Path, typer.Argument(help="a deployment spec (YAML/JSON) or a model folder")],
+    name: Annotated[str | None, typer.Option(help="deployment name")] = None,
+    mode: Annotated[str | None, typer.Option(help="serverless or dedicated")] = None,
+    replicas: Annotated[int | None, typer.Option(help="replicas (dedicated)")] = None,
+    cpu: Annotated[float | None, typer.Option(help="cores per replica")] = None,
+    memory: Annotated[str | None, typer.Option(help="memory per replica, e.g. 512Mi")] = None,
+    gpu: Annotated[int | None, typer.Option(help="GPUs per replica")] = None,
+    update: Annotated[bool, typer.Option("--update", help="replace an existing deployment")] = False,
+    wait: Annotated[bool, typer.Option(help="wait until replicas are ready")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Create (or with --update, replace) a deployment."""
+    spec = build_spec(target, {
+        "name": name, "mode": mode, "scale.replicas": replicas, "resources.cpu": cpu,
+        "resources.memory": memory, "resources.gpu": gpu,
+    })
+    with _client(url, token) as client:
+        client.deploy(spec, update=update)
+        out.print(f"deployment [bold]{spec.name}[/] {'updated' if update else 'created'}")
+        if wait:
+            _wait_ready(client, spec.name, timeout)
+
+
+def _wait_ready(client: Client, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with out.status(f"waiting for replicas of {name}…") as status:
+        while True:
+            st = client.get(name)["status"]
+            status.update(f"{name}: {st['ready']}/{st['desired']} replicas ready "
+                          f"({st['starting']} starting)")
+            if st["desired"] and st["ready"] >= st["desired"]:
+                out.print(f"[green]ready[/]: {st['ready']}/{st['desired']} replicas")
+                return
+            if st["desired"] == 0:
+                out.print("ready: scaled to zero; the first request starts a replica")
+                return
+            if st.get("last_error") and st["state"] == "failing":
+                raise ModelplaneError(
+                    f"{name} is failing: {st['last_error']}",
+                    hint=f"see `modelplane logs {name}`",
+                )
+            if time.monotonic() > deadline:
+                raise ModelplaneError(f"{name} not ready after {timeout:g} s",
+                                      hint=f"see `modelplane status {name}` and `modelplane logs {name}`")
+            time.sleep(0.2)
+
+
+@app.command("ls")
+@friendly
+def list_(url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """List deployments."""
+    with _client(url, token) as client:
+        rows = client.list()
+    table = Table("NAME", "MODE", "READY", "STATE", "REQUESTS", "RESTARTS", "MODEL")
+    for d in rows:
+        st = d["status"]
+        table.add_row(d["name"], d["spec"]["mode"], f"{st['ready']}/{st['desired']}",
+                      st["state"], str(st.get("requests", 0)), str(st["restarts"]),
+                      d["spec"]["model"]["path"])
+    out.print(table if rows else "no deployments yet: `modelplane deploy FOLDER`")
+
+
+@app.command()
+@friendly
+def status(name: str, url: UrlOpt = None, token: TokenOpt = None,
+           as_json: Annotated[bool, typer.Option("--json", help="raw JSON")] = False) -> None:
+    """Replicas, restarts, requests served, errors and recent events of a deployment."""
+    with _client(url, token) as client:
+        d = client.get(name)
+    if as_json:
+        out.print_json(data=d)
+        return
+    st = d["status"]
+    res = d["spec"]["resources"]
+    head = [
+        f"[bold]{d['name']}[/]  {d['spec']['mode']}  state: [bold]{st['state']}[/]",
+        f"replicas ready {st['ready']}/{st['desired']} (starting {st['starting']}), "
+        f"restarts {st['restarts']}, requests {st.get('requests', 0)}, queued {st.get('queued', 0)}",
+        f"resources per replica: cpu {res['cpu']}, memory {res['memory'] / 2**20:.0f} MiB, "
+        f"gpu {res['gpu']}",
+    ]
+    if st.get("last_error"):
+        head.append(f"[red]last error[/] ({st['last_error_at']}): {st['last_error']}")
+    out.print(Panel("\n".join(head), expand=False))
+    if st["replicas"]:
+        table = Table("REPLICA", "STATE", "PID", "MEMORY", "SERVED", "IN FLIGHT", "LOAD S")
+        for r in st["replicas"]:
+            mem = f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-"
+            table.add_row(r["id"], r["state"], str(r["pid"]), mem, str(r["served"]),
+                          str(r["in_flight"]), str(r["load_seconds"] or "-"))
+        out.print(table)
+    for e in d.get("events", [])[-10:]:
+        out.print(f"[dim]{e['at']}[/] {e['kind']:<12} {e['replica']} {e['message']}")
+
+
+@app.command()
+@friendly
+def predict(
+    name: str,
+    json_: Annotated[str | None, typer.Option("--json", help="JSON input")] = None,
+    file: Annotated[Path | None, typer.Option(help="a file to upload")] = None,
+    field: Annotated[str, typer.Option(help="form field name for --file")] = "image",
+    output: Annotated[Path | None, typer.Option(help="write the raw result here")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Run a prediction with JSON input or an uploaded file."""
+    if (json_ is None) == (file is None):
+        raise InvalidInput("give exactly one of --json '…' or --file PATH")
+    inputs = None
+    if json_ is not None:
+        try:
+            inputs = json.loads(json_)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--json is not valid JSON: {exc}") from None
+    if file is not None and not file.is_file():
+        raise InvalidInput(f"--file {file}: no such file")
+    with _client(url, token) as client:
+        result = client.predict(name, inputs, file=file, field=field)
+    if output is not None:
+        output.write_bytes(result.content)
+        out.print(f"wrote {len(result.content)} bytes to {output}")
+    elif result.is_json:
+        out.print_json(result.content.decode())
+    else:
+        sys.stdout.buffer.write(result.content)
+
+
+@app.command()
+@friendly
+def logs(
+    name: str,
+    tail: Annotated[int, typer.Option(help="lines to show")] = 200,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """The model's own stdout/stderr and the platform's notes about its replicas."""
+    with _client(url, token) as client:
+        lines = client.logs(name, tail)
+        for line in lines:
+            print(line)
+        while follow:
+            time.sleep(1.0)
+            fresh = client.logs(name, 1000)
+            if lines and lines[-1] in fresh:
+                fresh = fresh[len(fresh) - fresh[::-1].index(lines[-1]):]
+            for line in fresh:
+                print(line, flush=True)
+            lines = lines + fresh if fresh else lines
+
+
+@app.command()
+@friendly
+def rm(name: str, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Remove a deployment and stop its replicas."""
+    with _client(url, token) as client:
+        client.delete(name)
+    out.print(f"removed [bold]{name}[/]")
+
+
+# -- local ----------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def run(
+    folder: Annotated[Path, typer.Argument(help="the model folder")],
+    host: Annotated[str, typer.Option()] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option()] = 5000,
+    entrypoint: Annotated[str | None, typer.Option(help="module:Class override")] = None,
+) -> None:
+    """Serve one model in this process, without the platform: for trying and debugging."""
+    try:
+        import uvloop
+
+        uvloop.run(_run_local(folder, host, port, entrypoint))
+    except ImportError:  # pragma: no cover
+        asyncio.run(_run_local(folder, host, port, entrypoint))
+
+
+async def _run_local(folder: Path, host: str, port: int, entrypoint: str | None) -> None:
+    from modelplane.gateway.http import serve_http
+    from modelplane.gateway.local import LocalModelServer
+    from modelplane.model.loader import load_model
+
+    model = load_model(folder, entrypoint)
+    with out.status(f"loading {model.metadata.name}…"):
+        started = time.monotonic()
+        model.load()
+    server = await serve_http(LocalModelServer(model), host, port)
+    bound = server.sockets[0].getsockname()[1]
+    out.print(f"[bold]{model.metadata.name}[/] loaded in {time.monotonic() - started:.2f} s; "
+              f"serving on [cyan]http://{host}:{bound}[/]  (POST /predict, GET /)", highlight=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""``Client``: every platform operation as a method; server errors come back as the same classes.
+
+The platform's address and token come from arguments, else ``MODELPLANE_URL`` and
+``MODELPLANE_TOKEN``, else the local platform (``http://127.0.0.1:8000`` and the token that
+``modelplane up`` keeps in its data directory).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelplane.errors import ModelplaneError, Unavailable, error_from_dict
+from modelplane.settings import DEFAULT_PORT, default_data_dir
+from modelplane.spec import DeploymentSpec
+
+
+def default_url() -> str:
+    return os.environ.get("MODELPLANE_URL", f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+
+
+def default_token() -> str | None:
+    token = os.environ.get("MODELPLANE_TOKEN")
+    if token:
+        return token
+    path = default_data_dir() / "admin.token"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    status: int
+    content_type: str
+    content: bytes
+
+    def json(self) -> Any:
+        import orjson
+
+        return orjson.loads(self.content)
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type.startswith("application/json")
+
+
+class Client:
+    def __init__(self, url: str | None = None, token: str | None = None,
+                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = (url or default_url()).rstrip("/")
+        self.token = token if token is not None else default_token()
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.ConnectError:
+            raise Unavailable(
+                f"cannot reach the platform at {self.url}",
+                hint="start it with `modelplane up`, or set MODELPLANE_URL",
+            ) from None
+        except httpx.TimeoutException:
+            raise Unavailable(f"the platform at {self.url} did not answer in time") from None
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = {"message": resp.text[:500] or resp.reason_phrase}
+            if not isinstance(body, dict):
+                body = {"message": str(body)}
+            raise error_from_dict(resp.status_code, body)
+        return resp
+
+    # -- deployments --------------------------------------------------------------------------
+    def deploy(self, spec: DeploymentSpec | dict[str, Any], *, update: bool = False) -> dict[str, Any]:
+        if isinstance(spec, dict):
+            spec = DeploymentSpec.parse(spec)
+        body = spec.model_dump(mode="json")
+        if update:
+            return self._request("PUT", f"/api/v1/deployments/{spec.name}", json=body).json()  # type: ignore[no-any-return]
+        return self._request("POST", "/api/v1/deployments", json=body).json()  # type: ignore[no-any-return]
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/v1/deployments").json()  # type: ignore[no-any-return]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/deployments/{name}").json()  # type: ignore[no-any-return]
+
+    def delete(self, name: str) -> None:
+        self._request("DELETE", f"/api/v1/deployments/{name}")
+
+    def logs(self, name: str, tail: int = 200) -> list[str]:
+        resp = self._request("GET", f"/api/v1/deployments/{name}/logs", params={"tail": tail})
+        return list(resp.json()["lines"])
+
+    def predict(self, name: str, inputs: Any = None, *, file: str | Path | None = None,
+                content_type: str | None = None, field: str = "image") -> Prediction:
+        """JSON ``inputs``, or a ``file`` uploaded as multipart field ``field``."""
+        path = f"/api/v1/deployments/{name}/predict"
+        if file is not None:
+            file = Path(file)
+            ctype = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            with open(file, "rb") as f:
+                resp = self._request("POST", path, files={field: (file.name, f, ctype)})
+        else:
+            import orjson
+
+            resp = self._request("POST", path, content=orjson.dumps(inputs),
+                                 headers={"content-type": "application/json"})
+        return Prediction(resp.status_code, resp.headers.get("content-type", ""), resp.content)
+
+    # -- platform -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/health").json()  # type: ignore[no-any-return]
+
+    def info(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/info").json()  # type: ignore[no-any-return]
+
+    def metrics(self) -> str:
+        return self._request("GET", "/metrics").text
+
+
+__all__ = ["Client", "ModelplaneError", "Prediction"]

@@ -1,0 +1,44 @@
+"""``modelplane run``: one model served in-process, no control plane, for trying and debugging.
+
+Paths: ``POST /predict`` (and the platform's ``/api/v1/deployments/{name}/predict``, so the
+same client code works against both), ``GET /`` for the model's metadata, ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from modelplane.errors import NotFound
+from modelplane.gateway.http import HttpConnection, Request
+from modelplane.model.contract import LoadedModel
+from modelplane.worker.server import Predictor
+
+_JSON = b"application/json"
+
+
+class LocalModelServer:
+    def __init__(self, model: LoadedModel, name: str | None = None) -> None:
+        self.model = model
+        self.name = name or model.metadata.name
+        self.predictor = Predictor(model)
+        self._predict_paths = {
+            b"/predict",
+            f"/api/v1/deployments/{self.name}/predict".encode(),
+        }
+        self._metadata = orjson.dumps(model.metadata.to_dict())
+
+    def __call__(self, req: Request, conn: HttpConnection) -> None:
+        path = req.url.partition(b"?")[0]
+        if req.method == b"POST" and path in self._predict_paths:
+            self.predictor.submit(
+                req.content_type or _JSON, bytes(req.body), lambda s, c, b: conn.respond(s, b, c)
+            )
+        elif req.method == b"GET" and path in (b"/", b"/model", b"/api/v1/model"):
+            conn.respond(200, self._metadata)
+        elif req.method == b"GET" and path in (b"/health", b"/api/v1/health"):
+            conn.respond(200, b'{"status":"ok"}')
+        else:
+            conn.respond_error(NotFound(
+                f"no route {req.method.decode()} {path.decode('latin-1')}",
+                hint="POST /predict runs the model; GET / shows its metadata",
+            ))
