@@ -109,15 +109,17 @@ class HttpConnection(asyncio.Protocol):
         "_pending",
         "_reading_paused",
         "_responding_keep_alive",
+        "_deadline",
         "_streaming",
-        "_timer",
+        "_sweeper",
         "_too_large",
         "peer",
         "transport",
     )
 
-    def __init__(self, handler: Handler, limits: HttpLimits) -> None:
+    def __init__(self, handler: Handler, limits: HttpLimits, sweeper: Sweeper) -> None:
         self._handler = handler
+        self._sweeper = sweeper
         self._limits = limits
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
@@ -127,7 +129,7 @@ class HttpConnection(asyncio.Protocol):
         self._closed = False
         self._header_bytes = 0
         self._too_large = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._reading_paused = False
         self._streaming = False
         self._responding_keep_alive = True
@@ -142,11 +144,12 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer if isinstance(peer, tuple) else None
+        self._sweeper.add(self)
         self._arm(self._limits.keepalive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._sweeper.discard(self)
         self._can_write.set()
 
     def data_received(self, data: bytes) -> None:
@@ -368,24 +371,49 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
 
     def _arm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self._loop.call_later(seconds, self._on_timeout)
+        # A deadline, not a timer: one sweep per server checks every connection, which costs
+        # far less than creating and cancelling a timer for every request.
+        self._deadline = self._loop.time() + seconds
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline = 0.0
+
+    def check_deadline(self, now: float) -> None:
+        if self._deadline and now >= self._deadline and not self._closed and not self._busy:
+            self._deadline = 0.0
+            self._on_timeout()
 
     def _on_timeout(self) -> None:
-        self._timer = None
-        if self._closed or self._busy:
-            return
         if self._current is not None:
             self._fail(408, f"request not received within {self._limits.read_timeout} s")
         else:
             assert self.transport is not None
             self._closed = True
             self.transport.close()
+
+
+class Sweeper:
+    """Enforces the idle and read timeouts of every connection of one server."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self._conns: set[HttpConnection] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, conn: HttpConnection) -> None:
+        self._conns.add(conn)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.interval, self._sweep)
+
+    def discard(self, conn: HttpConnection) -> None:
+        self._conns.discard(conn)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self._conns):
+            conn.check_deadline(now)
+        self._handle = loop.call_later(self.interval, self._sweep) if self._conns else None
 
 
 async def serve_http(
@@ -399,10 +427,12 @@ async def serve_http(
     """Listen on ``host:port`` (or an already bound socket) and serve ``handler``."""
     loop = asyncio.get_running_loop()
     lim = limits or HttpLimits()
+    sweeper = Sweeper(min(0.25, lim.keepalive_timeout / 4, lim.read_timeout / 4))
     if sock is not None:
         return await loop.create_server(
-            lambda: HttpConnection(handler, lim), sock=sock, backlog=2048  # type: ignore[arg-type]
+            lambda: HttpConnection(handler, lim, sweeper), sock=sock, backlog=2048  # type: ignore[arg-type]
         )
     return await loop.create_server(
-        lambda: HttpConnection(handler, lim), host, port, backlog=2048, reuse_address=True
+        lambda: HttpConnection(handler, lim, sweeper), host, port, backlog=2048,
+        reuse_address=True,
     )
