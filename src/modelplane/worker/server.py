@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.errors import ModelplaneError
+from modelplane.errors import ModelFailed, ModelplaneError
 from modelplane.model.contract import LoadedModel, encode_output
 from modelplane.worker.inputs import decode_inputs
 from modelplane.worker.protocol import FrameReader, Kind, error_body, response_frame, split_request
@@ -68,7 +68,13 @@ class Predictor:
         try:
             body, ctype = encode_output(result)
         except TypeError as exc:
-            self._failed(exc, reply)
+            err = ModelFailed(
+                f"model {self.metadata.name!r} returned a value that cannot be sent as JSON: "
+                f"{exc}",
+                hint="return JSON-able values, bytes, or a modelplane.model.FileOutput",
+                model=self.metadata.name,
+            )
+            reply(err.status, _JSON, error_body(err))
             return
         reply(200, ctype.encode("latin-1"), body)
 

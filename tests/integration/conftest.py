@@ -1,0 +1,83 @@
+"""A real platform in the test's event loop: real store, real gateway, real replica processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelplane.controlplane.platform import Platform
+from modelplane.settings import Settings
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+class Harness:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        headers = {}
+        if platform.admin_token:
+            headers["authorization"] = f"Bearer {platform.admin_token}"
+        self.http = httpx.AsyncClient(base_url=platform.url, headers=headers, timeout=30)
+
+    async def deploy(self, name: str, path: Path, **spec: Any) -> dict[str, Any]:
+        body = {"name": name, "model": {"path": str(path)}, "mode": "dedicated", **spec}
+        r = await self.http.post("/api/v1/deployments", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def status(self, name: str) -> dict[str, Any]:
+        r = await self.http.get(f"/api/v1/deployments/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def wait_ready(self, name: str, n: int = 1, timeout: float = 30) -> dict[str, Any]:
+        async def ready() -> dict[str, Any] | None:
+            st = (await self.status(name))["status"]
+            return st if st["ready"] >= n else None
+
+        return await eventually(ready, timeout)
+
+    async def predict(self, name: str, body: Any) -> httpx.Response:
+        return await self.http.post(f"/api/v1/deployments/{name}/predict", json=body)
+
+
+async def start_platform(data_dir: Path, **overrides: Any) -> Platform:
+    settings = Settings(data_dir=data_dir, port=0, reconcile_interval=0.1, stop_grace=2.0,
+                        **overrides)
+    platform = Platform(settings)
+    await platform.start()
+    return platform
+
+
+@pytest.fixture
+def platform_settings() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, platform_settings: dict[str, Any]) -> AsyncIterator[Harness]:
+    platform = await start_platform(tmp_path / "data", **platform_settings)
+    h = Harness(platform)
+    try:
+        yield h
+    finally:
+        await h.http.aclose()
+        await platform.stop()
