@@ -108,6 +108,7 @@ class HttpConnection(asyncio.Protocol):
         "_parser",
         "_pending",
         "_reading_paused",
+        "_responding_head",
         "_responding_keep_alive",
         "_deadline",
         "_streaming",
@@ -133,6 +134,7 @@ class HttpConnection(asyncio.Protocol):
         self._reading_paused = False
         self._streaming = False
         self._responding_keep_alive = True
+        self._responding_head = False
         self._can_write = asyncio.Event()
         self._can_write.set()
         self.transport: asyncio.Transport | None = None
@@ -156,7 +158,17 @@ class HttpConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, "protocol upgrades are not supported here")
+            # llhttp stops after a request asking for an upgrade, once that request is complete
+            # and dispatched. Answer it as plain HTTP (RFC 9110 7.8 lets a server ignore Upgrade),
+            # then close: the parser cannot go on. (A 400 here was a second response.)
+            if self._pending:
+                self._pending[-1].keep_alive = False
+            elif self._busy:
+                self._responding_keep_alive = False
+            elif not self._closed:
+                assert self.transport is not None
+                self._closed = True
+                self.transport.close()
         except httptools.HttpParserError as exc:
             if not self._too_large:
                 self._fail(400, f"malformed HTTP request: {exc}")
@@ -234,6 +246,7 @@ class HttpConnection(asyncio.Protocol):
         self._busy = True
         self._cancel_timer()
         self._responding_keep_alive = req.keep_alive
+        self._responding_head = req.method == b"HEAD"
         try:
             self._handler(req, self)
         except ModelplaneError as exc:
@@ -268,7 +281,9 @@ class HttpConnection(asyncio.Protocol):
             )
         )
         assert self.transport is not None
-        if len(body) < 65536:
+        if self._responding_head:  # content-length says what a GET would get; no body
+            self.transport.write(head)
+        elif len(body) < 65536:
             self.transport.write(head + body)
         else:
             self.transport.writelines((head, body))
@@ -299,7 +314,7 @@ class HttpConnection(asyncio.Protocol):
         return self._streaming
 
     async def write_chunk(self, data: bytes) -> None:
-        if self._closed or not data:
+        if self._closed or not data or self._responding_head:
             return
         assert self.transport is not None
         if self._streaming:
@@ -309,7 +324,7 @@ class HttpConnection(asyncio.Protocol):
         await self._can_write.wait()
 
     def end_stream(self) -> None:
-        if not self._closed and self._streaming:
+        if not self._closed and self._streaming and not self._responding_head:
             assert self.transport is not None
             self.transport.write(b"0\r\n\r\n")
         self._streaming = False
@@ -356,7 +371,7 @@ class HttpConnection(asyncio.Protocol):
         if err is None:
             err = ModelplaneError(message)
             err.status = status  # type: ignore[misc]
-            err.code = HTTPStatus(status).phrase.lower().replace(" ", "_")  # type: ignore[misc]
+            err.code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")  # type: ignore[misc]
         self._closed = True
         self._cancel_timer()
         assert self.transport is not None

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite. Extra arguments go to pytest (e.g. -k name, -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+# Replicas started by a test must never outlive it; a fresh data dir per run.
+export MODELPLANE_DATA_DIR="$(mktemp -d)"
+trap 'rm -rf "$MODELPLANE_DATA_DIR"' EXIT
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
