@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import platform as pyplatform
+import resource
 import shutil
 import signal
 import socket
@@ -114,6 +115,72 @@ def pids_mentioning(text: str) -> list[int]:
     return found
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (from the first line of /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq ...
+    return (sum(v) - v[3] - v[4]) / CLK_TCK
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(st[11]) + int(st[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def descendants(roots: list[int]) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(entry))
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+class OtherLoad:
+    """CPU the rest of the machine used during a measurement, in cores.
+
+    Machine-wide busy time minus what this benchmark's processes used (its servers with all
+    their descendants, itself, and the reaped wrk): the noise other people's work added.
+    """
+
+    def __init__(self, roots: list[int]) -> None:
+        self.pids = descendants([os.getpid(), *roots])
+
+    def __enter__(self) -> OtherLoad:
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy_s()
+        self.ours0 = process_cpu_s(self.pids)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.kids0 = ru.ru_utime + ru.ru_stime
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.monotonic() - self.t0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = (process_cpu_s(self.pids) - self.ours0) + (ru.ru_utime + ru.ru_stime - self.kids0)
+        self.cores = max(0.0, (machine_busy_s() - self.busy0 - ours) / wall) if wall else 0.0
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -139,14 +206,11 @@ class Server:
     extra_pids: Callable[[], list[int]] | None = None  # strays to kill on stop
 
     def start(self) -> None:
-        log = open(self.log_path, "wb")
-        try:
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=ROOT, start_new_session=True,
             )
-        finally:
-            log.close()
 
     @property
     def pid(self) -> int:
@@ -171,10 +235,8 @@ class Server:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, self.stop_signal)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=self.stop_grace)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -358,13 +420,14 @@ def lua_script(server: Server, tmp: Path) -> Path:
 
 
 def wrk(server: Server, script: Path, connections: int, duration: float,
-        latency: bool = False) -> dict[str, Any]:
+        latency: bool = False, roots: list[int] | None = None) -> dict[str, Any]:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
             "-s", str(script)]
     if latency:
         argv.append("--latency")
     argv.append(server.url)
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    with OtherLoad(roots or []) as other:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("MPBENCH ")), None)
     if p.returncode != 0 or line is None:
         raise RuntimeError(f"wrk against {server.label} failed ({p.returncode}):\n"
@@ -372,6 +435,8 @@ def wrk(server: Server, script: Path, connections: int, duration: float,
     r: dict[str, Any] = json.loads(line.removeprefix("MPBENCH "))
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    r["loadavg_1m_after"] = os.getloadavg()[0]
+    r["other_load_cores"] = other.cores
     return r
 
 
@@ -483,20 +548,23 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers:
                 wrk(s, scripts[s.key], args.connections, 1.0)
 
+            roots = [s.pid for s in servers]
             runs: dict[str, dict[str, list[dict[str, Any]]]] = {
                 s.key: {"c16": [], "c1": []} for s in servers}
             for rnd in range(args.rounds):
                 order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
                 for s in order:
-                    r = wrk(s, scripts[s.key], args.connections, args.duration)
+                    r = wrk(s, scripts[s.key], args.connections, args.duration, roots=roots)
                     runs[s.key]["c16"].append(r)
                     log(f"round {rnd + 1}/{args.rounds} c{args.connections} {s.key:9s} "
-                        f"{r['rps']:9.0f} req/s  errors {r['errors']}")
+                        f"{r['rps']:9.0f} req/s  errors {r['errors']}  "
+                        f"other load {r['other_load_cores']:.2f} cores")
                 for s in order:
-                    r = wrk(s, scripts[s.key], 1, args.duration, latency=True)
+                    r = wrk(s, scripts[s.key], 1, args.duration, latency=True, roots=roots)
                     runs[s.key]["c1"].append(r)
                     log(f"round {rnd + 1}/{args.rounds} c1  {s.key:9s} p50 {r['p50_us']:7.0f} µs"
-                        f"  p99 {r['p99_us']:7.0f} µs  errors {r['errors']}")
+                        f"  p99 {r['p99_us']:7.0f} µs  errors {r['errors']}  "
+                        f"other load {r['other_load_cores']:.2f} cores")
 
             # memory after the load, once idle again
             time.sleep(2.0)
@@ -543,19 +611,29 @@ def main(argv: list[str] | None = None) -> int:
     # -- derived figures ------------------------------------------------------------------------
     P = results["platform"]
     ratios: dict[str, Any] = {}
-    for base in ("starlette", "raw", "deepaas"):
+    for base in ("starlette", "raw", "run", "deepaas"):
         if base in results:
-            per_round = [p / b for p, b in zip(P["rps_rounds"], results[base]["rps_rounds"])]
+            per_round = [p / b for p, b in zip(P["rps_rounds"], results[base]["rps_rounds"],
+                                               strict=True)]
             ratios[base] = {"of_medians": P["rps_median"] / results[base]["rps_median"],
                             "per_round": per_round}
     added = {
-        base: {"p50_us": P["p50_us_median"] - results[base]["p50_us_median"],
-               "p99_us": P["p99_us_median"] - results[base]["p99_us_median"]}
+        base: {
+            "p50_us": P["p50_us_median"] - results[base]["p50_us_median"],
+            "p99_us": P["p99_us_median"] - results[base]["p99_us_median"],
+            # the same differences taken within each round (runs seconds apart, same noise)
+            "p50_us_per_round": [p - b for p, b in zip(P["p50_us_rounds"],
+                                                       results[base]["p50_us_rounds"],
+                                                       strict=True)],
+            "p99_us_per_round": [p - b for p, b in zip(P["p99_us_rounds"],
+                                                       results[base]["p99_us_rounds"],
+                                                       strict=True)],
+        }
         for base in ("raw", "run")
     }
 
     doc = {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": pyplatform.python_version(),
                     "kernel": pyplatform.release(), "loadavg_before": load_before,
                     "loadavg_after": load_after},
@@ -590,30 +668,42 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
     m = doc["machine"]
     out.append(f"modelplane data plane — {m['cpus']} CPUs, loadavg "
                f"{m['loadavg_before'][0]:.2f}→{m['loadavg_after'][0]:.2f}; wrk -t1, "
-               f"{args.rounds} rounds × {args.duration:g} s, median per figure")
+               f"{args.rounds} rounds x {args.duration:g} s, median per figure")
     out.append(f"body: {BODY} (application/json)")
+    other = sorted(r["other_load_cores"] for v in res.values()
+                   for kind in ("c16", "c1") for r in v["runs"][kind])
+    if other:
+        out.append(f"other work on the machine during the wrk runs: median {med(other):.2f}, "
+                   f"max {other[-1]:.2f} cores (of {m['cpus']})")
+        if other[-1] > 0.25:
+            out.append("NOTE: other processes took CPU during some runs; p99 and the per-round "
+                       "spread carry that noise")
     out.append("")
     tags = {"starlette": "(a)", "raw": "(b)", "run": "(c)", "platform": "(d)", "deepaas": "(e)"}
     order = [k for k in tags if k in res]
     ratios = doc["ratios_platform_rps_to"]
 
     out.append(f"Throughput at concurrency {args.connections} (requests/s)")
-    out.append(f"  {'server':44s} {'median':>9s}  {'min … max':>17s}  {'platform ÷ this':>22s}")
+    out.append(f"  {'server':44s} {'median':>9s}  {'min … max':>17s}  {'÷ (a)':>6s}  "
+               f"{'(d) platform ÷ this':>22s}")
+    base_rps = res["starlette"]["rps_median"]
     for k in order:
         r = res[k]
         lo, hi = min(r["rps_rounds"]), max(r["rps_rounds"])
         if k in ratios:
             pr = ratios[k]["per_round"]
-            rat = f"{ratios[k]['of_medians']:5.2f}× ({min(pr):.2f}…{max(pr):.2f})"
+            rat = f"{ratios[k]['of_medians']:5.2f}x ({min(pr):.2f}…{max(pr):.2f})"
         else:
             rat = ""
         err = f"  ERRORS {r['errors']}" if r["errors"] else ""
         out.append(f"  {tags[k]} {r['label']:40s} {r['rps_median']:9.0f}  "
-                   f"{lo:7.0f} … {hi:7.0f}  {rat:>22s}{err}")
+                   f"{lo:7.0f} … {hi:7.0f}  {r['rps_median'] / base_rps:5.2f}x  "
+                   f"{rat:>22s}{err}")
     if "deepaas" not in res:
         out.append(f"  (e) DEEPaaS: {doc['deepaas']}")
-    out.append("  platform ÷ this: ratio of the medians (in brackets: lowest … highest of the "
-               "per-round ratios)")
+    out.append("  ÷ (a): this median over Starlette's. (d) platform ÷ this: ratio of the medians,")
+    out.append("  in brackets the lowest … highest of the per-round ratios (same round, same "
+               "noise)")
     out.append("")
 
     out.append("Latency at concurrency 1")
@@ -626,8 +716,11 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
     out.append("Latency added by the platform, (d) minus an in-process server")
     for base, name in (("raw", "(b) raw httptools"), ("run", "(c) modelplane run")):
         a = doc["latency_added_by_platform_us"][base]
-        out.append(f"  vs {name:28s} p50 {fmt_delta_us(a['p50_us'])}   "
-                   f"p99 {fmt_delta_us(a['p99_us'])}")
+        r50, r99 = a["p50_us_per_round"], a["p99_us_per_round"]
+        out.append(f"  vs {name:22s} p50 {fmt_delta_us(a['p50_us'])} "
+                   f"({min(r50):+.0f}…{max(r50):+.0f})   p99 {fmt_delta_us(a['p99_us'])} "
+                   f"({min(r99):+.0f}…{max(r99):+.0f})")
+    out.append("  difference of the medians; in brackets lowest … highest per-round difference")
     out.append("")
 
     mem = doc["memory"]

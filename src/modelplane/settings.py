@@ -28,6 +28,8 @@ class Settings:
     max_body: int = 16 * 1024 * 1024
     queue_limit: int = 1000
     queue_timeout: float = 60.0
+    request_timeout: float = 120.0
+    autoscale_interval: float = 0.2
     keepalive_timeout: float = 5.0
     read_timeout: float = 30.0
     reconcile_interval: float = 0.5

@@ -8,7 +8,7 @@ from modelplane.errors import (
     Unavailable,
     error_from_dict,
 )
-from modelplane.security import TokenCache, authenticator, bearer, hash_token, new_token, Principal
+from modelplane.security import Principal, TokenCache, authenticator, bearer, hash_token, new_token
 
 
 def test_errors_carry_status_and_round_trip() -> None:

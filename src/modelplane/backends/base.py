@@ -45,6 +45,14 @@ class RuntimeBackend(Protocol):
         """Resident memory of the replica, or None if unknown or gone."""
         ...
 
+    async def prepare(self, spec: DeploymentSpec) -> object:
+        """Get ready to start replicas of ``spec`` fast (a warm template); optional work."""
+        ...
+
+    async def release(self, deployment: str, keep: DeploymentSpec | None = None) -> None:
+        """Free what the backend keeps for a deployment (warm templates), except for ``keep``."""
+        ...
+
     async def close(self) -> None:
         """Stop everything this backend started."""
         ...

@@ -11,6 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
 from modelplane.backends.local import LocalProcessBackend
 from modelplane.controlplane.app import create_app
@@ -59,12 +60,19 @@ class Platform:
         self.gateway = Gateway(
             authenticator(tokens), self.metrics, fallback=lambda r, c: None,
             queue_limit=s.queue_limit, queue_timeout=s.queue_timeout,
+            request_timeout=s.request_timeout,
         )
         backend = self._backend or LocalProcessBackend(log=self.logs.write)
         self.reconciler = Reconciler(
             self.store, backend, self.gateway, self.logs, self.metrics, self.clock,
             cache_dir=s.cache_dir, interval=s.reconcile_interval, stop_grace=s.stop_grace,
+            desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
+        self.autoscaler = Autoscaler(self.gateway, self.reconciler, self.clock,
+                                     interval=s.autoscale_interval)
+        self.gateway.on_demand = self.autoscaler.poke
+        self.reconciler.extra_status = self.autoscaler.status
+        self.reconciler.on_removed.append(self.autoscaler.forget)
         self.deps = Deps(s, self.store, self.gateway, self.reconciler, self.logs, self.metrics,
                          tokens)
         self.app = create_app(self.deps)
@@ -77,6 +85,8 @@ class Platform:
         self.port = self._server.sockets[0].getsockname()[1]
         self.gateway.fallback = AsgiBridge(self.app, (s.host, self.port))
         self._tasks.append(asyncio.create_task(self.reconciler.run()))
+        self._tasks.append(asyncio.create_task(self.autoscaler.run()))
+        self.gateway.start_timeouts()
 
     @property
     def url(self) -> str:
@@ -100,6 +110,8 @@ class Platform:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        self.autoscaler.close()
+        self.gateway.stop_timeouts()
         await self.reconciler.close()
         for task in self._tasks:
             task.cancel()

@@ -46,6 +46,8 @@ class Replica:
     error: str | None = None
     stop_requested: bool = False
     oom: bool = False
+    cold: bool = False
+    """Started while the deployment had no ready replica: its start-up is a cold start."""
 
 
 @dataclass
@@ -61,7 +63,8 @@ class DeploymentRuntime:
     last_error: str | None = None
     last_error_at: datetime | None = None
     metadata: dict[str, Any] | None = None
-    cold_starts: int = 0
+    cold_starts: list[dict[str, Any]] = field(default_factory=list)
+    """The most recent cold starts: when, and seconds from start to ready."""
 
     def live(self) -> list[Replica]:
         return [r for r in self.replicas.values() if r.state != "stopping"]
@@ -107,6 +110,8 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.extra_status: Callable[[str], dict[str, Any]] | None = None
+        self.on_removed: list[Callable[[str], None]] = []
         gateway.events = self
 
     # -- the loop -------------------------------------------------------------------------------
@@ -134,6 +139,7 @@ class Reconciler:
                 dep = DeploymentRuntime(row.name, row.owner, spec, row.generation)
                 self.deployments[row.name] = dep
                 self.gateway.add_deployment(row.name, row.owner)
+                self._background(self.backend.prepare(spec))
             elif dep.generation != row.generation:
                 dep.spec = DeploymentSpec.model_validate(row.spec)
                 dep.generation = row.generation
@@ -141,28 +147,42 @@ class Reconciler:
                 dep.next_start_at = 0.0
                 for replica in dep.live():  # replaced by replicas of the new spec below
                     self._stop(dep, replica, "spec updated")
+                self._background(self.backend.release(dep.name, keep=dep.spec))
+                self._background(self.backend.prepare(dep.spec))
         for name in [n for n in self.deployments if n not in seen]:
             await self._teardown(name)
-        now = self.clock.now()
         for dep in list(self.deployments.values()):
             self._check_memory(dep)
-            want = self.desired(dep, now)
-            live = dep.live()
-            if len(live) < want and now >= dep.next_start_at:
-                for _ in range(want - len(live)):
-                    await self._start(dep)
-            elif len(live) > want:
-                pool = self.gateway.pools.get(dep.name)
-                load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
-                victims = sorted(live, key=lambda r: (r.state == "ready", load.get(r.id, 0)))
-                for replica in victims[: len(live) - want]:
-                    self._stop(dep, replica, "scaled down")
-            self._publish(dep)
+            await self.converge(dep.name)
+
+    async def converge(self, name: str) -> None:
+        """Start or stop replicas of one deployment toward its desired count, now.
+
+        The autoscaler calls this directly when a request finds a deployment at zero, so a cold
+        start does not wait for the next pass or a store read.
+        """
+        dep = self.deployments.get(name)
+        if dep is None:
+            return
+        now = self.clock.now()
+        want = self.desired(dep, now)
+        live = dep.live()
+        if len(live) < want and now >= dep.next_start_at:
+            cold = not any(r.state == "ready" for r in live)
+            for _ in range(want - len(live)):
+                await self._start(dep, cold=cold)
+        elif len(live) > want:
+            pool = self.gateway.pools.get(dep.name)
+            load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
+            victims = sorted(live, key=lambda r: (r.state == "ready", load.get(r.id, 0)))
+            for replica in victims[: len(live) - want]:
+                self._stop(dep, replica, "scaled down")
+        self._publish(dep)
 
     # -- starting and stopping ------------------------------------------------------------------
-    async def _start(self, dep: DeploymentRuntime) -> None:
+    async def _start(self, dep: DeploymentRuntime, cold: bool = False) -> None:
         rid = f"{dep.name}-{secrets.token_hex(3)}"
-        replica = Replica(rid, self.clock.now(), datetime.now(UTC))
+        replica = Replica(rid, self.clock.now(), datetime.now(UTC), cold=cold)
         dep.replicas[rid] = replica
         self._by_replica[rid] = (dep, replica)
         self.gateway.expect(rid, dep.name)
@@ -178,9 +198,7 @@ class Reconciler:
             replica.error = f"could not start replica: {exc}"
             self._replica_gone(dep, replica, None)
             return
-        task = asyncio.create_task(self._await_exit(dep, replica, replica.handle))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._await_exit(dep, replica, replica.handle))
 
     def _stop(self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None) -> None:
         if replica.stop_requested:
@@ -193,12 +211,11 @@ class Reconciler:
             conn.stop()  # finish in-flight requests, then exit
         self._platform_log(dep.name, f"stopping replica {replica.id}: {reason}")
         if replica.handle is not None:
-            handle = replica.handle
-            task = asyncio.create_task(
-                self.backend.stop(handle, self.stop_grace if grace is None else grace)
+            if conn is None:
+                grace = 0.0  # still loading: nothing in flight to finish
+            self._background(
+                self.backend.stop(replica.handle, self.stop_grace if grace is None else grace)
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     async def _await_exit(self, dep: DeploymentRuntime, replica: Replica, handle: ReplicaHandle) -> None:
         code = await handle.exited
@@ -227,6 +244,10 @@ class Reconciler:
         dep.last_error = reason
         dep.last_error_at = datetime.now(UTC)
         self.metrics.restarts.labels(dep.name, kind).inc()
+        pool = self.gateway.pools.get(dep.name)
+        if kind == "load_failed" and pool is not None and not pool.ready:
+            pool.fail_waiting(f"deployment {dep.name!r} cannot start a replica: {reason}",
+                              retry_after=max(delay, 1.0))
         self._platform_log(dep.name, f"{reason}; replacing it in {delay:.1f} s")
         self._event(dep.name, kind, reason, replica.id)
         self.wake()
@@ -253,6 +274,9 @@ class Reconciler:
         for replica in list(dep.replicas.values()):
             self._stop(dep, replica, "deployment removed", grace=2.0)
         self.gateway.remove_deployment(name)
+        self._background(self.backend.release(name))
+        for hook in self.on_removed:
+            hook(name)
         for state in ("ready", "starting"):
             with contextlib.suppress(KeyError):
                 self.metrics.replicas.remove(name, state)
@@ -271,9 +295,17 @@ class Reconciler:
         if isinstance(metadata, dict):
             dep.metadata = metadata
         startup = replica.ready_at - replica.started_at
-        self.metrics.cold_start_seconds.labels(dep.name).observe(startup)
         self._platform_log(dep.name, f"replica {replica_id} ready in {startup:.3f} s")
-        self._event(dep.name, "ready", f"ready in {startup:.3f} s", replica_id)
+        if replica.cold:
+            self.metrics.cold_starts.labels(dep.name).inc()
+            self.metrics.cold_start_seconds.labels(dep.name).observe(startup)
+            dep.cold_starts = [*dep.cold_starts[-19:], {
+                "at": replica.started_wall.isoformat(), "seconds": round(startup, 4),
+                "load_seconds": replica.load_seconds,
+            }]
+            self._event(dep.name, "cold_start", f"ready from zero in {startup:.3f} s", replica_id)
+        else:
+            self._event(dep.name, "ready", f"ready in {startup:.3f} s", replica_id)
         self._publish(dep)
 
     def replica_load_failed(self, replica_id: str, error: str) -> None:
@@ -286,6 +318,15 @@ class Reconciler:
         if found is not None and found[1].state == "ready":
             found[1].state = "exiting"
         self.wake()
+
+    # -- what the autoscaler asks ----------------------------------------------------------------
+    def live_replicas(self, name: str) -> int:
+        dep = self.deployments.get(name)
+        return len(dep.live()) if dep else 0
+
+    def record_event(self, name: str, kind: str, message: str) -> None:
+        self._platform_log(name, message)
+        self._event(name, kind, message)
 
     # -- reporting ------------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:
@@ -319,7 +360,9 @@ class Reconciler:
             state = "failing"
         else:
             state = "starting"
+        extra = self.extra_status(name) if self.extra_status else {}
         return {
+            **extra,
             "state": state,
             "desired": want,
             "ready": ready,
@@ -331,6 +374,7 @@ class Reconciler:
             "last_error": dep.last_error,
             "last_error_at": dep.last_error_at.isoformat() if dep.last_error_at else None,
             "model": dep.metadata,
+            "cold_starts": dep.cold_starts,
         }
 
     def _publish(self, dep: DeploymentRuntime) -> None:
@@ -344,11 +388,19 @@ class Reconciler:
         self.logs.write(deployment, "platform", message)
 
     def _event(self, deployment: str, kind: str, message: str, replica: str = "") -> None:
-        task = asyncio.create_task(
+        self._background(
             asyncio.to_thread(self.store.add_event, deployment, kind, message, replica)
         )
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done_background)
+
+    def _done_background(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background step failed: %r", task.exception())
 
     # -- lifecycle ------------------------------------------------------------------------------
     _gateway_address = ""

@@ -7,11 +7,15 @@ Responses may be complete (``content-length``) or streamed (chunked transfer enc
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
+from modelplane.errors import ModelplaneError
 from modelplane.gateway.http import HttpConnection, Request
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,7 +55,13 @@ class AsgiBridge:
         }
         body_sent = False
         disconnected = asyncio.Event()
-        state: dict[str, Any] = {"started": False, "streamed": False, "status": 500, "headers": []}
+        state: dict[str, Any] = {
+            "started": False,
+            "streamed": False,
+            "done": False,
+            "status": 500,
+            "headers": [],
+        }
 
         async def receive() -> Message:
             nonlocal body_sent
@@ -62,6 +72,8 @@ class AsgiBridge:
             return {"type": "http.disconnect"}
 
         async def send(message: Message) -> None:
+            if state["done"]:  # the response is complete: nothing more may reach the wire
+                return
             kind = message["type"]
             if kind == "http.response.start":
                 state["started"] = True
@@ -73,6 +85,7 @@ class AsgiBridge:
                 body = message.get("body", b"")
                 more = message.get("more_body", False)
                 if not state["streamed"] and not more:
+                    state["done"] = True
                     _respond_whole(conn, state["status"], state["headers"], body)
                     disconnected.set()
                     return
@@ -80,22 +93,33 @@ class AsgiBridge:
                     state["streamed"] = True
                     conn.start_stream(state["status"], state["headers"])
                 await conn.write_chunk(body)
+                if conn.closed:  # the client left: tell the app, whose receive() is waiting
+                    disconnected.set()
                 if not more:
+                    state["done"] = True
                     conn.end_stream()
                     disconnected.set()
 
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            if not state["started"]:
-                from modelplane.errors import ModelplaneError
-
-                conn.respond_error(ModelplaneError(f"internal error: {exc}"))
-            elif state["streamed"]:
-                conn.end_stream()
-            raise
+            log.exception("exception in ASGI application: %s %s", scope["method"], scope["path"])
+            self._finish(conn, state, f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            self._finish(conn, state, "the ASGI application returned without a response")
         finally:
             disconnected.set()
+
+    @staticmethod
+    def _finish(conn: HttpConnection, state: dict[str, Any], message: str) -> None:
+        """Complete a response the app left unfinished, exactly once."""
+        if state["done"]:
+            return
+        state["done"] = True
+        if state["streamed"]:
+            conn.abort_stream()  # a truncated body must not look complete
+        else:
+            conn.respond_error(ModelplaneError(message))
 
 
 def _respond_whole(

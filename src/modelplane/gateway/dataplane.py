@@ -7,6 +7,7 @@ no JSON is decoded here: the body goes to the replica as it came.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,12 +41,15 @@ class Gateway:
         *,
         queue_limit: int = 1000,
         queue_timeout: float = 60.0,
+        request_timeout: float = 120.0,
     ) -> None:
         self.authenticate = authenticate
         self.metrics = metrics
         self.fallback = fallback
         self.queue_limit = queue_limit
         self.queue_timeout = queue_timeout
+        self.request_timeout = request_timeout
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.pools: dict[str, DeploymentPool] = {}
         self.replicas: dict[str, ReplicaConnection] = {}
         self.expected: dict[str, str] = {}
@@ -103,6 +107,30 @@ class Gateway:
             if pool is not None:
                 pool.remove(replica)
             self.events.replica_lost(replica.replica_id)
+
+    def demand(self, name: str) -> tuple[int, int, int] | None:
+        """In flight on ready replicas, waiting for one, and requests so far (for autoscaling)."""
+        pool = self.pools.get(name)
+        if pool is None:
+            return None
+        return sum(r.in_flight for r in pool.ready), len(pool.queue), pool.requests
+
+    def start_timeouts(self, interval: float = 0.5) -> None:
+        """Answer 504 for requests a replica holds longer than ``request_timeout``."""
+        loop = asyncio.get_running_loop()
+
+        def sweep() -> None:
+            now = loop.time()
+            for replica in list(self.replicas.values()):
+                if replica.in_flight:
+                    replica.expire(now, self.request_timeout)
+            self._sweep_handle = loop.call_later(interval, sweep)
+
+        self._sweep_handle = loop.call_later(interval, sweep)
+
+    def stop_timeouts(self) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
 
     # -- HTTP -------------------------------------------------------------------------------
     def __call__(self, req: Request, conn: HttpConnection) -> None:

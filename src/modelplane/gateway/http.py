@@ -101,6 +101,7 @@ class HttpConnection(asyncio.Protocol):
         "_can_write",
         "_closed",
         "_current",
+        "_deadline",
         "_handler",
         "_header_bytes",
         "_limits",
@@ -110,7 +111,6 @@ class HttpConnection(asyncio.Protocol):
         "_reading_paused",
         "_responding_head",
         "_responding_keep_alive",
-        "_deadline",
         "_streaming",
         "_sweeper",
         "_too_large",
@@ -328,6 +328,16 @@ class HttpConnection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.write(b"0\r\n\r\n")
         self._streaming = False
+        self._done()
+
+    def abort_stream(self) -> None:
+        """End a streamed response that cannot complete: close without the last chunk, so the
+        client sees a truncated body rather than a complete one."""
+        self._streaming = False
+        if not self._closed:
+            assert self.transport is not None
+            self._closed = True
+            self.transport.close()
         self._done()
 
     @property

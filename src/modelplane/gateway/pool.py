@@ -76,8 +76,13 @@ class DeploymentPool:
 
     def close(self, reason: str) -> None:
         """The deployment is gone: answer everyone still waiting."""
+        self.fail_waiting(reason, retry_after=5)
+
+    def fail_waiting(self, reason: str, retry_after: float = 5.0) -> None:
+        """Answer every waiting request with 503 (e.g. the model cannot load)."""
         self._cancel_timer()
-        err = Unavailable(reason, retry_after=5)
+        err = Unavailable(reason, hint="check `modelplane status` and `modelplane logs`",
+                          retry_after=retry_after)
         body = error_body(err)
         while self.queue:
             self.queue.popleft().callback(err.status, _JSON, body)

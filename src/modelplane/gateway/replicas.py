@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from modelplane.errors import ReplicaFailed
+from modelplane.errors import ReplicaFailed, Timeout
 from modelplane.worker.protocol import (
     FrameReader,
     Kind,
@@ -39,7 +39,7 @@ class ReplicaConnection(asyncio.Protocol):
         self._on_hello = on_hello
         self._on_lost = on_lost
         self._reader = FrameReader(self._on_frame)
-        self._pending: dict[int, ResponseCallback] = {}
+        self._pending: dict[int, tuple[ResponseCallback, float]] = {}
         self._next_id = 1
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -74,7 +74,7 @@ class ReplicaConnection(asyncio.Protocol):
                 replica=self.replica_id,
             )
             body = error_body(err)
-            for callback in pending.values():
+            for callback, _ in pending.values():
                 callback(err.status, _JSON, body)
         if self.replica_id:
             self._on_lost(self)
@@ -82,11 +82,11 @@ class ReplicaConnection(asyncio.Protocol):
     # -- frames -------------------------------------------------------------------------------
     def _on_frame(self, kind: int, request_id: int, payload: bytes) -> None:
         if kind == Kind.RESPONSE:
-            callback = self._pending.pop(request_id, None)
-            if callback is not None:
+            entry = self._pending.pop(request_id, None)
+            if entry is not None:  # None: it timed out and was answered already
                 self.served += 1
                 status, ctype, body = split_response(payload)
-                callback(status, ctype, body)
+                entry[0](status, ctype, body)
         elif kind == Kind.HELLO:
             self.info = orjson.loads(payload)
             self.replica_id = str(self.info.get("replica_id", ""))
@@ -96,7 +96,7 @@ class ReplicaConnection(asyncio.Protocol):
     def send(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
         request_id = self._next_id
         self._next_id = (request_id + 1) & 0xFFFFFFFF or 1
-        self._pending[request_id] = callback
+        self._pending[request_id] = (callback, self._loop.time())
         self._out.append(request_frame(request_id, content_type, bytes(body)))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -107,6 +107,23 @@ class ReplicaConnection(asyncio.Protocol):
         out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def expire(self, now: float, timeout: float) -> int:
+        """Answer 504 to requests older than ``timeout``; dicts keep send order, oldest first."""
+        expired = 0
+        for request_id, (callback, sent) in list(self._pending.items()):
+            if now - sent < timeout:
+                break
+            del self._pending[request_id]
+            err = Timeout(
+                f"replica {self.replica_id} of deployment {self.deployment!r} did not answer "
+                f"within {timeout:g} s",
+                hint="the model is slow or saturated: retry later, raise scale.max, or raise "
+                "the platform's --request-timeout",
+            )
+            callback(err.status, _JSON, error_body(err))
+            expired += 1
+        return expired
 
     def stop(self) -> None:
         """Ask the replica to finish what it has in flight and exit."""

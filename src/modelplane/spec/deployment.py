@@ -92,6 +92,11 @@ class Scale(_Frozen):
     max: Annotated[int, Field(ge=1, le=256)] = 4
     target_concurrency: Annotated[float, Field(gt=0, le=10_000)] = 4.0
     idle_timeout: Annotated[float, Field(gt=0, le=86_400, description="seconds")] = 300.0
+    warm_template: bool = Field(
+        default=True,
+        description="keep a process with the model's code imported (no weights) to fork "
+        "replicas from in milliseconds; false: nothing at all stays in memory at zero",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Scale:
@@ -105,7 +110,7 @@ class DeploymentSpec(_Frozen):
 
     name: str = Field(description="lowercase letters, digits and '-', at most 63 characters")
     model: ModelRef
-    mode: Mode = Mode.dedicated
+    mode: Mode = Mode.serverless
     resources: Resources = Resources()
     scale: Scale = Scale()
     input: str | None = Field(default=None, description="bucket whose uploads become jobs")

@@ -15,6 +15,8 @@ class FakeBackend:
         self.memory: dict[str, int] = {}
         self.default_memory = memory
         self._pid = 1000
+        self.prepared: list[object] = []
+        self.released: list[str] = []
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
         self._pid += 1
@@ -39,6 +41,12 @@ class FakeBackend:
         if handle.exited.done():
             return None
         return self.memory.get(handle.replica_id, self.default_memory)
+
+    async def prepare(self, spec: object) -> None:
+        self.prepared.append(spec)
+
+    async def release(self, deployment: str, keep: object | None = None) -> None:
+        self.released.append(deployment)
 
     async def close(self) -> None:
         for handle in self.handles.values():

@@ -209,7 +209,8 @@ async def test_large_body_at_the_limit_arriving_in_pieces(servers, chunked: bool
     if chunked:
         await client.send(b"POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
     else:
-        await client.send(f"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        head = f"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+        await client.send(head.encode())
     step = 100_003  # not a power of two: pieces straddle every internal buffer boundary
     for i in range(0, len(body), step):
         piece = body[i : i + step]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration

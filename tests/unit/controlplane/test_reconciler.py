@@ -32,6 +32,7 @@ async def world(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _deploy(store, name: str = "m", replicas: int = 2, memory: str = "64Mi") -> None:  # type: ignore[no-untyped-def]
     store.create_deployment(name, "admin", {"name": name, "model": {"path": "/m"},
+                                            "mode": "dedicated",
                                             "scale": {"replicas": replicas},
                                             "resources": {"memory": memory}})
 
@@ -112,7 +113,8 @@ async def test_scale_down_and_delete_stop_replicas(world) -> None:  # type: igno
     store, backend, _, rec = world
     _deploy(store, replicas=3)
     await rec.reconcile_once()
-    store.update_deployment("m", {"name": "m", "model": {"path": "/m"}, "scale": {"replicas": 1}})
+    store.update_deployment("m", {"name": "m", "model": {"path": "/m"}, "mode": "dedicated",
+                                  "scale": {"replicas": 1}})
     await rec.reconcile_once()
     await _settle()
     assert len(backend.stopped) == 3  # a spec change replaces every replica

@@ -10,7 +10,7 @@ from modelplane.spec import DeploymentSpec, Mode, load_spec, parse_memory
 
 def test_defaults() -> None:
     spec = DeploymentSpec.parse({"name": "m", "model": {"path": "/x"}})
-    assert spec.mode is Mode.dedicated
+    assert spec.mode is Mode.serverless and spec.scale.min == 0
     assert spec.scale.replicas == 1 and spec.resources.memory == 512 * 2**20
 
 

@@ -1,4 +1,9 @@
-"""Replicas as worker processes started by the platform.
+"""Replicas as worker processes on this machine.
+
+By default a replica is forked from its deployment's warm template (see
+:mod:`modelplane.worker.template`): milliseconds instead of a fresh interpreter's import time.
+With ``scale.warm_template: false``, or if the template cannot import the model's code, a replica
+is a freshly spawned interpreter instead.
 
 Each replica's stdout and stderr are read line by line and handed to the log sink, so
 ``modelplane logs`` shows the model's own output and its load errors. Replicas run in their own
@@ -14,6 +19,8 @@ import signal
 import sys
 
 from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
+from modelplane.backends.local.forkserver import Template, TemplateFailed
+from modelplane.spec import DeploymentSpec
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -25,9 +32,69 @@ class LocalProcessBackend:
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._python = python
         self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._forked: dict[str, ReplicaHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._templates: dict[str, Template] = {}
+        self._template_starts: dict[str, asyncio.Task[Template | None]] = {}
 
+    # -- templates ------------------------------------------------------------------------------
+    @staticmethod
+    def _key(spec: DeploymentSpec) -> str:
+        return spec.model_dump_json()
+
+    async def prepare(self, spec: DeploymentSpec) -> Template | None:
+        """Start (once) the warm template for this spec; None if it cannot import the model."""
+        if not spec.scale.warm_template:
+            return None
+        key = self._key(spec)
+        template = self._templates.get(key)
+        if template is not None and template.alive:
+            return template
+        task = self._template_starts.get(key)
+        if task is None:
+            task = asyncio.create_task(self._start_template(key, spec))
+            self._template_starts[key] = task
+        return await asyncio.shield(task)
+
+    async def _start_template(self, key: str, spec: DeploymentSpec) -> Template | None:
+        env = {**self._base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
+        template = Template(key, spec, env, self._log, self._python)
+        try:
+            await template.start()
+        except TemplateFailed as exc:
+            self._log(spec.name, "platform", f"warm template unavailable ({exc}); "
+                      "replicas start as fresh processes")
+            await template.close()
+            return None
+        finally:
+            self._template_starts.pop(key, None)
+        self._templates[key] = template
+        return template
+
+    async def release(self, deployment: str, keep: DeploymentSpec | None = None) -> None:
+        """Stop the templates of ``deployment`` except the one for spec ``keep``."""
+        keep_key = self._key(keep) if keep is not None else None
+        for key, template in list(self._templates.items()):
+            if template.deployment == deployment and key != keep_key:
+                del self._templates[key]
+                await template.close()
+
+    # -- replicas -------------------------------------------------------------------------------
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
+        template = await self.prepare(launch.spec)
+        if template is not None:
+            try:
+                handle = await template.spawn(launch, self._log)
+            except TemplateFailed:
+                pass
+            else:
+                self._forked[launch.replica_id] = handle
+                handle.exited.add_done_callback(
+                    lambda _f: self._forked.pop(launch.replica_id, None))
+                return handle
+        return await self._spawn(launch)
+
+    async def _spawn(self, launch: ReplicaLaunch) -> ReplicaHandle:
         spec = launch.spec
         env = {**self._base_env, **spec.env, **launch.env, "PYTHONUNBUFFERED": "1"}
         args = [
@@ -72,17 +139,17 @@ class LocalProcessBackend:
                 exited.set_result(code)
 
     async def stop(self, handle: ReplicaHandle, grace: float = 5.0) -> None:
-        proc = self._procs.get(handle.replica_id)
-        if proc is None or proc.returncode is not None:
+        if handle.exited.done() or handle.pid is None:
             return
+        if grace > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(handle.exited), grace)
+                return
+            except TimeoutError:
+                pass
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(handle.exited), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await handle.exited
+            os.kill(handle.pid, signal.SIGKILL)
+        await handle.exited
 
     def memory_bytes(self, handle: ReplicaHandle) -> int | None:
         if handle.pid is None or handle.exited.done():
@@ -98,7 +165,17 @@ class LocalProcessBackend:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        forked = list(self._forked.values())
+        for handle in forked:
+            if handle.pid is not None and not handle.exited.done():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(handle.pid, signal.SIGKILL)
         for proc in procs:
             await proc.wait()
+        if forked:
+            await asyncio.wait([h.exited for h in forked], timeout=5)
+        for template in list(self._templates.values()):
+            await template.close()
+        self._templates.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
