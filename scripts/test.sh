@@ -7,7 +7,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+echo "lint and types…"
+.venv/bin/ruff check src tests
+.venv/bin/mypy
 # Replicas started by a test must never outlive it; a fresh data dir per run.
 export MODELPLANE_DATA_DIR="$(mktemp -d)"
 trap 'rm -rf "$MODELPLANE_DATA_DIR"' EXIT

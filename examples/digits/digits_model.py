@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-CACHE_NAME = "digits-svc-v1.pkl"
+CACHE_NAME = "digits-svc-v2.pkl"
 
 
 def _cache_dir() -> Path:
@@ -24,11 +24,13 @@ def _cache_dir() -> Path:
 
 
 def train() -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.datasets import load_digits
     from sklearn.svm import SVC
 
     data = load_digits()
-    clf = SVC(gamma=0.001, C=10.0, probability=True, random_state=0)
+    # SVC's own probability=True is deprecated; calibrating it gives the same kind of output.
+    clf = CalibratedClassifierCV(SVC(gamma=0.001, C=10.0), ensemble=False)
     clf.fit(data.data, data.target)
     return clf
 

@@ -144,6 +144,5 @@ def _all_subclasses(cls: type[ModelplaneError]) -> list[type[ModelplaneError]]:
     return out
 
 
-_BY_CODE: dict[str, type[ModelplaneError]] = {
-    c.code: c for c in [ModelplaneError, *_all_subclasses(ModelplaneError)]
-}
+_ALL: list[type[ModelplaneError]] = [ModelplaneError, *_all_subclasses(ModelplaneError)]
+_BY_CODE: dict[str, type[ModelplaneError]] = {c.code: c for c in _ALL}

@@ -10,7 +10,21 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 
@@ -24,19 +38,28 @@ class Metrics:
             "modelplane_replicas", "Replicas by state", ["deployment", "state"], registry=r
         )
         self.restarts = Counter(
-            "modelplane_replica_restarts", "Replicas replaced after they died", ["deployment",
-            "reason"], registry=r,
+            "modelplane_replica_restarts",
+            "Replicas replaced after they died",
+            ["deployment", "reason"],
+            registry=r,
         )
         self.queued = Gauge(
-            "modelplane_queued_requests", "Requests waiting for a ready replica", ["deployment"],
+            "modelplane_queued_requests",
+            "Requests waiting for a ready replica",
+            ["deployment"],
             registry=r,
         )
         self.cold_starts = Counter(
-            "modelplane_cold_starts", "Replicas started for a deployment at zero", ["deployment"],
+            "modelplane_cold_starts",
+            "Replicas started for a deployment at zero",
+            ["deployment"],
             registry=r,
         )
         self.cold_start_seconds = Histogram(
-            "modelplane_cold_start_seconds", "From start to ready", ["deployment"], registry=r,
+            "modelplane_cold_start_seconds",
+            "From start to ready",
+            ["deployment"],
+            registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         self.observe_request = self.requests.observe
@@ -86,7 +109,8 @@ class RequestStats(Collector):
             "modelplane_requests", "Prediction requests answered", labels=["deployment", "code"]
         )
         latency = HistogramMetricFamily(
-            "modelplane_request_seconds", "Prediction latency seen by the gateway",
+            "modelplane_request_seconds",
+            "Prediction latency seen by the gateway",
             labels=["deployment"],
         )
         for name, series in list(self._series.items()):

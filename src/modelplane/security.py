@@ -52,7 +52,9 @@ def bearer(header: bytes | str | None) -> str | None:
 class TokenCache:
     """``token -> Principal`` with the store behind it; ``lookup`` takes the token's hash."""
 
-    def __init__(self, lookup: Callable[[str], Principal | None], max_entries: int = 10_000) -> None:
+    def __init__(
+        self, lookup: Callable[[str], Principal | None], max_entries: int = 10_000
+    ) -> None:
         self._lookup = lookup
         self._cache: dict[str, Principal | None] = {}
         self._max = max_entries

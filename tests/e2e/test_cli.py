@@ -43,22 +43,28 @@ class Cli:
         self.env = env
 
     def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
         if ok:
             assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, subprocess.Popen[str], Path]]:
+def platform(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Cli, subprocess.Popen[str], Path]]:
     data = tmp_path_factory.mktemp("data")
     port = free_port()
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("MODELPLANE_TOKEN", None)
     up = subprocess.Popen(
         [*CLI, "up", "--data-dir", str(data), "--port", str(port), "--examples", str(EXAMPLES)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:
@@ -97,8 +103,20 @@ def test_up_deploys_the_examples_and_the_cli_drives_them(platform) -> None:  # t
 
 def test_deploy_status_logs_rm(platform) -> None:  # type: ignore[no-untyped-def]
     cli, _, _ = platform
-    out = cli("deploy", str(FIXTURE_MODELS / "faulty"), "--name", "faulty", "--mode", "dedicated",
-              "--replicas", "2", "--cpu", "0.5", "--memory", "256Mi").stdout
+    out = cli(
+        "deploy",
+        str(FIXTURE_MODELS / "faulty"),
+        "--name",
+        "faulty",
+        "--mode",
+        "dedicated",
+        "--replicas",
+        "2",
+        "--cpu",
+        "0.5",
+        "--memory",
+        "256Mi",
+    ).stdout
     assert "ready: 2/2" in out
     status = cli("status", "faulty").stdout
     assert "replicas ready 2/2" in status and "memory 256 MiB" in status
@@ -145,9 +163,13 @@ def test_restart_brings_deployments_back(platform) -> None:  # type: ignore[no-u
     port = cli.env["MODELPLANE_URL"].rsplit(":", 1)[1]
     os.killpg(up.pid, signal.SIGINT)
     assert up.wait(timeout=20) == 0
-    again = subprocess.Popen([*CLI, "up", "--data-dir", str(data), "--port", port],
-                             env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    again = subprocess.Popen(
+        [*CLI, "up", "--data-dir", str(data), "--port", port],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/health")
         text = _wait_ls(cli, "2/2")
@@ -160,10 +182,14 @@ def test_restart_brings_deployments_back(platform) -> None:  # type: ignore[no-u
 
 def test_run_serves_one_model_in_process(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([*CLI, "run", str(EXAMPLES / "digits"), "--port", str(port)],
-                            env={**os.environ, "MODELPLANE_CACHE_DIR": str(tmp_path)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", str(EXAMPLES / "digits"), "--port", str(port)],
+        env={**os.environ, "MODELPLANE_CACHE_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
         meta = httpx.get(f"http://127.0.0.1:{port}/").json()
@@ -171,8 +197,9 @@ def test_run_serves_one_model_in_process(tmp_path: Path) -> None:
         grid = [[0, 0, 5, 13, 9, 1, 0, 0]] * 8
         r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"image": grid})
         assert r.status_code == 200 and 0 <= r.json()["digit"] <= 9
-        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/deployments/digits/predict",
-                       json={"image": grid})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/deployments/digits/predict", json={"image": grid}
+        )
         assert r.status_code == 200
         r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"image": [[1]]})
         assert r.status_code == 400

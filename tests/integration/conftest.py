@@ -60,8 +60,9 @@ class Harness:
 
 
 async def start_platform(data_dir: Path, **overrides: Any) -> Platform:
-    settings = Settings(data_dir=data_dir, port=0, reconcile_interval=0.1, stop_grace=2.0,
-                        **overrides)
+    settings = Settings(
+        data_dir=data_dir, port=0, reconcile_interval=0.1, stop_grace=2.0, **overrides
+    )
     platform = Platform(settings)
     await platform.start()
     return platform

@@ -14,7 +14,9 @@ from modelplane.security import Principal, TokenCache, authenticator, bearer, ha
 def test_errors_carry_status_and_round_trip() -> None:
     err = InvalidSpec("bad", hint="fix it", field="name")
     again = error_from_dict(422, err.to_dict())
-    assert type(again) is InvalidSpec and again.hint == "fix it" and again.fields == {"field": "name"}
+    assert (
+        type(again) is InvalidSpec and again.hint == "fix it" and again.fields == {"field": "name"}
+    )
     assert isinstance(error_from_dict(404, DeploymentNotFound("x").to_dict()), NotFound)
     assert error_from_dict(503, {"error": "unavailable", "message": "m"}).status == 503
     assert type(error_from_dict(500, {"weird": 1})) is ModelplaneError

@@ -57,9 +57,16 @@ class _Entry:
 
 
 class Autoscaler:
-    def __init__(self, demand: Demand, actuator: Actuator, clock: Clock, *,
-                 interval: float = 0.2, tuning: dict[str, float] | None = None,
-                 queued_jobs: Callable[[str], int] | None = None) -> None:
+    def __init__(
+        self,
+        demand: Demand,
+        actuator: Actuator,
+        clock: Clock,
+        *,
+        interval: float = 0.2,
+        tuning: dict[str, float] | None = None,
+        queued_jobs: Callable[[str], int] | None = None,
+    ) -> None:
         self.demand = demand
         self.actuator = actuator
         self.clock = clock
@@ -129,10 +136,15 @@ class Autoscaler:
         entry.last_count = count
         entry.window.record(now, in_flight + queued)
         ctx = ScaleContext.from_window(
-            entry.window, entry.config, now,
+            entry.window,
+            entry.config,
+            now,
             replicas=self.actuator.live_replicas(spec.name),
-            in_flight=in_flight, queued_requests=queued, queued_jobs=jobs,
-            last_request_at=entry.last_request_at if entry.last_request_at is not None
+            in_flight=in_flight,
+            queued_requests=queued,
+            queued_jobs=jobs,
+            last_request_at=entry.last_request_at
+            if entry.last_request_at is not None
             else entry.created_at,
         )
         decision, entry.state = decide(entry.config, ctx, entry.state, now)

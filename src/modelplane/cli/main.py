@@ -34,10 +34,13 @@ out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MODELPLANE_URL",
-                                            help="platform address")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="MODELPLANE_TOKEN",
-                                              help="API token", show_default=False)]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", envvar="MODELPLANE_URL", help="platform address")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="MODELPLANE_TOKEN", help="API token", show_default=False),
+]
 
 
 def friendly(fn: F) -> F:
@@ -66,22 +69,36 @@ def _client(url: str | None, token: str | None) -> Client:
 def up(
     host: Annotated[str, typer.Option(help="address to listen on")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_PORT,
-    data_dir: Annotated[Path, typer.Option(help="where state, logs and buckets live")] = (
-        default_data_dir()
-    ),
-    local: Annotated[bool, typer.Option(
-        "--local", help="single-user local mode: no token, loopback only")] = False,
-    examples: Annotated[Path | None, typer.Option(
-        help="deploy every <dir>/*/deployment.yaml found here that is not deployed yet")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="where state, logs and buckets live [default: ~/.modelplane]"),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="single-user local mode: no token, loopback only")
+    ] = False,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            help="deploy every <dir>/*/deployment.yaml found here that is not deployed yet"
+        ),
+    ] = None,
     max_body: Annotated[str, typer.Option(help="largest request body, e.g. 16Mi")] = "16Mi",
-    store_url: Annotated[str | None, typer.Option(
-        help="SQLAlchemy URL of the store (default: SQLite in the data directory)")] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the data directory)"),
+    ] = None,
 ) -> None:
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
         raise InvalidInput("--local binds to loopback only; drop --host or use 127.0.0.1")
-    settings = Settings(data_dir=data_dir.expanduser().resolve(), host=host, port=port,
-                        local=local, max_body=parse_memory(max_body), store_url=store_url)
+    settings = Settings(
+        data_dir=(data_dir or default_data_dir()).expanduser().resolve(),
+        host=host,
+        port=port,
+        local=local,
+        max_body=parse_memory(max_body),
+        store_url=store_url,
+    )
     try:
         import uvloop
 
@@ -105,13 +122,17 @@ async def _serve(settings: Settings, examples: Path | None) -> None:
             spec = load_spec(spec_file)
             if await platform.ensure_deployment(spec):
                 created.append(spec.name)
-    lines = [f"[bold]modelplane[/] is up at [cyan]{platform.url}[/]  (API docs: {platform.url}/docs)"]
+    lines = [
+        f"[bold]modelplane[/] is up at [cyan]{platform.url}[/]  (API docs: {platform.url}/docs)"
+    ]
     if settings.local:
         lines.append("single-user local mode: no token needed; listening on loopback only")
     else:
         lines.append(f"access token: [green]{platform.admin_token}[/]")
         lines.append(f"  (kept in {settings.token_file}; the CLI on this machine finds it)")
-        lines.append(f"  export MODELPLANE_URL={platform.url} MODELPLANE_TOKEN={platform.admin_token}")
+        lines.append(
+            f"  export MODELPLANE_URL={platform.url} MODELPLANE_TOKEN={platform.admin_token}"
+        )
     if created:
         lines.append(f"deployed examples: {', '.join(created)}")
     lines.append("try:  modelplane ls   ·   modelplane predict echo --json '{\"hello\": 1}'")
@@ -160,17 +181,26 @@ def deploy(
     cpu: Annotated[float | None, typer.Option(help="cores per replica")] = None,
     memory: Annotated[str | None, typer.Option(help="memory per replica, e.g. 512Mi")] = None,
     gpu: Annotated[int | None, typer.Option(help="GPUs per replica")] = None,
-    update: Annotated[bool, typer.Option("--update", help="replace an existing deployment")] = False,
+    update: Annotated[
+        bool, typer.Option("--update", help="replace an existing deployment")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="wait until replicas are ready")] = True,
     timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Create (or with --update, replace) a deployment."""
-    spec = build_spec(target, {
-        "name": name, "mode": mode, "scale.replicas": replicas, "resources.cpu": cpu,
-        "resources.memory": memory, "resources.gpu": gpu,
-    })
+    spec = build_spec(
+        target,
+        {
+            "name": name,
+            "mode": mode,
+            "scale.replicas": replicas,
+            "resources.cpu": cpu,
+            "resources.memory": memory,
+            "resources.gpu": gpu,
+        },
+    )
     with _client(url, token) as client:
         client.deploy(spec, update=update)
         out.print(f"deployment [bold]{spec.name}[/] {'updated' if update else 'created'}")
@@ -183,8 +213,9 @@ def _wait_ready(client: Client, name: str, timeout: float) -> None:
     with out.status(f"waiting for replicas of {name}…") as status:
         while True:
             st = client.get(name)["status"]
-            status.update(f"{name}: {st['ready']}/{st['desired']} replicas ready "
-                          f"({st['starting']} starting)")
+            status.update(
+                f"{name}: {st['ready']}/{st['desired']} replicas ready ({st['starting']} starting)"
+            )
             if st["desired"] and st["ready"] >= st["desired"]:
                 out.print(f"[green]ready[/]: {st['ready']}/{st['desired']} replicas")
                 return
@@ -197,8 +228,10 @@ def _wait_ready(client: Client, name: str, timeout: float) -> None:
                     hint=f"see `modelplane logs {name}`",
                 )
             if time.monotonic() > deadline:
-                raise ModelplaneError(f"{name} not ready after {timeout:g} s",
-                                      hint=f"see `modelplane status {name}` and `modelplane logs {name}`")
+                raise ModelplaneError(
+                    f"{name} not ready after {timeout:g} s",
+                    hint=f"see `modelplane status {name}` and `modelplane logs {name}`",
+                )
             time.sleep(0.2)
 
 
@@ -207,20 +240,30 @@ def _wait_ready(client: Client, name: str, timeout: float) -> None:
 def list_(url: UrlOpt = None, token: TokenOpt = None) -> None:
     """List deployments."""
     with _client(url, token) as client:
-        rows = client.list()
+        rows = client.deployments()
     table = Table("NAME", "MODE", "READY", "STATE", "REQUESTS", "RESTARTS", "MODEL")
     for d in rows:
         st = d["status"]
-        table.add_row(d["name"], d["spec"]["mode"], f"{st['ready']}/{st['desired']}",
-                      st["state"], str(st.get("requests", 0)), str(st["restarts"]),
-                      d["spec"]["model"]["path"])
+        table.add_row(
+            d["name"],
+            d["spec"]["mode"],
+            f"{st['ready']}/{st['desired']}",
+            st["state"],
+            str(st.get("requests", 0)),
+            str(st["restarts"]),
+            d["spec"]["model"]["path"],
+        )
     out.print(table if rows else "no deployments yet: `modelplane deploy FOLDER`")
 
 
 @app.command()
 @friendly
-def status(name: str, url: UrlOpt = None, token: TokenOpt = None,
-           as_json: Annotated[bool, typer.Option("--json", help="raw JSON")] = False) -> None:
+def status(
+    name: str,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="raw JSON")] = False,
+) -> None:
     """Replicas, restarts, requests served, errors and recent events of a deployment."""
     with _client(url, token) as client:
         d = client.get(name)
@@ -232,7 +275,8 @@ def status(name: str, url: UrlOpt = None, token: TokenOpt = None,
     head = [
         f"[bold]{d['name']}[/]  {d['spec']['mode']}  state: [bold]{st['state']}[/]",
         f"replicas ready {st['ready']}/{st['desired']} (starting {st['starting']}), "
-        f"restarts {st['restarts']}, requests {st.get('requests', 0)}, queued {st.get('queued', 0)}",
+        f"restarts {st['restarts']}, requests {st.get('requests', 0)}, "
+        f"queued {st.get('queued', 0)}",
         f"resources per replica: cpu {res['cpu']}, memory {res['memory'] / 2**20:.0f} MiB, "
         f"gpu {res['gpu']}",
     ]
@@ -243,8 +287,15 @@ def status(name: str, url: UrlOpt = None, token: TokenOpt = None,
         table = Table("REPLICA", "STATE", "PID", "MEMORY", "SERVED", "IN FLIGHT", "LOAD S")
         for r in st["replicas"]:
             mem = f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-"
-            table.add_row(r["id"], r["state"], str(r["pid"]), mem, str(r["served"]),
-                          str(r["in_flight"]), str(r["load_seconds"] or "-"))
+            table.add_row(
+                r["id"],
+                r["state"],
+                str(r["pid"]),
+                mem,
+                str(r["served"]),
+                str(r["in_flight"]),
+                str(r["load_seconds"] or "-"),
+            )
         out.print(table)
     for e in d.get("events", [])[-10:]:
         out.print(f"[dim]{e['at']}[/] {e['kind']:<12} {e['replica']} {e['message']}")
@@ -301,7 +352,7 @@ def logs(
             time.sleep(1.0)
             fresh = client.logs(name, 1000)
             if lines and lines[-1] in fresh:
-                fresh = fresh[len(fresh) - fresh[::-1].index(lines[-1]):]
+                fresh = fresh[len(fresh) - fresh[::-1].index(lines[-1]) :]
             for line in fresh:
                 print(line, flush=True)
             lines = lines + fresh if fresh else lines
@@ -345,8 +396,11 @@ async def _run_local(folder: Path, host: str, port: int, entrypoint: str | None)
         model.load()
     server = await serve_http(LocalModelServer(model), host, port)
     bound = server.sockets[0].getsockname()[1]
-    out.print(f"[bold]{model.metadata.name}[/] loaded in {time.monotonic() - started:.2f} s; "
-              f"serving on [cyan]http://{host}:{bound}[/]  (POST /predict, GET /)", highlight=False)
+    out.print(
+        f"[bold]{model.metadata.name}[/] loaded in {time.monotonic() - started:.2f} s; "
+        f"serving on [cyan]http://{host}:{bound}[/]  (POST /predict, GET /)",
+        highlight=False,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

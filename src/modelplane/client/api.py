@@ -52,13 +52,19 @@ class Prediction:
 
 
 class Client:
-    def __init__(self, url: str | None = None, token: str | None = None,
-                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.token = token if token is not None else default_token()
         headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -91,19 +97,21 @@ class Client:
         return resp
 
     # -- deployments --------------------------------------------------------------------------
-    def deploy(self, spec: DeploymentSpec | dict[str, Any], *, update: bool = False) -> dict[str, Any]:
+    def deploy(
+        self, spec: DeploymentSpec | dict[str, Any], *, update: bool = False
+    ) -> dict[str, Any]:
         if isinstance(spec, dict):
             spec = DeploymentSpec.parse(spec)
         body = spec.model_dump(mode="json")
         if update:
-            return self._request("PUT", f"/api/v1/deployments/{spec.name}", json=body).json()  # type: ignore[no-any-return]
-        return self._request("POST", "/api/v1/deployments", json=body).json()  # type: ignore[no-any-return]
+            return self._request("PUT", f"/api/v1/deployments/{spec.name}", json=body).json()
+        return self._request("POST", "/api/v1/deployments", json=body).json()
 
-    def list(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/api/v1/deployments").json()  # type: ignore[no-any-return]
+    def deployments(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/v1/deployments").json()
 
     def get(self, name: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/v1/deployments/{name}").json()  # type: ignore[no-any-return]
+        return self._request("GET", f"/api/v1/deployments/{name}").json()
 
     def delete(self, name: str) -> None:
         self._request("DELETE", f"/api/v1/deployments/{name}")
@@ -112,8 +120,15 @@ class Client:
         resp = self._request("GET", f"/api/v1/deployments/{name}/logs", params={"tail": tail})
         return list(resp.json()["lines"])
 
-    def predict(self, name: str, inputs: Any = None, *, file: str | Path | None = None,
-                content_type: str | None = None, field: str = "image") -> Prediction:
+    def predict(
+        self,
+        name: str,
+        inputs: Any = None,
+        *,
+        file: str | Path | None = None,
+        content_type: str | None = None,
+        field: str = "image",
+    ) -> Prediction:
         """JSON ``inputs``, or a ``file`` uploaded as multipart field ``field``."""
         path = f"/api/v1/deployments/{name}/predict"
         if file is not None:
@@ -124,16 +139,20 @@ class Client:
         else:
             import orjson
 
-            resp = self._request("POST", path, content=orjson.dumps(inputs),
-                                 headers={"content-type": "application/json"})
+            resp = self._request(
+                "POST",
+                path,
+                content=orjson.dumps(inputs),
+                headers={"content-type": "application/json"},
+            )
         return Prediction(resp.status_code, resp.headers.get("content-type", ""), resp.content)
 
     # -- platform -----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        return self._request("GET", "/api/v1/health").json()  # type: ignore[no-any-return]
+        return self._request("GET", "/api/v1/health").json()
 
     def info(self) -> dict[str, Any]:
-        return self._request("GET", "/api/v1/info").json()  # type: ignore[no-any-return]
+        return self._request("GET", "/api/v1/info").json()
 
     def metrics(self) -> str:
         return self._request("GET", "/metrics").text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,11 +54,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             detail = next(e for e in errors if e.get("type") == "json_invalid")
-            body = {
+            bad_json: dict[str, Any] = {
                 "error": "invalid_input",
-                "message": f"request body is not valid JSON: {detail.get('ctx', {}).get('error', '')}".rstrip(": "),
+                "message": "request body is not valid JSON: "
+                + str(detail.get("ctx", {}).get("error", "")),
             }
-            return JSONResponse(body, status_code=400)
+            return JSONResponse(bad_json, status_code=400)
         problems = []
         for e in errors:
             loc = [str(p) for p in e.get("loc", ()) if p != "body"]
@@ -66,15 +68,21 @@ def _install_error_handlers(app: FastAPI) -> None:
                 msg = "unknown field"
             problems.append({"field": ".".join(loc) or "body", "message": msg})
         text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        body = {"error": "invalid_spec", "message": f"invalid request: {text}",
-                "details": {"problems": problems}}
+        body: dict[str, Any] = {
+            "error": "invalid_spec",
+            "message": f"invalid request: {text}",
+            "details": {"problems": problems},
+        }
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": code, "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(Exception)
     async def on_bug(_request: Request, exc: Exception) -> JSONResponse:

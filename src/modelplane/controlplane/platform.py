@@ -33,8 +33,13 @@ ADMIN = "admin"
 
 
 class Platform:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 backend: RuntimeBackend | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        backend: RuntimeBackend | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self._backend = backend
@@ -58,29 +63,44 @@ class Platform:
         self.logs = LogBook(s.logs_dir)
         self.metrics = Metrics()
         self.gateway = Gateway(
-            authenticator(tokens), self.metrics, fallback=lambda r, c: None,
-            queue_limit=s.queue_limit, queue_timeout=s.queue_timeout,
+            authenticator(tokens),
+            self.metrics,
+            fallback=lambda r, c: None,
+            queue_limit=s.queue_limit,
+            queue_timeout=s.queue_timeout,
             request_timeout=s.request_timeout,
         )
         backend = self._backend or LocalProcessBackend(log=self.logs.write)
         self.reconciler = Reconciler(
-            self.store, backend, self.gateway, self.logs, self.metrics, self.clock,
-            cache_dir=s.cache_dir, interval=s.reconcile_interval, stop_grace=s.stop_grace,
+            self.store,
+            backend,
+            self.gateway,
+            self.logs,
+            self.metrics,
+            self.clock,
+            cache_dir=s.cache_dir,
+            interval=s.reconcile_interval,
+            stop_grace=s.stop_grace,
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
-        self.autoscaler = Autoscaler(self.gateway, self.reconciler, self.clock,
-                                     interval=s.autoscale_interval)
+        self.autoscaler = Autoscaler(
+            self.gateway, self.reconciler, self.clock, interval=s.autoscale_interval
+        )
         self.gateway.on_demand = self.autoscaler.poke
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
-        self.deps = Deps(s, self.store, self.gateway, self.reconciler, self.logs, self.metrics,
-                         tokens)
+        self.deps = Deps(
+            s, self.store, self.gateway, self.reconciler, self.logs, self.metrics, tokens
+        )
         self.app = create_app(self.deps)
-        self.listener = ReplicaListener(s.replica_socket, self.gateway.on_hello, self.gateway.on_lost)
+        self.listener = ReplicaListener(
+            s.replica_socket, self.gateway.on_hello, self.gateway.on_lost
+        )
         await self.listener.start()
         self.reconciler.set_gateway_address(self.listener.address)
-        limits = HttpLimits(max_body=s.max_body, keepalive_timeout=s.keepalive_timeout,
-                            read_timeout=s.read_timeout)
+        limits = HttpLimits(
+            max_body=s.max_body, keepalive_timeout=s.keepalive_timeout, read_timeout=s.read_timeout
+        )
         self._server = await serve_http(self.gateway, s.host, s.port, limits)
         self.port = self._server.sockets[0].getsockname()[1]
         self.gateway.fallback = AsgiBridge(self.app, (s.host, self.port))

@@ -200,7 +200,9 @@ class Reconciler:
             return
         self._background(self._await_exit(dep, replica, replica.handle))
 
-    def _stop(self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None) -> None:
+    def _stop(
+        self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None
+    ) -> None:
         if replica.stop_requested:
             return
         replica.stop_requested = True
@@ -217,7 +219,9 @@ class Reconciler:
                 self.backend.stop(replica.handle, self.stop_grace if grace is None else grace)
             )
 
-    async def _await_exit(self, dep: DeploymentRuntime, replica: Replica, handle: ReplicaHandle) -> None:
+    async def _await_exit(
+        self, dep: DeploymentRuntime, replica: Replica, handle: ReplicaHandle
+    ) -> None:
         code = await handle.exited
         self._replica_gone(dep, replica, code)
 
@@ -237,7 +241,9 @@ class Reconciler:
         else:
             reason, kind = f"replica {replica.id} {describe_exit(code)}", "crashed"
         ran = now - (replica.ready_at or replica.started_at)
-        dep.failures = 1 if replica.ready_at is not None and ran >= STABLE_AFTER else dep.failures + 1
+        dep.failures = (
+            1 if replica.ready_at is not None and ran >= STABLE_AFTER else dep.failures + 1
+        )
         dep.restarts += 1
         delay = restart_delay(dep.failures)
         dep.next_start_at = now + delay
@@ -246,8 +252,10 @@ class Reconciler:
         self.metrics.restarts.labels(dep.name, kind).inc()
         pool = self.gateway.pools.get(dep.name)
         if kind == "load_failed" and pool is not None and not pool.ready:
-            pool.fail_waiting(f"deployment {dep.name!r} cannot start a replica: {reason}",
-                              retry_after=max(delay, 1.0))
+            pool.fail_waiting(
+                f"deployment {dep.name!r} cannot start a replica: {reason}",
+                retry_after=max(delay, 1.0),
+            )
         self._platform_log(dep.name, f"{reason}; replacing it in {delay:.1f} s")
         self._event(dep.name, kind, reason, replica.id)
         self.wake()
@@ -299,10 +307,14 @@ class Reconciler:
         if replica.cold:
             self.metrics.cold_starts.labels(dep.name).inc()
             self.metrics.cold_start_seconds.labels(dep.name).observe(startup)
-            dep.cold_starts = [*dep.cold_starts[-19:], {
-                "at": replica.started_wall.isoformat(), "seconds": round(startup, 4),
-                "load_seconds": replica.load_seconds,
-            }]
+            dep.cold_starts = [
+                *dep.cold_starts[-19:],
+                {
+                    "at": replica.started_wall.isoformat(),
+                    "seconds": round(startup, 4),
+                    "load_seconds": replica.load_seconds,
+                },
+            ]
             self._event(dep.name, "cold_start", f"ready from zero in {startup:.3f} s", replica_id)
         else:
             self._event(dep.name, "ready", f"ready in {startup:.3f} s", replica_id)
@@ -333,22 +345,30 @@ class Reconciler:
         dep = self.deployments.get(name)
         pool = self.gateway.pools.get(name)
         if dep is None:
-            return {"desired": 0, "ready": 0, "starting": 0, "replicas": [], "restarts": 0,
-                    "state": "pending"}
+            return {
+                "desired": 0,
+                "ready": 0,
+                "starting": 0,
+                "replicas": [],
+                "restarts": 0,
+                "state": "pending",
+            }
         served = {r.replica_id: (r.served, r.in_flight) for r in (pool.ready if pool else [])}
         replicas = []
         for r in dep.replicas.values():
             rss = self.backend.memory_bytes(r.handle) if r.handle else None
-            replicas.append({
-                "id": r.id,
-                "state": r.state,
-                "pid": r.handle.pid if r.handle else None,
-                "started_at": r.started_wall.isoformat(),
-                "load_seconds": r.load_seconds,
-                "memory_bytes": rss,
-                "served": served.get(r.id, (0, 0))[0],
-                "in_flight": served.get(r.id, (0, 0))[1],
-            })
+            replicas.append(
+                {
+                    "id": r.id,
+                    "state": r.state,
+                    "pid": r.handle.pid if r.handle else None,
+                    "started_at": r.started_wall.isoformat(),
+                    "load_seconds": r.load_seconds,
+                    "memory_bytes": rss,
+                    "served": served.get(r.id, (0, 0))[0],
+                    "in_flight": served.get(r.id, (0, 0))[1],
+                }
+            )
         ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
         starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
         want = self.desired(dep, self.clock.now())

@@ -26,7 +26,9 @@ class Deployments:
     async def create(self, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
         self._check_model(spec)
         row = await asyncio.to_thread(
-            self.deps.store.create_deployment, spec.name, principal.user,
+            self.deps.store.create_deployment,
+            spec.name,
+            principal.user,
             spec.model_dump(mode="json"),
         )
         self.deps.reconciler.wake()
@@ -35,8 +37,9 @@ class Deployments:
     async def update(self, name: str, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
         await self.get_row(name, principal)
         if spec.name != name:
-            raise InvalidSpec(f"name: the spec names {spec.name!r} but the URL names {name!r}",
-                              field="name")
+            raise InvalidSpec(
+                f"name: the spec names {spec.name!r} but the URL names {name!r}", field="name"
+            )
         self._check_model(spec)
         row = await asyncio.to_thread(
             self.deps.store.update_deployment, name, spec.model_dump(mode="json")
@@ -56,8 +59,7 @@ class Deployments:
         if events:
             rows = await asyncio.to_thread(self.deps.store.events, name, 30)
             view["events"] = [
-                {"at": e.at.isoformat(), "kind": e.kind, "replica": e.replica,
-                 "message": e.message}
+                {"at": e.at.isoformat(), "kind": e.kind, "replica": e.replica, "message": e.message}
                 for e in rows
             ]
         return view

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from modelplane.errors import DeploymentNotFound, Unauthenticated
 from modelplane.gateway.http import HttpConnection, Request
@@ -24,12 +24,23 @@ PREDICT_SUFFIX = b"/predict"
 _JSON = b"application/json"
 
 
-class ReplicaEvents:
+class ReplicaEvents(Protocol):
     """What the gateway tells the runtime about replicas (the reconciler implements it)."""
 
     def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None: ...
     def replica_load_failed(self, replica_id: str, error: str) -> None: ...
     def replica_lost(self, replica_id: str) -> None: ...
+
+
+class _NoEvents:
+    def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None:
+        pass
+
+    def replica_load_failed(self, replica_id: str, error: str) -> None:
+        pass
+
+    def replica_lost(self, replica_id: str) -> None:
+        pass
 
 
 class Gateway:
@@ -53,7 +64,7 @@ class Gateway:
         self.pools: dict[str, DeploymentPool] = {}
         self.replicas: dict[str, ReplicaConnection] = {}
         self.expected: dict[str, str] = {}
-        self.events: ReplicaEvents = ReplicaEvents()
+        self.events: ReplicaEvents = _NoEvents()
         self.on_demand: Callable[[str], None] | None = None
 
     # -- deployments and replicas (called by the reconciler) ----------------------------------
@@ -61,7 +72,10 @@ class Gateway:
         pool = self.pools.get(name)
         if pool is None:
             pool = self.pools[name] = DeploymentPool(
-                name, owner, queue_limit=self.queue_limit, queue_timeout=self.queue_timeout,
+                name,
+                owner,
+                queue_limit=self.queue_limit,
+                queue_timeout=self.queue_timeout,
                 on_demand=self.on_demand,
             )
         return pool
@@ -163,6 +177,8 @@ class Gateway:
 
         def done(status: int, content_type: bytes, body: bytes) -> None:
             observe(name, status, time.perf_counter() - started)
-            conn.respond(status, body, content_type, b"retry-after: 2\r\n" if status == 503 else b"")
+            conn.respond(
+                status, body, content_type, b"retry-after: 2\r\n" if status == 503 else b""
+            )
 
         pool.submit(req.content_type or _JSON, req.body, done)

@@ -16,6 +16,7 @@ for slow clients (408), and back-pressure on both directions.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -447,7 +448,7 @@ async def serve_http(
     port: int,
     limits: HttpLimits | None = None,
     *,
-    sock: object | None = None,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
     """Listen on ``host:port`` (or an already bound socket) and serve ``handler``."""
     loop = asyncio.get_running_loop()
@@ -455,9 +456,14 @@ async def serve_http(
     sweeper = Sweeper(min(0.25, lim.keepalive_timeout / 4, lim.read_timeout / 4))
     if sock is not None:
         return await loop.create_server(
-            lambda: HttpConnection(handler, lim, sweeper), sock=sock, backlog=2048  # type: ignore[arg-type]
+            lambda: HttpConnection(handler, lim, sweeper),
+            sock=sock,
+            backlog=2048,
         )
     return await loop.create_server(
-        lambda: HttpConnection(handler, lim, sweeper), host, port, backlog=2048,
+        lambda: HttpConnection(handler, lim, sweeper),
+        host,
+        port,
+        backlog=2048,
         reuse_address=True,
     )

@@ -38,7 +38,9 @@ class LocalModelServer:
         elif req.method == b"GET" and path in (b"/health", b"/api/v1/health"):
             conn.respond(200, b'{"status":"ok"}')
         else:
-            conn.respond_error(NotFound(
-                f"no route {req.method.decode()} {path.decode('latin-1')}",
-                hint="POST /predict runs the model; GET / shows its metadata",
-            ))
+            conn.respond_error(
+                NotFound(
+                    f"no route {req.method.decode()} {path.decode('latin-1')}",
+                    hint="POST /predict runs the model; GET / shows its metadata",
+                )
+            )

@@ -52,7 +52,9 @@ class DeploymentPool:
         self._loop = asyncio.get_running_loop()
 
     # -- the hot path -------------------------------------------------------------------------
-    def submit(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+    def submit(
+        self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback
+    ) -> None:
         self.requests += 1
         ready = self.ready
         if ready:
@@ -81,14 +83,17 @@ class DeploymentPool:
     def fail_waiting(self, reason: str, retry_after: float = 5.0) -> None:
         """Answer every waiting request with 503 (e.g. the model cannot load)."""
         self._cancel_timer()
-        err = Unavailable(reason, hint="check `modelplane status` and `modelplane logs`",
-                          retry_after=retry_after)
+        err = Unavailable(
+            reason, hint="check `modelplane status` and `modelplane logs`", retry_after=retry_after
+        )
         body = error_body(err)
         while self.queue:
             self.queue.popleft().callback(err.status, _JSON, body)
 
     # -- the wait queue -------------------------------------------------------------------------
-    def _enqueue(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+    def _enqueue(
+        self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback
+    ) -> None:
         if len(self.queue) >= self.queue_limit:
             err = Unavailable(
                 f"deployment {self.name!r} has no ready replica and {len(self.queue)} requests "
@@ -96,7 +101,11 @@ class DeploymentPool:
                 hint="retry after the delay in Retry-After",
                 retry_after=2,
             )
-            callback(err.status, _JSON, error_body(err), )
+            callback(
+                err.status,
+                _JSON,
+                error_body(err),
+            )
             return
         now = self._loop.time()
         self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback))

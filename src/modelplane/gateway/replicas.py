@@ -34,8 +34,11 @@ _JSON = b"application/json"
 class ReplicaConnection(asyncio.Protocol):
     """A connected, loaded replica. ``in_flight`` drives least-loaded replica choice."""
 
-    def __init__(self, on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
-                 on_lost: Callable[[ReplicaConnection], None]) -> None:
+    def __init__(
+        self,
+        on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
+        on_lost: Callable[[ReplicaConnection], None],
+    ) -> None:
         self._on_hello = on_hello
         self._on_lost = on_lost
         self._reader = FrameReader(self._on_frame)
@@ -93,7 +96,9 @@ class ReplicaConnection(asyncio.Protocol):
             self.deployment = str(self.info.get("deployment", ""))
             self._on_hello(self, self.info)
 
-    def send(self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback) -> None:
+    def send(
+        self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback
+    ) -> None:
         request_id = self._next_id
         self._next_id = (request_id + 1) & 0xFFFFFFFF or 1
         self._pending[request_id] = (callback, self._loop.time())
@@ -138,9 +143,12 @@ class ReplicaConnection(asyncio.Protocol):
 class ReplicaListener:
     """The Unix socket replicas dial into. The folder is private to the platform's user."""
 
-    def __init__(self, path: Path,
-                 on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
-                 on_lost: Callable[[ReplicaConnection], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
+        on_lost: Callable[[ReplicaConnection], None],
+    ) -> None:
         self.path = path
         self._on_hello = on_hello
         self._on_lost = on_lost

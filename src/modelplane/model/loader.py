@@ -26,7 +26,13 @@ from modelplane.model.contract import LoadedModel, ModelMetadata
 
 MANIFEST = "modelplane.yaml"
 _KNOWN_KEYS = {
-    "name", "version", "description", "entrypoint", "accepts", "input_schema", "output_schema",
+    "name",
+    "version",
+    "description",
+    "entrypoint",
+    "accepts",
+    "input_schema",
+    "output_schema",
     "extra",
 }
 

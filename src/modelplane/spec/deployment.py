@@ -7,7 +7,7 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,9 +19,17 @@ from modelplane.errors import InvalidSpec
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[kmgt]i?|B|b)?\s*$")
 _UNITS = {
-    None: 1, "B": 1, "b": 1,
-    "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
-    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
+    None: 1,
+    "B": 1,
+    "b": 1,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
 }
 
 
@@ -45,7 +53,7 @@ def parse_memory(value: int | float | str) -> int:
     return size
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     serverless = "serverless"
     dedicated = "dedicated"
 

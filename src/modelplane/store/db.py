@@ -77,8 +77,9 @@ class Store:
                 s.add(row)
             return row
 
-    def add_token(self, user: str, token_hash: str, name: str = "",
-                  expires_at: datetime | None = None) -> TokenRow:
+    def add_token(
+        self, user: str, token_hash: str, name: str = "", expires_at: datetime | None = None
+    ) -> TokenRow:
         with self.session() as s:
             if s.get(UserRow, user) is None:
                 raise NotFound(f"user {user!r} does not exist")
@@ -90,7 +91,8 @@ class Store:
         now = utcnow()
         with self.session() as s:
             found = s.execute(
-                select(TokenRow, UserRow).join(UserRow, UserRow.name == TokenRow.user)
+                select(TokenRow, UserRow)
+                .join(UserRow, UserRow.name == TokenRow.user)
                 .where(TokenRow.hash == token_hash)
             ).first()
             if found is None:
@@ -148,6 +150,10 @@ class Store:
 
     def events(self, deployment: str, limit: int = 50) -> list[EventRow]:
         with self.session() as s:
-            q = (select(EventRow).where(EventRow.deployment == deployment)
-                 .order_by(EventRow.id.desc()).limit(limit))
+            q = (
+                select(EventRow)
+                .where(EventRow.deployment == deployment)
+                .order_by(EventRow.id.desc())
+                .limit(limit)
+            )
             return list(reversed(list(s.scalars(q))))

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 
 from modelplane.worker.protocol import hello_frame
 from modelplane.worker.server import ReplicaProtocol
@@ -29,14 +30,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def _connect(address: str, factory: object) -> None:
+async def _connect(address: str, factory: Callable[[], asyncio.Protocol]) -> None:
     loop = asyncio.get_running_loop()
     kind, _, rest = address.partition(":")
     if kind == "unix":
-        await loop.create_unix_connection(factory, rest)  # type: ignore[arg-type]
+        await loop.create_unix_connection(factory, rest)
     elif kind == "tcp":
         host, _, port = rest.rpartition(":")
-        await loop.create_connection(factory, host, int(port))  # type: ignore[arg-type]
+        await loop.create_connection(factory, host, int(port))
     else:
         raise ValueError(f"unknown gateway address {address!r}")
 

@@ -69,8 +69,7 @@ class Predictor:
             body, ctype = encode_output(result)
         except TypeError as exc:
             err = ModelFailed(
-                f"model {self.metadata.name!r} returned a value that cannot be sent as JSON: "
-                f"{exc}",
+                f"model {self.metadata.name!r} returned a value that cannot be sent as JSON: {exc}",
                 hint="return JSON-able values, bytes, or a modelplane.model.FileOutput",
                 model=self.metadata.name,
             )

@@ -20,6 +20,7 @@ The template runs no event loop, so a forked child starts a clean one of its own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -57,10 +58,14 @@ def _child(sock: socket.socket, message: dict[str, Any], out_fd: int) -> None:
         from modelplane.worker import main as worker_main
 
         args = [
-            "--connect", message["connect"],
-            "--replica-id", message["replica_id"],
-            "--deployment", message["deployment"],
-            "--model-path", message["model_path"],
+            "--connect",
+            message["connect"],
+            "--replica-id",
+            message["replica_id"],
+            "--deployment",
+            message["deployment"],
+            "--model-path",
+            message["model_path"],
         ]
         if message.get("entrypoint"):
             args += ["--entrypoint", message["entrypoint"]]
@@ -81,10 +86,8 @@ def serve(control_fd: int, model_path: str, entrypoint: str | None) -> int:
         import modelplane.worker.server  # noqa: F401
         from modelplane.model.loader import import_model_class, read_manifest
 
-        try:
+        with contextlib.suppress(ImportError):
             import uvloop  # noqa: F401
-        except ImportError:  # pragma: no cover
-            pass
         import_model_class(read_manifest(model_path, entrypoint))
     except BaseException as exc:
         traceback.print_exc()
@@ -101,7 +104,7 @@ def serve(control_fd: int, model_path: str, entrypoint: str | None) -> int:
     _send(sock, {"event": "ready", "pid": os.getpid()})
     buffer = b""
     while True:
-        readable, _, _ = select.select([sock, wake_r], [], [])
+        readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
         if wake_r in readable:
             os.read(wake_r, 512)
             while children:
@@ -112,9 +115,11 @@ def serve(control_fd: int, model_path: str, entrypoint: str | None) -> int:
                 if pid == 0:
                     break
                 rid = children.pop(pid, "")
-                _send(sock, {"event": "exited", "replica_id": rid, "pid": pid,
-                             "code": _exit_code(status)})
-        if sock in readable:
+                _send(
+                    sock,
+                    {"event": "exited", "replica_id": rid, "pid": pid, "code": _exit_code(status)},
+                )
+        if sock.fileno() in readable:
             data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 8)
             if not data:
                 break  # the platform is gone: so are we (replicas notice on their own)
@@ -133,8 +138,7 @@ def serve(control_fd: int, model_path: str, entrypoint: str | None) -> int:
                     _child(sock, message, out_fd)
                 os.close(out_fd)
                 children[pid] = message["replica_id"]
-                _send(sock, {"event": "spawned", "replica_id": message["replica_id"],
-                             "pid": pid})
+                _send(sock, {"event": "spawned", "replica_id": message["replica_id"], "pid": pid})
             for fd in pending_fds:
                 os.close(fd)
     return 0

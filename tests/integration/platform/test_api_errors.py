@@ -21,16 +21,22 @@ async def ready(harness: Harness, examples: Path, fixture_models: Path) -> Harne
 
 
 async def test_malformed_json_is_400(ready: Harness) -> None:
-    r = await ready.http.post("/api/v1/deployments/digits/predict", content=b'{"image": [',
-                              headers={"content-type": "application/json"})
+    r = await ready.http.post(
+        "/api/v1/deployments/digits/predict",
+        content=b'{"image": [',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_input"
     assert "not valid JSON" in r.json()["message"]
 
 
 async def test_empty_body_is_400(ready: Harness) -> None:
-    r = await ready.http.post("/api/v1/deployments/digits/predict", content=b"",
-                              headers={"content-type": "application/json"})
+    r = await ready.http.post(
+        "/api/v1/deployments/digits/predict",
+        content=b"",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and "empty request body" in r.json()["message"]
 
 
@@ -46,8 +52,11 @@ async def test_schema_violation_names_the_path(ready: Harness) -> None:
 
 
 async def test_wrong_media_type_is_415(ready: Harness) -> None:
-    r = await ready.http.post("/api/v1/deployments/digits/predict", content=b"a,b\n1,2",
-                              headers={"content-type": "text/csv"})
+    r = await ready.http.post(
+        "/api/v1/deployments/digits/predict",
+        content=b"a,b\n1,2",
+        headers={"content-type": "text/csv"},
+    )
     assert r.status_code == 415
     assert "image/png" in r.json()["message"]
 
@@ -60,8 +69,9 @@ async def test_digits_accepts_png_upload(ready: Harness, tmp_path: Path) -> None
     path = tmp_path / "one.png"
     img.save(path)
     with open(path, "rb") as f:
-        r = await ready.http.post("/api/v1/deployments/digits/predict",
-                                  files={"image": ("one.png", f, "image/png")})
+        r = await ready.http.post(
+            "/api/v1/deployments/digits/predict", files={"image": ("one.png", f, "image/png")}
+        )
     assert r.status_code == 200, r.text
     assert r.json()["digit"] == 1
     assert len(r.json()["probabilities"]) == 10
@@ -92,8 +102,11 @@ async def test_multipart_files_and_fields_reach_the_model(ready: Harness) -> Non
 
 
 async def test_raw_file_body_and_binary_output(ready: Harness) -> None:
-    r = await ready.http.post("/api/v1/deployments/asyncecho/predict", content=b"abc",
-                              headers={"content-type": "text/plain"})
+    r = await ready.http.post(
+        "/api/v1/deployments/asyncecho/predict",
+        content=b"abc",
+        headers={"content-type": "text/plain"},
+    )
     assert r.status_code == 200
     assert r.content == b"cba" and r.headers["content-type"] == "text/plain"
 
@@ -110,8 +123,11 @@ async def test_unknown_deployment_is_404(ready: Harness) -> None:
 @pytest.mark.parametrize("platform_settings", [{"max_body": 64 * 1024}])
 async def test_oversized_body_is_413_and_others_keep_being_served(ready: Harness) -> None:
     big = b'{"x": "' + b"a" * (128 * 1024) + b'"}'
-    r = await ready.http.post("/api/v1/deployments/asyncecho/predict", content=big,
-                              headers={"content-type": "application/json"})
+    r = await ready.http.post(
+        "/api/v1/deployments/asyncecho/predict",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
     assert "over the limit of 65536 bytes" in r.json()["message"]
     r = await ready.predict("asyncecho", {"still": "fine"})
@@ -132,8 +148,9 @@ async def test_oversized_body_is_413_and_others_keep_being_served(ready: Harness
         ({"env": {"MODELPLANE_X": "1"}}, "env"),
     ],
 )
-async def test_invalid_spec_names_the_field(harness: Harness, examples: Path, spec: dict,
-                                            field: str) -> None:
+async def test_invalid_spec_names_the_field(
+    harness: Harness, examples: Path, spec: dict, field: str
+) -> None:
     body = {"name": "ok", "model": {"path": str(examples / "echo")}, **spec}
     r = await harness.http.post("/api/v1/deployments", json=body)
     assert r.status_code == 422, r.text
@@ -142,30 +159,35 @@ async def test_invalid_spec_names_the_field(harness: Harness, examples: Path, sp
 
 
 async def test_model_folder_without_manifest_is_422(harness: Harness, tmp_path: Path) -> None:
-    r = await harness.http.post("/api/v1/deployments",
-                                json={"name": "x", "model": {"path": str(tmp_path)}})
+    r = await harness.http.post(
+        "/api/v1/deployments", json={"name": "x", "model": {"path": str(tmp_path)}}
+    )
     assert r.status_code == 422
     assert "model.path" in r.json()["message"] and "modelplane.yaml" in r.json()["message"]
 
 
 async def test_malformed_json_spec_is_400(harness: Harness) -> None:
-    r = await harness.http.post("/api/v1/deployments", content=b"{name: x",
-                                headers={"content-type": "application/json"})
+    r = await harness.http.post(
+        "/api/v1/deployments", content=b"{name: x", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_input"
 
 
 async def test_duplicate_deployment_is_409(harness: Harness, examples: Path) -> None:
     await harness.deploy("echo", examples / "echo")
-    r = await harness.http.post("/api/v1/deployments",
-                                json={"name": "echo", "model": {"path": str(examples / "echo")}})
+    r = await harness.http.post(
+        "/api/v1/deployments", json={"name": "echo", "model": {"path": str(examples / "echo")}}
+    )
     assert r.status_code == 409 and "already exists" in r.json()["message"]
 
 
 async def test_update_with_mismatched_name_is_422(harness: Harness, examples: Path) -> None:
     await harness.deploy("echo", examples / "echo")
-    r = await harness.http.put("/api/v1/deployments/echo",
-                               json={"name": "other", "model": {"path": str(examples / "echo")}})
+    r = await harness.http.put(
+        "/api/v1/deployments/echo",
+        json={"name": "other", "model": {"path": str(examples / "echo")}},
+    )
     assert r.status_code == 422
 
 
@@ -173,14 +195,20 @@ async def test_auth_is_required_everywhere(harness: Harness, examples: Path) -> 
     await harness.deploy("echo", examples / "echo")
     await harness.wait_ready("echo")
     async with httpx.AsyncClient(base_url=harness.platform.url) as anon:
-        for method, path in [("GET", "/api/v1/deployments"), ("GET", "/api/v1/deployments/echo"),
-                             ("POST", "/api/v1/deployments/echo/predict"),
-                             ("GET", "/api/v1/deployments/echo/logs"), ("GET", "/metrics"),
-                             ("DELETE", "/api/v1/deployments/echo"), ("GET", "/api/v1/info")]:
+        for method, path in [
+            ("GET", "/api/v1/deployments"),
+            ("GET", "/api/v1/deployments/echo"),
+            ("POST", "/api/v1/deployments/echo/predict"),
+            ("GET", "/api/v1/deployments/echo/logs"),
+            ("GET", "/metrics"),
+            ("DELETE", "/api/v1/deployments/echo"),
+            ("GET", "/api/v1/info"),
+        ]:
             r = await anon.request(method, path, json={})
             assert r.status_code == 401, (method, path, r.text)
-            r = await anon.request(method, path, json={},
-                                   headers={"authorization": "Bearer mp_not-a-token"})
+            r = await anon.request(
+                method, path, json={}, headers={"authorization": "Bearer mp_not-a-token"}
+            )
             assert r.status_code == 401, (method, path)
         r = await anon.get("/api/v1/deployments", params={"token": harness.platform.admin_token})
         assert r.status_code == 401 and "query string" in r.json()["message"]

@@ -55,7 +55,9 @@ async def test_model_error_is_500_and_replica_keeps_serving(
     assert st["restarts"] == 0
 
 
-async def test_unserialisable_output_is_a_model_error(harness: Harness, fixture_models: Path) -> None:
+async def test_unserialisable_output_is_a_model_error(
+    harness: Harness, fixture_models: Path
+) -> None:
     await harness.deploy("faulty", fixture_models / "faulty")
     await harness.wait_ready("faulty")
     r = await harness.predict("faulty", {"bad_output": True})

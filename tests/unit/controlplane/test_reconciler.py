@@ -24,17 +24,31 @@ async def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     backend = FakeBackend()
     clock = FakeClock()
     gateway = Gateway(authenticator(None), Metrics(), fallback=lambda r, c: None)
-    rec = Reconciler(store, backend, gateway, LogBook(tmp_path / "logs"), Metrics(), clock,
-                     cache_dir=tmp_path / "cache")
+    rec = Reconciler(
+        store,
+        backend,
+        gateway,
+        LogBook(tmp_path / "logs"),
+        Metrics(),
+        clock,
+        cache_dir=tmp_path / "cache",
+    )
     yield store, backend, clock, rec
     await rec.close()
 
 
 def _deploy(store, name: str = "m", replicas: int = 2, memory: str = "64Mi") -> None:  # type: ignore[no-untyped-def]
-    store.create_deployment(name, "admin", {"name": name, "model": {"path": "/m"},
-                                            "mode": "dedicated",
-                                            "scale": {"replicas": replicas},
-                                            "resources": {"memory": memory}})
+    store.create_deployment(
+        name,
+        "admin",
+        {
+            "name": name,
+            "model": {"path": "/m"},
+            "mode": "dedicated",
+            "scale": {"replicas": replicas},
+            "resources": {"memory": memory},
+        },
+    )
 
 
 async def _settle() -> None:
@@ -113,8 +127,9 @@ async def test_scale_down_and_delete_stop_replicas(world) -> None:  # type: igno
     store, backend, _, rec = world
     _deploy(store, replicas=3)
     await rec.reconcile_once()
-    store.update_deployment("m", {"name": "m", "model": {"path": "/m"}, "mode": "dedicated",
-                                  "scale": {"replicas": 1}})
+    store.update_deployment(
+        "m", {"name": "m", "model": {"path": "/m"}, "mode": "dedicated", "scale": {"replicas": 1}}
+    )
     await rec.reconcile_once()
     await _settle()
     assert len(backend.stopped) == 3  # a spec change replaces every replica

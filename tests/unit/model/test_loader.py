@@ -18,7 +18,7 @@ def test_reads_manifest_without_importing(examples: Path) -> None:
 
 
 def test_missing_manifest_and_bad_fields(tmp_path: Path) -> None:
-    with pytest.raises(InvalidSpec, match="no modelplane.yaml"):
+    with pytest.raises(InvalidSpec, match=r"no modelplane\.yaml"):
         read_manifest(tmp_path)
     (tmp_path / "modelplane.yaml").write_text("entrypoint: nocolon\n")
     with pytest.raises(InvalidSpec, match="module:Class"):
@@ -33,7 +33,7 @@ def test_missing_manifest_and_bad_fields(tmp_path: Path) -> None:
 def test_missing_class_is_reported(tmp_path: Path) -> None:
     (tmp_path / "modelplane.yaml").write_text("entrypoint: m_missing_cls:Nope\n")
     (tmp_path / "m_missing_cls.py").write_text("class Other: pass\n")
-    with pytest.raises(InvalidSpec, match="has no 'Nope'"):
+    with pytest.raises(InvalidSpec, match=r"has no 'Nope'"):
         load_model(tmp_path)
 
 

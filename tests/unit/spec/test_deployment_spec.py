@@ -16,8 +16,15 @@ def test_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1G", 10**9), ("100", 100), (64, 64),
-     ("1.5Gi", int(1.5 * 2**30)), ("128mi", 128 * 2**20)],
+    [
+        ("512Mi", 512 * 2**20),
+        ("2Gi", 2 * 2**30),
+        ("1G", 10**9),
+        ("100", 100),
+        (64, 64),
+        ("1.5Gi", int(1.5 * 2**30)),
+        ("128mi", 128 * 2**20),
+    ],
 )
 def test_parse_memory(text: str | int, value: int) -> None:
     assert parse_memory(text) == value
@@ -31,8 +38,9 @@ def test_parse_memory_rejects(text: str) -> None:
 
 def test_errors_name_every_bad_field() -> None:
     with pytest.raises(InvalidSpec) as info:
-        DeploymentSpec.parse({"name": "x", "model": {"path": "/x", "colour": 1},
-                              "resources": {"gpu": -1}})
+        DeploymentSpec.parse(
+            {"name": "x", "model": {"path": "/x", "colour": 1}, "resources": {"gpu": -1}}
+        )
     fields = {p["field"] for p in info.value.fields["problems"]}
     assert fields == {"model.colour", "resources.gpu"}
     assert "model.colour: unknown field" in info.value.message
@@ -45,9 +53,18 @@ def test_spec_is_frozen() -> None:
 
 
 def test_round_trip_through_json() -> None:
-    spec = DeploymentSpec.parse({"name": "m", "model": {"path": "/x"}, "mode": "serverless",
-                                 "scale": {"min": 0, "max": 3}, "resources": {"memory": "1Gi"},
-                                 "input": "in", "output": "out", "env": {"A": "1"}})
+    spec = DeploymentSpec.parse(
+        {
+            "name": "m",
+            "model": {"path": "/x"},
+            "mode": "serverless",
+            "scale": {"min": 0, "max": 3},
+            "resources": {"memory": "1Gi"},
+            "input": "in",
+            "output": "out",
+            "env": {"A": "1"},
+        }
+    )
     again = DeploymentSpec.parse(spec.model_dump(mode="json"))
     assert again == spec
 

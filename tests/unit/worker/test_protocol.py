@@ -21,12 +21,14 @@ def test_frames_survive_any_split() -> None:
     stream = b"".join(frames)
     for chunk in (1, 7, 64, 4096, len(stream)):
         seen: list[tuple[int, int, bytes]] = []
-        reader = FrameReader(lambda k, r, p: seen.append((k, r, p)))
+        reader = FrameReader(lambda k, r, p, seen=seen: seen.append((k, r, p)))
         for i in range(0, len(stream), chunk):
             reader.feed(stream[i : i + chunk])
         assert len(seen) == 50
         assert seen[0][0] == Kind.REQUEST and split_request(seen[0][2]) == (
-            b"application/json", b'{"i": 1}')
+            b"application/json",
+            b'{"i": 1}',
+        )
         assert split_response(seen[-1][2]) == (503, b"text/plain", b"x" * 100_000)
 
 
@@ -48,9 +50,9 @@ def test_raw_and_multipart_files() -> None:
     with pytest.raises(UnsupportedMediaType, match="text/csv"):
         decode_inputs(b"a,b", "text/csv", MD)
     body = (
-        b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+        b'--XX\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
         b"Content-Type: image/png\r\n\r\nPNGDATA\r\n"
-        b"--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n3\r\n--XX--\r\n"
+        b'--XX\r\nContent-Disposition: form-data; name="k"\r\n\r\n3\r\n--XX--\r\n'
     )
     inputs, _ = decode_inputs(body, "multipart/form-data; boundary=XX", MD)
     assert inputs["image"] == FileInput("image", "a.png", "image/png", b"PNGDATA")

@@ -22,8 +22,14 @@ class TemplateFailed(Exception):
 class Template:
     """One template process for one deployment generation."""
 
-    def __init__(self, key: str, spec: DeploymentSpec, env: dict[str, str], log: LogLine,
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        key: str,
+        spec: DeploymentSpec,
+        env: dict[str, str],
+        log: LogLine,
+        python: str = sys.executable,
+    ) -> None:
         self.key = key
         self.deployment = spec.name
         self._spec = spec
@@ -43,14 +49,26 @@ class Template:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         spec = self._spec
-        args = [self._python, "-m", "modelplane.worker.template",
-                "--control-fd", str(theirs.fileno()), "--model-path", spec.model.path]
+        args = [
+            self._python,
+            "-m",
+            "modelplane.worker.template",
+            "--control-fd",
+            str(theirs.fileno()),
+            "--model-path",
+            spec.model.path,
+        ]
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
         self._proc = await asyncio.create_subprocess_exec(
-            *args, pass_fds=(theirs.fileno(),), env=self._env, cwd=spec.model.path,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            *args,
+            pass_fds=(theirs.fileno(),),
+            env=self._env,
+            cwd=spec.model.path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         theirs.close()
         self.pid = self._proc.pid
@@ -166,8 +184,11 @@ class Template:
         )
         try:
             while line := await reader.readline():
-                on_line(launch.spec.name, launch.replica_id,
-                        line.decode("utf-8", "replace").rstrip("\n"))
+                on_line(
+                    launch.spec.name,
+                    launch.replica_id,
+                    line.decode("utf-8", "replace").rstrip("\n"),
+                )
         finally:
             transport.close()
 

@@ -26,8 +26,9 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class LocalProcessBackend:
-    def __init__(self, log: LogLine, base_env: dict[str, str] | None = None,
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self, log: LogLine, base_env: dict[str, str] | None = None, python: str = sys.executable
+    ) -> None:
         self._log = log
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._python = python
@@ -62,8 +63,11 @@ class LocalProcessBackend:
         try:
             await template.start()
         except TemplateFailed as exc:
-            self._log(spec.name, "platform", f"warm template unavailable ({exc}); "
-                      "replicas start as fresh processes")
+            self._log(
+                spec.name,
+                "platform",
+                f"warm template unavailable ({exc}); replicas start as fresh processes",
+            )
             await template.close()
             return None
         finally:
@@ -90,7 +94,8 @@ class LocalProcessBackend:
             else:
                 self._forked[launch.replica_id] = handle
                 handle.exited.add_done_callback(
-                    lambda _f: self._forked.pop(launch.replica_id, None))
+                    lambda _f: self._forked.pop(launch.replica_id, None)
+                )
                 return handle
         return await self._spawn(launch)
 
@@ -98,11 +103,17 @@ class LocalProcessBackend:
         spec = launch.spec
         env = {**self._base_env, **spec.env, **launch.env, "PYTHONUNBUFFERED": "1"}
         args = [
-            self._python, "-m", "modelplane.worker",
-            "--connect", launch.gateway_address,
-            "--replica-id", launch.replica_id,
-            "--deployment", spec.name,
-            "--model-path", spec.model.path,
+            self._python,
+            "-m",
+            "modelplane.worker",
+            "--connect",
+            launch.gateway_address,
+            "--replica-id",
+            launch.replica_id,
+            "--deployment",
+            spec.name,
+            "--model-path",
+            spec.model.path,
         ]
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
@@ -122,8 +133,9 @@ class LocalProcessBackend:
         task.add_done_callback(self._tasks.discard)
         return ReplicaHandle(launch.replica_id, spec.name, proc.pid, exited)
 
-    async def _watch(self, proc: asyncio.subprocess.Process, launch: ReplicaLaunch,
-                     exited: asyncio.Future[int]) -> None:
+    async def _watch(
+        self, proc: asyncio.subprocess.Process, launch: ReplicaLaunch, exited: asyncio.Future[int]
+    ) -> None:
         assert proc.stdout is not None
         name = launch.spec.name
         try:

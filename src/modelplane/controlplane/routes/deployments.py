@@ -52,7 +52,9 @@ async def delete(name: str, caller: Caller, svc: Service) -> Response:
 
 @router.get("/deployments/{name}/logs", summary="The model's own output and platform events")
 async def logs(
-    name: str, caller: Caller, svc: Service,
+    name: str,
+    caller: Caller,
+    svc: Service,
     tail: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> dict[str, Any]:
     await svc.get_row(name, caller)
@@ -78,12 +80,16 @@ async def predict(name: str, request: Request, caller: Caller) -> Response:
         raise DeploymentNotFound(name)
     body = await request.body()
     done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
+
+    def reply(status: int, ctype: bytes, payload: bytes) -> None:
+        if not done.done():
+            done.set_result((status, ctype, payload))
+
     pool.submit(
-        request.headers.get("content-type", "application/json").encode("latin-1"),
-        body,
-        lambda s, c, b: done.done() or done.set_result((s, c, b)),
+        request.headers.get("content-type", "application/json").encode("latin-1"), body, reply
     )
     status, ctype, payload = await done
     headers = {"retry-after": "2"} if status == 503 else None
-    return Response(payload, status_code=status, media_type=ctype.decode("latin-1"),
-                    headers=headers)
+    return Response(
+        payload, status_code=status, media_type=ctype.decode("latin-1"), headers=headers
+    )

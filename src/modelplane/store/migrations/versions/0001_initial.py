@@ -28,8 +28,13 @@ def upgrade() -> None:
     op.create_table(
         "tokens",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("user", sa.String(64), sa.ForeignKey("users.name", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "user",
+            sa.String(64),
+            sa.ForeignKey("users.name", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
@@ -39,8 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "deployments",
         sa.Column("name", sa.String(63), primary_key=True),
-        sa.Column("owner", sa.String(64), sa.ForeignKey("users.name"), nullable=False,
-                  index=True),
+        sa.Column("owner", sa.String(64), sa.ForeignKey("users.name"), nullable=False, index=True),
         sa.Column("spec", sa.JSON, nullable=False),
         sa.Column("generation", sa.Integer, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
