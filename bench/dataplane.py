@@ -119,15 +119,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_s() -> float:
-    """CPU seconds all cores spent in processes since boot, plus steal (from /proc/stat).
+    """CPU seconds all cores spent busy since boot, steal included (from /proc/stat).
 
-    irq and softirq time is left out: loopback traffic is mostly handled there, and it is this
-    benchmark's own traffic.
+    irq/softirq time is included: processes' own utime+stime already carry the loopback
+    softirq work done on their behalf (measured here: leaving it out made the rest negative).
     """
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, _irq, _softirq, steal = v
-    return (user + nice + system + steal) / CLK_TCK
+    return (sum(v) - v[3] - v[4]) / CLK_TCK  # all but idle and iowait
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -153,12 +152,14 @@ def descendants(roots: list[int]) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(entry))
-    out, todo = [], list(roots)
+    seen: set[int] = set()
+    todo = list(roots)
     while todo:
         pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, []))
-    return out
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(kids.get(pid, []))
+    return sorted(seen)
 
 
 class OtherLoad:
@@ -183,7 +184,8 @@ class OtherLoad:
         wall = time.monotonic() - self.t0
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         ours = (process_cpu_s(self.pids) - self.ours0) + (ru.ru_utime + ru.ru_stime - self.kids0)
-        self.cores = max(0.0, (machine_busy_s() - self.busy0 - ours) / wall) if wall else 0.0
+        # can come out slightly negative (tick sampling): kept as measured in the JSON
+        self.cores = (machine_busy_s() - self.busy0 - ours) / wall if wall else 0.0
 
 
 def alive(pid: int) -> bool:
@@ -355,7 +357,7 @@ def deepaas_ready(log: Callable[[str], None]) -> Path | None:
 
     if ok():
         return run
-    log(f"setting up DEEPaaS {DEEPAAS_VERSION} in {DEEPAAS_VENV.relative_to(ROOT)} "
+    log(f"setting up DEEPaaS {DEEPAAS_VERSION} in {DEEPAAS_VENV} "
         "(first use; this can take a minute)…")
     steps = []
     if not py.exists():

@@ -1,7 +1,9 @@
 """A real classifier: an SVC trained on scikit-learn's bundled 8x8 digits.
 
 Training takes about a second; the fitted model is cached (pickle) in the deployment's cache
-folder, so later replicas load it in milliseconds.
+folder, so later replicas load it in milliseconds. scikit-learn is imported at module level on
+purpose: the platform's warm template imports this module once, so every replica forked from it
+starts with scikit-learn already in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import load_digits
+from sklearn.svm import SVC
 
 CACHE_NAME = "digits-svc-v2.pkl"
 
@@ -24,10 +30,6 @@ def _cache_dir() -> Path:
 
 
 def train() -> Any:
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.datasets import load_digits
-    from sklearn.svm import SVC
-
     data = load_digits()
     # SVC's own probability=True is deprecated; calibrating it gives the same kind of output.
     clf = CalibratedClassifierCV(SVC(gamma=0.001, C=10.0), ensemble=False)
@@ -37,8 +39,6 @@ def train() -> Any:
 
 def image_to_grid(data: bytes) -> np.ndarray:
     """A picture of one digit -> 8x8 grey levels 0-16, ink bright, like the training data."""
-    from PIL import Image, ImageOps
-
     img = Image.open(io.BytesIO(data)).convert("L")
     pixels = np.asarray(img, dtype=np.float64)
     if pixels.mean() > 127:  # dark ink on light paper: invert so ink is bright

@@ -30,6 +30,8 @@ class Settings:
     queue_timeout: float = 60.0
     request_timeout: float = 120.0
     autoscale_interval: float = 0.2
+    stable_window: float = 30.0
+    """Seconds of load the autoscaler averages over before scaling down (panic: a tenth)."""
     keepalive_timeout: float = 5.0
     read_timeout: float = 30.0
     reconcile_interval: float = 0.5

@@ -76,7 +76,7 @@ class Autoscaler:
         self._entries: dict[str, _Entry] = {}
         self._specs: dict[str, DeploymentSpec] = {}
         self._closing = False
-        self._converging: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what the reconciler asks -------------------------------------------------------------
     def desired(self, spec: DeploymentSpec, now: float) -> int:
@@ -161,18 +161,11 @@ class Autoscaler:
         return entry.desired
 
     def _converge(self, name: str) -> None:
-        if name in self._converging:
-            return
-        self._converging.add(name)
-
-        async def go() -> None:
-            try:
-                await self.actuator.converge(name)
-            finally:
-                self._converging.discard(name)
-
+        # Safe to run concurrently: the actuator books a replica before it awaits its start.
         with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(go())
+            task = asyncio.get_running_loop().create_task(self.actuator.converge(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- reporting ----------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:

@@ -84,7 +84,11 @@ class Platform:
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
         self.autoscaler = Autoscaler(
-            self.gateway, self.reconciler, self.clock, interval=s.autoscale_interval
+            self.gateway,
+            self.reconciler,
+            self.clock,
+            interval=s.autoscale_interval,
+            tuning={"stable_window": s.stable_window},
         )
         self.gateway.on_demand = self.autoscaler.poke
         self.reconciler.extra_status = self.autoscaler.status
@@ -124,6 +128,7 @@ class Platform:
         await asyncio.to_thread(
             self.store.create_deployment, spec.name, self.owner, spec.model_dump(mode="json")
         )
+        await self.reconciler.sync()
         self.reconciler.wake()
         return True
 

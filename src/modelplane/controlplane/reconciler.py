@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import signal
 from collections.abc import Callable
@@ -110,6 +111,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._sync_lock = asyncio.Lock()
         self.extra_status: Callable[[str], dict[str, Any]] | None = None
         self.on_removed: list[Callable[[str], None]] = []
         gateway.events = self
@@ -129,7 +131,22 @@ class Reconciler:
             self._wake.clear()
 
     async def reconcile_once(self) -> None:
-        rows = await asyncio.to_thread(self.store.list_deployments)
+        await self.sync()
+        for dep in list(self.deployments.values()):
+            self._check_memory(dep)
+            await self.converge(dep.name)
+
+    async def sync(self) -> None:
+        """Bring the in-memory view of deployments in line with the store.
+
+        Serialised: a pass that read the store before a delete must not resurrect what a later
+        pass removed. Nothing here awaits after the read, so the view changes atomically.
+        """
+        async with self._sync_lock:
+            rows = await asyncio.to_thread(self.store.list_deployments)
+            self._apply(rows)
+
+    def _apply(self, rows: list[Any]) -> None:
         seen: set[str] = set()
         for row in rows:
             seen.add(row.name)
@@ -150,10 +167,7 @@ class Reconciler:
                 self._background(self.backend.release(dep.name, keep=dep.spec))
                 self._background(self.backend.prepare(dep.spec))
         for name in [n for n in self.deployments if n not in seen]:
-            await self._teardown(name)
-        for dep in list(self.deployments.values()):
-            self._check_memory(dep)
-            await self.converge(dep.name)
+            self._teardown(name)
 
     async def converge(self, name: str) -> None:
         """Start or stop replicas of one deployment toward its desired count, now.
@@ -229,6 +243,8 @@ class Reconciler:
         dep.replicas.pop(replica.id, None)
         self._by_replica.pop(replica.id, None)
         self.gateway.forget(replica.id)
+        if self.deployments.get(dep.name) is dep:
+            self._publish(dep)
         if replica.stop_requested and not replica.oom:
             self._platform_log(dep.name, f"replica {replica.id} stopped")
             self.wake()
@@ -277,7 +293,7 @@ class Reconciler:
                 )
                 self._stop(dep, replica, "over its memory limit", grace=0)
 
-    async def _teardown(self, name: str) -> None:
+    def _teardown(self, name: str) -> None:
         dep = self.deployments.pop(name)
         for replica in list(dep.replicas.values()):
             self._stop(dep, replica, "deployment removed", grace=2.0)
@@ -399,9 +415,12 @@ class Reconciler:
 
     def _publish(self, dep: DeploymentRuntime) -> None:
         ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
+        starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
         self.metrics.replicas.labels(dep.name, "ready").set(ready)
-        self.metrics.replicas.labels(dep.name, "starting").set(len(dep.replicas) - ready)
+        self.metrics.replicas.labels(dep.name, "starting").set(starting)
         pool = self.gateway.pools.get(dep.name)
+        if pool is not None:
+            pool.set_starting(starting, math.ceil(dep.spec.scale.target_concurrency))
         self.metrics.queued.labels(dep.name).set(len(pool.queue) if pool else 0)
 
     def _platform_log(self, deployment: str, message: str) -> None:

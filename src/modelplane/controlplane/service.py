@@ -31,6 +31,7 @@ class Deployments:
             principal.user,
             spec.model_dump(mode="json"),
         )
+        await self.deps.reconciler.sync()  # the gateway knows the deployment before we answer
         self.deps.reconciler.wake()
         return self.view(row)
 
@@ -44,6 +45,7 @@ class Deployments:
         row = await asyncio.to_thread(
             self.deps.store.update_deployment, name, spec.model_dump(mode="json")
         )
+        await self.deps.reconciler.sync()
         self.deps.reconciler.wake()
         return self.view(row)
 
@@ -72,7 +74,7 @@ class Deployments:
     async def delete(self, name: str, principal: Principal) -> None:
         await self.get_row(name, principal)
         await asyncio.to_thread(self.deps.store.delete_deployment, name)
-        await self.deps.reconciler.reconcile_once()
+        await self.deps.reconciler.sync()
         self.deps.logs.remove(name)
 
     def view(self, row: DeploymentRow) -> dict[str, Any]:

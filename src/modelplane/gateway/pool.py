@@ -46,8 +46,12 @@ class DeploymentPool:
         self.queue_limit = queue_limit
         self.queue_timeout = queue_timeout
         self.on_demand = on_demand
-        self.last_request_at = 0.0
         self.requests = 0
+        self.starting = 0
+        """Replicas on their way up. While any are, each ready replica takes at most ``cap``
+        requests and the rest wait for the new ones, so a burst from zero spreads out instead
+        of piling onto the first replica that happens to be ready."""
+        self.cap = 1
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -59,9 +63,26 @@ class DeploymentPool:
         ready = self.ready
         if ready:
             replica = ready[0] if len(ready) == 1 else least_loaded(ready)
-            replica.send(content_type, body, callback)
-            return
+            if not self.starting:
+                replica.send(content_type, body, callback)
+                return
+            if replica.in_flight < self.cap:
+                replica.send(content_type, body, self._then_drain(callback))
+                return
         self._enqueue(content_type, body, callback)
+
+    def _then_drain(self, callback: ResponseCallback) -> ResponseCallback:
+        def done(status: int, content_type: bytes, body: bytes) -> None:
+            callback(status, content_type, body)
+            self._drain()
+
+        return done
+
+    def set_starting(self, starting: int, cap: int) -> None:
+        self.starting = starting
+        self.cap = max(1, cap)
+        if not starting:
+            self._drain()
 
     @property
     def in_flight(self) -> int:
@@ -116,8 +137,12 @@ class DeploymentPool:
 
     def _drain(self) -> None:
         while self.queue and self.ready:
+            replica = least_loaded(self.ready)
+            if self.starting and replica.in_flight >= self.cap:
+                break
             w = self.queue.popleft()
-            least_loaded(self.ready).send(w.content_type, w.body, w.callback)
+            callback = self._then_drain(w.callback) if self.starting else w.callback
+            replica.send(w.content_type, w.body, callback)
         if not self.queue:
             self._cancel_timer()
 
