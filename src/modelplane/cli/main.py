@@ -87,6 +87,18 @@ def up(
         str | None,
         typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the data directory)"),
     ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="seconds a replica may take to answer before a 504")
+    ] = 120.0,
+    queue_limit: Annotated[
+        int, typer.Option(help="requests that may wait for a replica per deployment")
+    ] = 1000,
+    queue_timeout: Annotated[
+        float, typer.Option(help="seconds a request may wait for a replica before a 503")
+    ] = 60.0,
+    stable_window: Annotated[
+        float, typer.Option(help="seconds of load the autoscaler averages before scaling down")
+    ] = 30.0,
 ) -> None:
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
@@ -98,6 +110,10 @@ def up(
         local=local,
         max_body=parse_memory(max_body),
         store_url=store_url,
+        request_timeout=request_timeout,
+        queue_limit=queue_limit,
+        queue_timeout=queue_timeout,
+        stable_window=stable_window,
     )
     try:
         import uvloop
