@@ -170,10 +170,12 @@ def build_spec(target: Path, overrides: dict[str, Any]) -> DeploymentSpec:
     if target.is_file():
         base = load_spec(target).model_dump(mode="json")
     elif target.is_dir():
-        from modelplane.model.loader import read_manifest
+        from modelplane.model.loader import MANIFEST, read_manifest
 
-        manifest = read_manifest(target)
-        base = {"name": _slug(manifest.metadata.name), "model": {"path": str(target.resolve())}}
+        name = target.resolve().name
+        if (target / MANIFEST).is_file():
+            name = read_manifest(target).metadata.name
+        base = {"name": _slug(name), "model": {"path": str(target.resolve())}}
     else:
         raise InvalidSpec(f"{target} is neither a spec file nor a model folder")
     for key, value in overrides.items():
@@ -197,6 +199,10 @@ def deploy(
     cpu: Annotated[float | None, typer.Option(help="cores per replica")] = None,
     memory: Annotated[str | None, typer.Option(help="memory per replica, e.g. 512Mi")] = None,
     gpu: Annotated[int | None, typer.Option(help="GPUs per replica")] = None,
+    loader: Annotated[
+        str | None, typer.Option(help="auto, python, deepaas or oscar (default auto)")
+    ] = None,
+    entrypoint: Annotated[str | None, typer.Option(help="module or module:Class")] = None,
     update: Annotated[
         bool, typer.Option("--update", help="replace an existing deployment")
     ] = False,
@@ -215,6 +221,8 @@ def deploy(
             "resources.cpu": cpu,
             "resources.memory": memory,
             "resources.gpu": gpu,
+            "model.loader": loader,
+            "model.entrypoint": entrypoint,
         },
     )
     with _client(url, token) as client:
@@ -391,22 +399,25 @@ def run(
     host: Annotated[str, typer.Option()] = DEFAULT_HOST,
     port: Annotated[int, typer.Option()] = 5000,
     entrypoint: Annotated[str | None, typer.Option(help="module:Class override")] = None,
+    loader: Annotated[str, typer.Option(help="auto, python, deepaas or oscar")] = "auto",
 ) -> None:
     """Serve one model in this process, without the platform: for trying and debugging."""
     try:
         import uvloop
 
-        uvloop.run(_run_local(folder, host, port, entrypoint))
+        uvloop.run(_run_local(folder, host, port, entrypoint, loader))
     except ImportError:  # pragma: no cover
-        asyncio.run(_run_local(folder, host, port, entrypoint))
+        asyncio.run(_run_local(folder, host, port, entrypoint, loader))
 
 
-async def _run_local(folder: Path, host: str, port: int, entrypoint: str | None) -> None:
+async def _run_local(
+    folder: Path, host: str, port: int, entrypoint: str | None, loader: str
+) -> None:
     from modelplane.gateway.http import serve_http
     from modelplane.gateway.local import LocalModelServer
     from modelplane.model.loader import load_model
 
-    model = load_model(folder, entrypoint)
+    model = load_model(folder, entrypoint, loader)
     with out.status(f"loading {model.metadata.name}…"):
         started = time.monotonic()
         model.load()

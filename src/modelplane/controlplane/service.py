@@ -7,7 +7,7 @@ from typing import Any
 
 from modelplane.controlplane.deps import Deps
 from modelplane.errors import DeploymentNotFound, InvalidSpec
-from modelplane.model.loader import read_manifest
+from modelplane.model.loader import get_loader
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec
 from modelplane.store.models import DeploymentRow
@@ -18,8 +18,9 @@ class Deployments:
         self.deps = deps
 
     def _check_model(self, spec: DeploymentSpec) -> None:
+        ref = spec.model
         try:
-            read_manifest(spec.model.path, spec.model.entrypoint)
+            get_loader(ref.loader, ref.path, ref.entrypoint).check(ref.path, ref.entrypoint)
         except InvalidSpec as exc:
             raise InvalidSpec(exc.message, hint=exc.hint, field="model.path") from None
 

@@ -27,6 +27,7 @@ class _Waiting:
     content_type: bytes
     body: bytes | bytearray
     callback: ResponseCallback
+    meta: bytes
 
 
 class DeploymentPool:
@@ -57,19 +58,24 @@ class DeploymentPool:
 
     # -- the hot path -------------------------------------------------------------------------
     def submit(
-        self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback
+        self,
+        content_type: bytes,
+        body: bytes | bytearray,
+        callback: ResponseCallback,
+        meta: bytes = b"",
     ) -> None:
+        """Send to the least loaded ready replica, or wait for one. ``meta``: see frames."""
         self.requests += 1
         ready = self.ready
         if ready:
             replica = ready[0] if len(ready) == 1 else least_loaded(ready)
             if not self.starting:
-                replica.send(content_type, body, callback)
+                replica.send(content_type, body, callback, meta)
                 return
             if replica.in_flight < self.cap:
-                replica.send(content_type, body, self._then_drain(callback))
+                replica.send(content_type, body, self._then_drain(callback), meta)
                 return
-        self._enqueue(content_type, body, callback)
+        self._enqueue(content_type, body, callback, meta)
 
     def _then_drain(self, callback: ResponseCallback) -> ResponseCallback:
         def done(status: int, content_type: bytes, body: bytes) -> None:
@@ -113,7 +119,11 @@ class DeploymentPool:
 
     # -- the wait queue -------------------------------------------------------------------------
     def _enqueue(
-        self, content_type: bytes, body: bytes | bytearray, callback: ResponseCallback
+        self,
+        content_type: bytes,
+        body: bytes | bytearray,
+        callback: ResponseCallback,
+        meta: bytes,
     ) -> None:
         if len(self.queue) >= self.queue_limit:
             err = Unavailable(
@@ -129,7 +139,7 @@ class DeploymentPool:
             )
             return
         now = self._loop.time()
-        self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback))
+        self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback, meta))
         if self._timer is None:
             self._timer = self._loop.call_later(0.25, self._expire)
         if self.on_demand is not None:
@@ -142,7 +152,7 @@ class DeploymentPool:
                 break
             w = self.queue.popleft()
             callback = self._then_drain(w.callback) if self.starting else w.callback
-            replica.send(w.content_type, w.body, callback)
+            replica.send(w.content_type, w.body, callback, w.meta)
         if not self.queue:
             self._cancel_timer()
 

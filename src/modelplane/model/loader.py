@@ -17,7 +17,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -98,9 +98,73 @@ def import_model_class(manifest: Manifest) -> Any:
         ) from None
 
 
-def load_model(folder: str | Path, entrypoint: str | None = None) -> LoadedModel:
+class PythonLoader:
+    """``modelplane.yaml`` + ``module:Class``: the native format."""
+
+    def detect(self, folder: str | Path, entrypoint: str | None) -> bool:
+        return (Path(folder) / MANIFEST).is_file()
+
+    def check(self, folder: str | Path, entrypoint: str | None) -> None:
+        read_manifest(folder, entrypoint)
+
+    def prepare(self, folder: str | Path, entrypoint: str | None) -> None:
+        import_model_class(read_manifest(folder, entrypoint))
+
+    def load(self, folder: str | Path, entrypoint: str | None) -> LoadedModel:
+        manifest = read_manifest(folder, entrypoint)
+        cls = import_model_class(manifest)
+        instance = cls() if isinstance(cls, type) else cls
+        return LoadedModel(instance, manifest.metadata)
+
+
+class Loader(Protocol):
+    def detect(self, folder: str | Path, entrypoint: str | None) -> bool:
+        """Whether this loader recognises the model (for ``loader: auto``)."""
+        ...
+
+    def check(self, folder: str | Path, entrypoint: str | None) -> None:
+        """Cheap validation at deploy time, raising InvalidSpec; imports nothing heavy."""
+        ...
+
+    def prepare(self, folder: str | Path, entrypoint: str | None) -> None:
+        """Import the model's code (what a warm template keeps), load no weights."""
+        ...
+
+    def load(self, folder: str | Path, entrypoint: str | None) -> LoadedModel:
+        """Import and instantiate; the caller runs ``.load()`` when it is ready to pay."""
+        ...
+
+
+# Other formats' loaders live in their own modules, imported only when used.
+_LOADERS: dict[str, str] = {
+    "deepaas": "modelplane.model.deepaas",
+    "oscar": "modelplane.model.oscar",
+}
+
+
+def get_loader(name: str, folder: str | Path, entrypoint: str | None) -> Loader:
+    """The loader called ``name``; ``auto`` picks the first that recognises the model."""
+    if name == "python":
+        return PythonLoader()
+    if name in _LOADERS:
+        return importlib.import_module(_LOADERS[name]).LOADER
+    if name != "auto":
+        raise InvalidSpec(f"model.loader: unknown loader {name!r}", field="model.loader")
+    python = PythonLoader()
+    if python.detect(folder, entrypoint):
+        return python
+    for module in _LOADERS.values():
+        try:
+            candidate: Loader = importlib.import_module(module).LOADER
+        except ImportError:
+            continue
+        if candidate.detect(folder, entrypoint):
+            return candidate
+    return python  # its check() explains what a model folder needs
+
+
+def load_model(
+    folder: str | Path, entrypoint: str | None = None, loader: str = "auto"
+) -> LoadedModel:
     """Import and instantiate the model; the caller runs ``.load()`` when it is ready to pay."""
-    manifest = read_manifest(folder, entrypoint)
-    cls = import_model_class(manifest)
-    instance = cls() if isinstance(cls, type) else cls
-    return LoadedModel(instance, manifest.metadata)
+    return get_loader(loader, folder, entrypoint).load(folder, entrypoint)

@@ -66,7 +66,11 @@ class ModelRef(_Frozen):
     """Where the model is and which loader adapts it."""
 
     path: str = Field(description="folder holding the model (with a modelplane.yaml for `python`)")
-    loader: Literal["auto", "python"] = "auto"
+    loader: Literal["auto", "python", "deepaas", "oscar"] = Field(
+        default="auto",
+        description="python: modelplane.yaml + module:Class; deepaas: a DEEPaaS v2 module; "
+        "oscar: an OSCAR-style script service; auto: recognise which",
+    )
     entrypoint: str | None = Field(
         default=None, description="`module:Class`, overriding the one in modelplane.yaml"
     )

@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--deployment", required=True)
     p.add_argument("--model-path", required=True)
     p.add_argument("--entrypoint", default=None)
+    p.add_argument("--loader", default="auto")
     return p.parse_args(argv)
 
 
@@ -52,7 +53,7 @@ async def serve(args: argparse.Namespace) -> int:
     }
     started = time.monotonic()
     try:
-        model = load_model(args.model_path, args.entrypoint)
+        model = load_model(args.model_path, args.entrypoint, args.loader)
         model.load()
     except BaseException as exc:
         traceback.print_exc()

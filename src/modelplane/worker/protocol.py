@@ -23,7 +23,7 @@ MAX_FRAME = 1 << 31
 
 class Kind(IntEnum):
     HELLO = 1  # worker -> gateway: JSON {replica_id, deployment, pid, metadata} or {error}
-    REQUEST = 2  # gateway -> worker: u16 content-type length, content type, body
+    REQUEST = 2  # gateway -> worker: u16 ctype length, u16 meta length, ctype, meta, body
     RESPONSE = 3  # worker -> gateway: u16 status, u16 content-type length, content type, body
     STOP = 4  # gateway -> worker: finish in-flight requests and exit
 
@@ -32,9 +32,10 @@ def frame(kind: Kind, request_id: int, payload: bytes) -> bytes:
     return HEADER.pack(len(payload), request_id, kind) + payload
 
 
-def request_frame(request_id: int, content_type: bytes, body: bytes) -> bytes:
-    head = HEADER.pack(2 + len(content_type) + len(body), request_id, Kind.REQUEST)
-    return b"".join((head, _U16.pack(len(content_type)), content_type, body))
+def request_frame(request_id: int, content_type: bytes, body: bytes, meta: bytes = b"") -> bytes:
+    """``meta`` names a protocol front and its parameters (``b"oip\x00..."``); empty: native."""
+    head = HEADER.pack(4 + len(content_type) + len(meta) + len(body), request_id, Kind.REQUEST)
+    return b"".join((head, _U16U16.pack(len(content_type), len(meta)), content_type, meta, body))
 
 
 def response_frame(request_id: int, status: int, content_type: bytes, body: bytes) -> bytes:
@@ -50,9 +51,10 @@ def error_body(err: ModelplaneError) -> bytes:
     return orjson.dumps(err.to_dict())
 
 
-def split_request(payload: bytes) -> tuple[bytes, bytes]:
-    (n,) = _U16.unpack_from(payload, 0)
-    return payload[2 : 2 + n], payload[2 + n :]
+def split_request(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(content_type, meta, body)``"""
+    n, m = _U16U16.unpack_from(payload, 0)
+    return payload[4 : 4 + n], payload[4 + n : 4 + n + m], payload[4 + n + m :]
 
 
 def split_response(payload: bytes) -> tuple[int, bytes, bytes]:

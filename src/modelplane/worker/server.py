@@ -8,7 +8,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from modelplane import fronts
 from modelplane.errors import ModelFailed, ModelplaneError
+from modelplane.fronts import Codec
 from modelplane.model.contract import LoadedModel, encode_output
 from modelplane.worker.inputs import decode_inputs
 from modelplane.worker.protocol import FrameReader, Kind, error_body, response_frame, split_request
@@ -32,12 +34,20 @@ class Predictor:
         self.idle: Callable[[], None] | None = None
         self._loop = asyncio.get_running_loop()
 
-    def submit(self, content_type: bytes, body: bytes, reply: Reply) -> None:
+    def submit(self, content_type: bytes, body: bytes, reply: Reply, meta: bytes = b"") -> None:
+        """Decode, predict, encode. ``meta`` names a protocol front (see modelplane.fronts)."""
         model = self.model
+        codec: Codec | None = None
+        params = b""
         try:
-            inputs, is_json = decode_inputs(body, content_type.decode("latin-1"), self.metadata)
-            if is_json:
-                model.validate(inputs)
+            if meta:
+                name, _, params = meta.partition(b"\x00")
+                codec = fronts.codec(name)
+                inputs = codec.decode(model, content_type.decode("latin-1"), params, body)
+            else:
+                inputs, is_json = decode_inputs(body, content_type.decode("latin-1"), self.metadata)
+                if is_json:
+                    model.validate(inputs)
         except ModelplaneError as exc:
             reply(exc.status, _JSON, error_body(exc))
             return
@@ -48,17 +58,22 @@ class Predictor:
             return
         if model.is_async:
             self.in_flight += 1
-            self._loop.create_task(self._finish(result, reply))
-        else:
+            self._loop.create_task(self._finish(result, reply, codec, params))
+        elif codec is None:
             self._send(result, reply)
+        else:
+            self._send_front(codec, params, result, reply)
 
-    async def _finish(self, pending: Any, reply: Reply) -> None:
+    async def _finish(self, pending: Any, reply: Reply, codec: Codec | None, params: bytes) -> None:
         try:
             result = await pending
         except Exception as exc:
             self._failed(exc, reply)
         else:
-            self._send(result, reply)
+            if codec is None:
+                self._send(result, reply)
+            else:
+                self._send_front(codec, params, result, reply)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self.idle is not None:
@@ -76,6 +91,17 @@ class Predictor:
             reply(err.status, _JSON, error_body(err))
             return
         reply(200, ctype.encode("latin-1"), body)
+
+    def _send_front(self, codec: Codec, params: bytes, result: Any, reply: Reply) -> None:
+        try:
+            status, ctype, body = codec.encode(self.model, result, params)
+        except ModelplaneError as exc:
+            reply(exc.status, _JSON, error_body(exc))
+            return
+        except Exception as exc:
+            self._failed(exc, reply)
+            return
+        reply(status, ctype, body)
 
     def _failed(self, exc: BaseException, reply: Reply) -> None:
         traceback.print_exception(exc, file=sys.stderr)
@@ -113,10 +139,10 @@ class ReplicaProtocol(asyncio.Protocol):
 
     def _on_frame(self, kind: int, request_id: int, payload: bytes) -> None:
         if kind == Kind.REQUEST:
-            ctype, body = split_request(payload)
+            ctype, meta, body = split_request(payload)
             write = self._write
             self.predictor.submit(
-                ctype, body, lambda s, c, b: write(response_frame(request_id, s, c, b))
+                ctype, body, lambda s, c, b: write(response_frame(request_id, s, c, b)), meta
             )
         elif kind == Kind.STOP:
             self._stopping = True

@@ -69,6 +69,7 @@ def _child(sock: socket.socket, message: dict[str, Any], out_fd: int) -> None:
         ]
         if message.get("entrypoint"):
             args += ["--entrypoint", message["entrypoint"]]
+        args += ["--loader", message.get("loader") or "auto"]
         code = worker_main.main(args)
     except BaseException:
         traceback.print_exc()
@@ -78,17 +79,17 @@ def _child(sock: socket.socket, message: dict[str, Any], out_fd: int) -> None:
         os._exit(code)
 
 
-def serve(control_fd: int, model_path: str, entrypoint: str | None) -> int:
+def serve(control_fd: int, model_path: str, entrypoint: str | None, loader: str = "auto") -> int:
     sock = socket.socket(fileno=control_fd)
     try:
         # Import what every replica needs, model code included, but load no weights.
         import modelplane.worker.main
         import modelplane.worker.server  # noqa: F401
-        from modelplane.model.loader import import_model_class, read_manifest
+        from modelplane.model.loader import get_loader
 
         with contextlib.suppress(ImportError):
             import uvloop  # noqa: F401
-        import_model_class(read_manifest(model_path, entrypoint))
+        get_loader(loader, model_path, entrypoint).prepare(model_path, entrypoint)
     except BaseException as exc:
         traceback.print_exc()
         _send(sock, {"event": "import_failed", "error": f"{type(exc).__name__}: {exc}"})
@@ -149,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control-fd", type=int, required=True)
     p.add_argument("--model-path", required=True)
     p.add_argument("--entrypoint", default=None)
+    p.add_argument("--loader", default="auto")
     args = p.parse_args(argv)
-    return serve(args.control_fd, args.model_path, args.entrypoint)
+    return serve(args.control_fd, args.model_path, args.entrypoint, args.loader)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,14 @@ from modelplane.worker.protocol import (
 )
 
 
+def test_request_meta_round_trips() -> None:
+    seen: list[bytes] = []
+    FrameReader(lambda k, r, p: seen.append(p)).feed(
+        request_frame(3, b"application/json", b"[1]", meta=b"oip\x00x=1")
+    )
+    assert split_request(seen[0]) == (b"application/json", b"oip\x00x=1", b"[1]")
+
+
 def test_frames_survive_any_split() -> None:
     frames = [request_frame(i, b"application/json", b'{"i": %d}' % i) for i in range(1, 50)]
     frames.append(response_frame(7, 503, b"text/plain", b"x" * 100_000))
@@ -27,6 +35,7 @@ def test_frames_survive_any_split() -> None:
         assert len(seen) == 50
         assert seen[0][0] == Kind.REQUEST and split_request(seen[0][2]) == (
             b"application/json",
+            b"",
             b'{"i": 1}',
         )
         assert split_response(seen[-1][2]) == (503, b"text/plain", b"x" * 100_000)

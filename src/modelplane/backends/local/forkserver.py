@@ -60,6 +60,7 @@ class Template:
         ]
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
+        args += ["--loader", spec.model.loader]
         self._proc = await asyncio.create_subprocess_exec(
             *args,
             pass_fds=(theirs.fileno(),),
@@ -156,6 +157,7 @@ class Template:
             "connect": launch.gateway_address,
             "model_path": launch.spec.model.path,
             "entrypoint": launch.spec.model.entrypoint,
+            "loader": launch.spec.model.loader,
             "env": launch.env,
         }
         spawned: asyncio.Future[int] = loop.create_future()

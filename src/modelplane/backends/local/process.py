@@ -117,6 +117,7 @@ class LocalProcessBackend:
         ]
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
+        args += ["--loader", spec.model.loader]
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,
