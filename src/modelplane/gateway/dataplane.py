@@ -66,6 +66,7 @@ class Gateway:
         self.expected: dict[str, str] = {}
         self.events: ReplicaEvents = _NoEvents()
         self.on_demand: Callable[[str], None] | None = None
+        self.fronts: list[tuple[bytes, Callable[[Request, HttpConnection], None]]] = []
 
     # -- deployments and replicas (called by the reconciler) ----------------------------------
     def add_deployment(self, name: str, owner: str) -> DeploymentPool:
@@ -156,7 +157,53 @@ class Gateway:
                 if name and b"/" not in name:
                     self.predict(name.decode("latin-1"), req, conn)
                     return
+        for prefix, handler in self.fronts:
+            if url.startswith(prefix):
+                handler(req, conn)
+                return
         self.fallback(req, conn)
+
+    def add_front(self, prefix: bytes, handler: Callable[[Request, HttpConnection], None]) -> None:
+        """Route requests whose URL starts with ``prefix`` to a protocol front's handler."""
+        self.fronts.append((prefix, handler))
+
+    def pool_for(self, name: str, req: Request) -> DeploymentPool:
+        """The caller's deployment ``name``, or the error to answer (401, 404)."""
+        principal = self.authenticate(req.authorization)
+        if principal is None:
+            raise Unauthenticated(
+                "a valid bearer token is required",
+                hint="send `Authorization: Bearer <token>`; `modelplane up` prints one",
+            )
+        pool = self.pools.get(name)
+        if pool is None or not principal.can_see(pool.owner):
+            raise DeploymentNotFound(name)
+        return pool
+
+    def forward(
+        self,
+        name: str,
+        req: Request,
+        conn: HttpConnection,
+        meta: bytes,
+        respond: Callable[[int, bytes, bytes], None] | None = None,
+    ) -> None:
+        """Send a front's request to a replica of ``name``; ``respond`` may rewrite the answer.
+
+        Raises the 401/404 errors of :meth:`pool_for`; the HTTP layer answers them.
+        """
+        pool = self.pool_for(name, req)
+        started = time.perf_counter()
+        observe = self.metrics.observe_request
+
+        def done(status: int, content_type: bytes, body: bytes) -> None:
+            observe(name, status, time.perf_counter() - started)
+            if respond is not None:
+                respond(status, content_type, body)
+            else:
+                conn.respond(status, body, content_type)
+
+        pool.submit(req.content_type or _JSON, req.body, done, meta)
 
     def predict(self, name: str, req: Request, conn: HttpConnection) -> None:
         principal = self.authenticate(req.authorization)
