@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,3 +84,45 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     replica: Mapped[str] = mapped_column(String(64), default="")
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class BucketRow(Base):
+    """Who owns a bucket; its objects live in the storage backend."""
+
+    __tablename__ = "buckets"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    owner: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobRow(Base):
+    """One asynchronous prediction: an input object in, an output object out.
+
+    ``(deployment, input_bucket, input_key, input_etag)`` is unique, so noticing the same upload
+    twice (a watcher re-listing a bucket, a retried request) never makes two jobs.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("deployment", "input_bucket", "input_key", "input_etag",
+                         name="uq_jobs_input"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(63), index=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued running succeeded failed
+    input_bucket: Mapped[str] = mapped_column(String(63))
+    input_key: Mapped[str] = mapped_column(String(1024))
+    input_etag: Mapped[str] = mapped_column(String(64), default="")
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    output_bucket: Mapped[str] = mapped_column(String(63))
+    output_key: Mapped[str | None] = mapped_column(String(1100), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
