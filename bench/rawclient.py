@@ -11,6 +11,7 @@ Also here: VmRSS / PSS readers and the process-tree walk both scripts use for me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import statistics
@@ -35,7 +36,7 @@ async def post(port: int, path: str, body: bytes, headers: dict[str, str] | None
     t0 = time.perf_counter()
     try:
         return await asyncio.wait_for(_post(port, path, body, headers or {}, t0), timeout)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
         return Answer(0, {}, b"", time.perf_counter() - t0, error=repr(e))
 
 
@@ -72,10 +73,8 @@ async def _post(port: int, path: str, body: bytes, headers: dict[str, str], t0: 
         return Answer(status, hdrs, data, time.perf_counter() - t0)
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await writer.wait_closed()
-        except OSError:
-            pass
 
 
 async def burst(n: int, port: int, path: str, body: bytes, headers: dict[str, str] | None = None,

@@ -27,18 +27,18 @@ import os
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report leaves this machine
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import rawclient as rc  # noqa: E402
+import rawclient as rc
 
 BODY = b'{"inputs": [1, 2, 3], "name": "bench"}'
 MODELS = {"echo": {"load": 0.0, "predict": 0.0},
@@ -56,7 +56,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_app(name: str, idle: float, look_back: float) -> Any:
+def make_app(name: str, idle: float, look_back: float, interval: float) -> Any:
     from ray import serve
     from starlette.requests import Request
     from starlette.responses import Response
@@ -75,6 +75,7 @@ def make_app(name: str, idle: float, look_back: float) -> Any:
             "downscale_delay_s": idle,
             "downscale_to_zero_delay_s": idle,
             "look_back_period_s": look_back,
+            "metrics_interval_s": interval,  # deprecated but honoured; see also the env vars
         },
     )
     class Model:
@@ -144,12 +145,12 @@ def memory_at_zero(skip: set[int]) -> dict[str, Any]:
 
 
 def cold_starts(name: str, port: int, repeats: int, idle: float, look_back: float,
-                zero_deadline: float) -> dict[str, Any]:
+                interval: float, zero_deadline: float) -> dict[str, Any]:
     from ray import serve
 
     app = f"app-{name}"
     t0 = time.perf_counter()
-    serve.run(make_app(name, idle, look_back), name=app, route_prefix=f"/{name}")
+    serve.run(make_app(name, idle, look_back, interval), name=app, route_prefix=f"/{name}")
     log(f"{name}: deployed in {time.perf_counter() - t0:.2f} s")
     runs = []
     memory = None
@@ -203,22 +204,28 @@ async def _burst(n: int, port: int, app: str, dep: str, deadline: float) -> dict
     done.set()
     await poller
     ok = [a for a in answers if a.status == 200 and a.body == BODY]
+    per_pid: dict[str, int] = {}
+    for a in ok:
+        pid = a.headers.get("x-replica-pid", "?")
+        per_pid[pid] = per_pid.get(pid, 0) + 1
     lat = [a.seconds for a in ok]
     four = next((t for t, c in samples if c >= 4), None)
     return {"n": n, "answered_ok": len(ok), "statuses": sorted({a.status for a in answers}),
             "errors": sorted({a.error for a in answers if a.error})[:3],
             "p50_s": rc.percentile(lat, 50), "p99_s": rc.percentile(lat, 99),
-            "max_s": max(lat) if lat else None, "wall_s": wall,
+            "min_s": min(lat) if lat else None, "max_s": max(lat) if lat else None,
+            "wall_s": wall, "served_per_replica": sorted(per_pid.values(), reverse=True),
             "time_to_4_ready_s": four, "max_running_seen": max((c for _, c in samples),
                                                                default=0),
             "ready_samples": samples[-40:]}
 
 
-def burst(n: int, port: int, idle: float, look_back: float, zero_deadline: float) -> dict[str, Any]:
+def burst(n: int, port: int, idle: float, look_back: float, interval: float,
+          zero_deadline: float) -> dict[str, Any]:
     from ray import serve
 
     name, app = "sleepy50", "app-sleepy50"
-    serve.run(make_app(name, idle, look_back), name=app, route_prefix=f"/{name}")
+    serve.run(make_app(name, idle, look_back, interval), name=app, route_prefix=f"/{name}")
     if wait_zero(app, name, zero_deadline) is None:
         raise RuntimeError("sleepy50: not at zero before the burst")
     time.sleep(0.5)
@@ -238,13 +245,24 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--idle-timeout", type=float, default=1.0,
                     help="downscale_delay_s and downscale_to_zero_delay_s [1]")
-    ap.add_argument("--look-back", type=float, default=1.0,
-                    help="autoscaling look_back_period_s [1]")
+    ap.add_argument("--look-back", type=float, default=2.0,
+                    help="autoscaling look_back_period_s (Ray wants it > the interval) [2]")
+    ap.add_argument("--metrics-interval", type=float, default=0.5,
+                    help="seconds between autoscaling metric pushes from handles and replicas "
+                         "(metrics_interval_s and the RAY_SERVE_*_AUTOSCALING_METRIC_PUSH_"
+                         "INTERVAL_S env vars; Ray's default is 10) [0.5]")
     ap.add_argument("--burst", type=int, default=64, help="concurrent requests; 0 skips [64]")
     ap.add_argument("--zero-deadline", type=float, default=90.0,
                     help="longest wait for zero replicas, seconds [90]")
     args = ap.parse_args()
 
+    # set before ray.init so that the raylet, and through it the proxy and replicas, inherit them
+    for var in ("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
+                "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S"):
+        os.environ[var] = str(args.metrics_interval)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     import ray
     from ray import serve
 
@@ -263,7 +281,9 @@ def main() -> int:
                      "max_replicas": 4, "target_ongoing_requests": 1, "upscale_delay_s": 0,
                      "downscale_delay_s": args.idle_timeout,
                      "downscale_to_zero_delay_s": args.idle_timeout,
-                     "look_back_period_s": args.look_back}
+                     "look_back_period_s": args.look_back,
+                     "metrics_interval_s": args.metrics_interval,
+                     "env": {k: v for k, v in os.environ.items() if k.startswith("RAY_")}}
     log(f"ray {ray.__version__} up in {out['ray_init_s']:.1f} s, serve on port {port} "
         f"in {out['serve_start_s']:.1f} s")
     try:
@@ -273,10 +293,11 @@ def main() -> int:
         out["models"] = {}
         for name in ("echo", "halfsecond"):
             out["models"][name] = cold_starts(name, port, args.repeats, args.idle_timeout,
-                                              args.look_back, args.zero_deadline)
+                                              args.look_back, args.metrics_interval,
+                                              args.zero_deadline)
         if args.burst > 0:
             out["burst"] = burst(args.burst, port, args.idle_timeout, args.look_back,
-                                 args.zero_deadline)
+                                 args.metrics_interval, args.zero_deadline)
     finally:
         serve.shutdown()
         ray.shutdown()

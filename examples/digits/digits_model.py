@@ -70,9 +70,18 @@ class DigitsModel:
         image = inputs.get("image")
         if image is None:
             raise ValueError("send an 'image': an 8x8 array or an uploaded picture")
-        if hasattr(image, "data"):  # an uploaded file
+        if hasattr(image, "content_type"):  # an uploaded file (an ndarray has .data too)
             grid = image_to_grid(image.data)
         else:
             grid = np.asarray(image, dtype=np.float64)
+        if grid.ndim == 3:  # a batch of N 8x8 images (e.g. an Open Inference Protocol tensor)
+            probs = self.clf.predict_proba(grid.reshape(len(grid), 64))
+            return {
+                "digit": [int(d) for d in np.argmax(probs, axis=1)],
+                "probabilities": np.round(probs, 6).tolist(),
+            }
         probs = self.clf.predict_proba(grid.reshape(1, 64))[0]
-        return {"digit": int(np.argmax(probs)), "probabilities": [round(float(p), 6) for p in probs]}
+        return {
+            "digit": int(np.argmax(probs)),
+            "probabilities": [round(float(p), 6) for p in probs],
+        }

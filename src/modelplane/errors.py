@@ -87,9 +87,35 @@ class UnsupportedMediaType(ModelplaneError):
     code = "unsupported_media_type"
 
 
+class Conflict(ModelplaneError):
+    """The request cannot be done in the current state (e.g. removing a user who owns things)."""
+
+    status = 409
+    code = "conflict"
+
+
+class InsufficientResources(ModelplaneError):
+    """The node has not enough free CPU, memory or GPUs now; what is short is in the message."""
+
+    status = 409
+    code = "insufficient_resources"
+
+
+class QuotaExceeded(Forbidden):
+    """The caller's quota does not allow it; what is over, and by how much, is in the message."""
+
+    code = "quota_exceeded"
+
+
 class TooManyRequests(ModelplaneError):
+    """Over the per-token request rate; ``retry_after`` says when a request will pass."""
+
     status = 429
     code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class ModelFailed(ModelplaneError):
@@ -131,7 +157,7 @@ def error_from_dict(status: int, body: dict[str, Any]) -> ModelplaneError:
         cls = NotFound
     err = cls.__new__(cls)
     ModelplaneError.__init__(err, message, hint=body.get("hint"), **(body.get("details") or {}))
-    if isinstance(err, Unavailable):
+    if isinstance(err, Unavailable | TooManyRequests):
         err.retry_after = 1.0
     return err
 

@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TOKEN_PREFIX = "mp_"
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling. ``deployment`` set: a deployment's inference token, good for predictions
+    with that one deployment and nothing else. ``token`` (the token's id) keys rate limits."""
+
     user: str
     admin: bool = False
+    deployment: str | None = None
+    token: int | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
+    """Unix time after which the token is refused, even from the cache."""
 
     def can_see(self, owner: str) -> bool:
+        """May read and change a resource of ``owner`` (scoped tokens may not, ever)."""
+        return self.deployment is None and (self.admin or self.user == owner)
+
+    def can_predict(self, deployment: str, owner: str) -> bool:
+        """May run predictions with ``deployment``, owned by ``owner``."""
+        if self.deployment is not None and self.deployment != deployment:
+            return False
         return self.admin or self.user == owner
 
 
@@ -53,18 +68,31 @@ class TokenCache:
     """``token -> Principal`` with the store behind it; ``lookup`` takes the token's hash."""
 
     def __init__(
-        self, lookup: Callable[[str], Principal | None], max_entries: int = 10_000
+        self,
+        lookup: Callable[[str], Principal | None],
+        max_entries: int = 10_000,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._lookup = lookup
         self._cache: dict[str, Principal | None] = {}
         self._max = max_entries
+        self._wall = wall
 
     def principal(self, token: str) -> Principal | None:
         digest = hash_token(token)
         try:
-            return self._cache[digest]
+            found = self._cache[digest]
         except KeyError:
             pass
+        else:
+            if (
+                found is not None
+                and found.expires_at is not None
+                and found.expires_at <= self._wall()
+            ):
+                self._cache[digest] = None  # expired while cached
+                return None
+            return found
         found = self._lookup(digest)
         if len(self._cache) >= self._max:
             self._cache.clear()

@@ -30,12 +30,29 @@ class Settings:
     queue_timeout: float = 60.0
     request_timeout: float = 120.0
     autoscale_interval: float = 0.2
+    storage: str = "local"
+    """Where buckets live: ``local`` (folders under the data directory) or ``s3``."""
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    job_lease: float = 60.0
+    watch_interval: float = 2.0
     stable_window: float = 30.0
     """Seconds of load the autoscaler averages over before scaling down (panic: a tenth)."""
     keepalive_timeout: float = 5.0
     read_timeout: float = 30.0
     reconcile_interval: float = 0.5
     stop_grace: float = 5.0
+    cpus: float | None = None
+    """Reservable cores on this node; None: the cores probed times ``cpu_allocation_ratio``."""
+    cpu_allocation_ratio: float = 8.0
+    node_memory: int | None = None
+    """Reservable bytes of memory; None: the machine's (``/proc/meminfo``)."""
+    gpus: tuple[int, ...] | None = None
+    """GPU device indices replicas may be given; None: ask ``nvidia-smi``."""
+    rate_limit: float | None = None
+    """Requests per second per token (predictions and REST); None: no limit."""
+    max_queued_jobs: int | None = None
+    """Jobs that may wait per deployment (see ``resources.quota.check_job_queue``)."""
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -51,6 +68,10 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def buckets_dir(self) -> Path:
+        return self.data_dir / "buckets"
 
     @property
     def cache_dir(self) -> Path:

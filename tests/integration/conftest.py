@@ -82,3 +82,7 @@ async def harness(tmp_path: Path, platform_settings: dict[str, Any]) -> AsyncIte
     finally:
         await h.http.aclose()
         await platform.stop()
+
+
+# A real S3-speaking server (moto's standalone server) on loopback, shared by every suite.
+from tests.integration.s3server import MOTO_MISSING, MOTO_MISSING_REASON, moto_endpoint  # noqa: E402,F401

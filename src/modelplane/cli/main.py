@@ -99,6 +99,22 @@ def up(
     stable_window: Annotated[
         float, typer.Option(help="seconds of load the autoscaler averages before scaling down")
     ] = 30.0,
+    cpus: Annotated[
+        float | None, typer.Option(help="reservable cores [default: cores x 8, time-shared]")
+    ] = None,
+    node_memory: Annotated[
+        str | None, typer.Option(help="reservable memory, e.g. 16Gi [default: the machine's]")
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="GPUs to give out: a count (2) or devices (0,2) [default: nvidia-smi]"),
+    ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="requests per second per token [default: no limit]")
+    ] = None,
+    max_queued_jobs: Annotated[
+        int | None, typer.Option(help="jobs that may wait per deployment [default: no limit]")
+    ] = None,
 ) -> None:
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
@@ -114,6 +130,11 @@ def up(
         queue_limit=queue_limit,
         queue_timeout=queue_timeout,
         stable_window=stable_window,
+        cpus=cpus,
+        node_memory=parse_memory(node_memory) if node_memory else None,
+        gpus=_gpus(gpus),
+        rate_limit=rate_limit,
+        max_queued_jobs=max_queued_jobs,
     )
     try:
         import uvloop
@@ -121,6 +142,17 @@ def up(
         uvloop.run(_serve(settings, examples))
     except ImportError:  # pragma: no cover
         asyncio.run(_serve(settings, examples))
+
+
+def _gpus(value: str | None) -> tuple[int, ...] | None:
+    from modelplane.resources.inventory import parse_gpus
+
+    if value is None:
+        return None
+    try:
+        return parse_gpus(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 async def _serve(settings: Settings, examples: Path | None) -> None:
@@ -439,6 +471,10 @@ async def _run_local(
 def main() -> None:
     app()
 
+
+# Command groups defined in their own modules register themselves on ``app`` when imported.
+from modelplane.cli import jobs as _jobs  # noqa: E402,F401
+from modelplane.cli import users as _users  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -147,6 +147,111 @@ class Client:
             )
         return Prediction(resp.status_code, resp.headers.get("content-type", ""), resp.content)
 
+    # -- jobs and buckets -----------------------------------------------------------------------
+    def upload(self, name: str, files: list[str | Path], prefix: str = "") -> list[dict[str, Any]]:
+        """Upload files to the deployment's input bucket; returns the jobs they became."""
+        opened = []
+        try:
+            parts = []
+            for f in files:
+                path = Path(f)
+                handle = open(path, "rb")  # noqa: SIM115 - closed below
+                opened.append(handle)
+                ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                parts.append(("files", (path.name, handle, ctype)))
+            resp = self._request(
+                "POST",
+                f"/api/v1/deployments/{name}/jobs",
+                files=parts,
+                data={"prefix": prefix} if prefix else None,
+            )
+        finally:
+            for handle in opened:
+                handle.close()
+        return list(resp.json()["jobs"])
+
+    def jobs(
+        self, name: str, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if state:
+            params["state"] = state
+        return self._request("GET", f"/api/v1/deployments/{name}/jobs", params=params).json()
+
+    def job(self, name: str, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/deployments/{name}/jobs/{job_id}").json()
+
+    def job_result(self, name: str, job_id: str) -> tuple[bytes, str, str]:
+        """``(content, content_type, output_key)`` of a succeeded job."""
+        resp = self._request("GET", f"/api/v1/deployments/{name}/jobs/{job_id}/result")
+        return resp.content, resp.headers.get("content-type", ""), resp.headers["x-output-key"]
+
+    def buckets(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/v1/buckets").json()
+
+    def put_object(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        return self._request(
+            "PUT",
+            f"/api/v1/buckets/{bucket}/objects/{key}",
+            content=data,
+            headers={"content-type": content_type},
+        ).json()
+
+    def objects(self, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
+        resp = self._request("GET", f"/api/v1/buckets/{bucket}/objects", params={"prefix": prefix})
+        return list(resp.json()["objects"])
+
+    def get_object(self, bucket: str, key: str) -> bytes:
+        return self._request("GET", f"/api/v1/buckets/{bucket}/objects/{key}").content
+
+    # -- users, tokens and resources ----------------------------------------------------------
+    def users(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/v1/users").json()
+
+    def user(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/users/{name}").json()
+
+    def add_user(
+        self, name: str, *, admin: bool = False, quotas: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "admin": admin, "quotas": quotas or {}}
+        return self._request("POST", "/api/v1/users", json=body).json()
+
+    def set_quotas(self, name: str, quotas: dict[str, Any]) -> dict[str, Any]:
+        return self._request("PUT", f"/api/v1/users/{name}/quotas", json=quotas).json()
+
+    def remove_user(self, name: str) -> None:
+        self._request("DELETE", f"/api/v1/users/{name}")
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        params = {"user": user} if user else None
+        return self._request("GET", "/api/v1/tokens", params=params).json()
+
+    def create_token(
+        self, *, user: str | None = None, name: str = "", expires_in_days: float | None = None
+    ) -> dict[str, Any]:
+        """A new API token; the secret is in ``["token"]`` and is shown only this once."""
+        body = {"user": user, "name": name, "expires_in_days": expires_in_days}
+        return self._request("POST", "/api/v1/tokens", json=body).json()
+
+    def revoke_token(self, token_id: int) -> None:
+        self._request("DELETE", f"/api/v1/tokens/{token_id}")
+
+    def deployment_token(
+        self, deployment: str, *, name: str = "", expires_in_days: float | None = None
+    ) -> dict[str, Any]:
+        """An inference token: predictions with ``deployment`` only."""
+        body = {"name": name, "expires_in_days": expires_in_days}
+        return self._request("POST", f"/api/v1/deployments/{deployment}/tokens", json=body).json()
+
+    def deployment_tokens(self, deployment: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"/api/v1/deployments/{deployment}/tokens").json()
+
+    def resources(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/resources").json()
+
     # -- platform -----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/api/v1/health").json()

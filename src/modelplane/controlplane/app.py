@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelplane import __version__
 from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.routes import deployments, system
+from modelplane.controlplane.routes import deployments, jobs, system, users
 from modelplane.errors import ModelplaneError
 
 log = logging.getLogger("modelplane.api")
@@ -28,6 +28,9 @@ def create_app(deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     app.include_router(deployments.router, prefix="/api/v1")
+    app.include_router(users.router, prefix="/api/v1")
+    if deps.jobs is not None:
+        app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(system.router)
     _install_error_handlers(app)
 

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from modelplane.errors import Unauthenticated
+from modelplane.errors import Forbidden, Unauthenticated
 from modelplane.security import Principal
 
 QUERY_TOKEN_NAMES = ("token", "access_token", "api_key")
 
 
 def current_principal(request: Request) -> Principal:
-    """The caller. Tokens are accepted only in the Authorization header."""
+    """The caller, with a token good for the whole API. Tokens are accepted only in the
+    Authorization header; a deployment's inference token is refused here (403)."""
+    principal = prediction_principal(request)
+    if principal.deployment is not None:
+        raise Forbidden(
+            f"this token is an inference token of deployment {principal.deployment!r}: it may "
+            "only run predictions with it",
+            hint="use an account token (`modelplane tokens create`) for everything else",
+        )
+    return principal
+
+
+def prediction_principal(request: Request) -> Principal:
+    """The caller of a prediction route: account tokens and deployment inference tokens."""
     for name in QUERY_TOKEN_NAMES:
         if name in request.query_params:
             raise Unauthenticated(
@@ -25,4 +38,5 @@ def current_principal(request: Request) -> Principal:
             "a valid bearer token is required",
             hint="set MODELPLANE_TOKEN or pass --token; `modelplane up` prints a token",
         )
+    request.app.state.deps.gateway.check_rate(principal)
     return principal

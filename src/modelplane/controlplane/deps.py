@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.gateway.dataplane import Gateway
@@ -11,6 +12,11 @@ from modelplane.metrics import Metrics
 from modelplane.security import TokenCache
 from modelplane.settings import Settings
 from modelplane.store import Store
+
+if TYPE_CHECKING:
+    from modelplane.jobs.runner import JobRunner
+    from modelplane.storage import BucketStore
+    from modelplane.store.jobs import JobStore
 
 
 @dataclass
@@ -22,3 +28,6 @@ class Deps:
     logs: LogBook
     metrics: Metrics
     tokens: TokenCache | None
+    jobs: JobStore | None = None
+    storage: BucketStore | None = None
+    runner: JobRunner | None = None

@@ -17,16 +17,27 @@ from modelplane.backends.local import LocalProcessBackend
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.reconciler import Reconciler
+from modelplane.controlplane.reservations import ReservationBook
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import Gateway
 from modelplane.gateway.http import HttpLimits, serve_http
+from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
+from modelplane.gateway.deepaas import DeepaasRouter
+from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
+from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
+from modelplane.resources.inventory import probe as probe_inventory
+from modelplane.resources.quota import Quota
+from modelplane.resources.ratelimit import RateLimiter
 from modelplane.security import LOCAL_USER, TokenCache, authenticator, hash_token, new_token
 from modelplane.settings import Settings
 from modelplane.spec import DeploymentSpec
+from modelplane.storage import BucketStore, LocalBucketStore, S3BucketStore
 from modelplane.store import Store, open_store
+from modelplane.store.jobs import JobStore
+from modelplane.store.users import UserStore
 from modelplane.testing.clock import Clock, SystemClock
 
 ADMIN = "admin"
@@ -59,7 +70,7 @@ class Platform:
             await asyncio.to_thread(self.store.ensure_user, LOCAL_USER.user, admin=True)
         else:
             self.admin_token = await asyncio.to_thread(_bootstrap_admin, self.store, s.token_file)
-            tokens = TokenCache(self.store.principal_for)
+            tokens = TokenCache(UserStore(self.store).principal_for)
         self.logs = LogBook(s.logs_dir)
         self.metrics = Metrics()
         self.gateway = Gateway(
@@ -83,6 +94,9 @@ class Platform:
             stop_grace=s.stop_grace,
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
+        self.reconciler.reservations = await asyncio.to_thread(_reservation_book, self.store, s)
+        if s.rate_limit:
+            self.gateway.limiter = RateLimiter(s.rate_limit)
         self.autoscaler = Autoscaler(
             self.gateway,
             self.reconciler,
@@ -91,10 +105,36 @@ class Platform:
             tuning={"stable_window": s.stable_window},
         )
         self.gateway.on_demand = self.autoscaler.poke
+        oip = OipFront(self.gateway, self.reconciler)
+        self.gateway.add_front(oip.prefix, oip.handle)
+        self.gateway.add_front(DEEPAAS_PREFIX, DeepaasRouter(self.gateway))
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
+        self.storage = _storage(s)
+        self.jobs = JobStore(self.store)
+        self.runner = JobRunner(
+            self.jobs, self.storage, self.gateway, self.reconciler, lease=s.job_lease
+        )
+        self.watcher = BucketWatcher(
+            self.jobs,
+            self.storage,
+            self.reconciler,
+            interval=s.watch_interval,
+            on_new=self.runner.wake,
+        )
+        self.autoscaler.queued_jobs = self.runner.backlog
+        self.reconciler.on_removed.append(self.watcher.forget)
         self.deps = Deps(
-            s, self.store, self.gateway, self.reconciler, self.logs, self.metrics, tokens
+            s,
+            self.store,
+            self.gateway,
+            self.reconciler,
+            self.logs,
+            self.metrics,
+            tokens,
+            jobs=self.jobs,
+            storage=self.storage,
+            runner=self.runner,
         )
         self.app = create_app(self.deps)
         self.listener = ReplicaListener(
@@ -110,6 +150,8 @@ class Platform:
         self.gateway.fallback = AsgiBridge(self.app, (s.host, self.port))
         self._tasks.append(asyncio.create_task(self.reconciler.run()))
         self._tasks.append(asyncio.create_task(self.autoscaler.run()))
+        self._tasks.append(asyncio.create_task(self.runner.run()))
+        self._tasks.append(asyncio.create_task(self.watcher.run()))
         self.gateway.start_timeouts()
 
     @property
@@ -136,6 +178,8 @@ class Platform:
         if self._server is not None:
             self._server.close()
         self.autoscaler.close()
+        self.watcher.close()
+        await self.runner.close()
         self.gateway.stop_timeouts()
         await self.reconciler.close()
         for task in self._tasks:
@@ -144,6 +188,24 @@ class Platform:
         await self.listener.close()
         self.logs.close()
         self.store.close()
+
+
+def _storage(s: Settings) -> BucketStore:
+    if s.storage == "s3":
+        return S3BucketStore(endpoint_url=s.s3_endpoint, region=s.s3_region)
+    return LocalBucketStore(s.buckets_dir)
+
+
+def _reservation_book(store: Store, settings: Settings) -> ReservationBook:
+    """The node's inventory, probed once here, and every user's quota."""
+    inventory = probe_inventory(
+        cpus=settings.cpus,
+        memory=settings.node_memory,
+        gpus=settings.gpus,
+        cpu_allocation_ratio=settings.cpu_allocation_ratio,
+    )
+    quotas = {u.name: Quota.from_dict(u.quotas) for u in UserStore(store).list_users() if u.quotas}
+    return ReservationBook(inventory, quotas)
 
 
 def _bootstrap_admin(store: Store, token_file: Path) -> str:

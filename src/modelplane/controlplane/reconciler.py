@@ -22,9 +22,11 @@ from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
 from modelplane.controlplane.backoff import restart_delay
+from modelplane.controlplane.reservations import ReservationBook, per_replica
 from modelplane.gateway.dataplane import Gateway
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
+from modelplane.resources.placement import Refusal
 from modelplane.spec import DeploymentSpec, Mode
 from modelplane.store import Store
 from modelplane.testing.clock import Clock
@@ -66,6 +68,8 @@ class DeploymentRuntime:
     metadata: dict[str, Any] | None = None
     cold_starts: list[dict[str, Any]] = field(default_factory=list)
     """The most recent cold starts: when, and seconds from start to ready."""
+    pending: str | None = None
+    """Why a wanted replica is not started (node full, over quota); None when none waits."""
 
     def live(self) -> list[Replica]:
         return [r for r in self.replicas.values() if r.state != "stopping"]
@@ -114,6 +118,8 @@ class Reconciler:
         self._sync_lock = asyncio.Lock()
         self.extra_status: Callable[[str], dict[str, Any]] | None = None
         self.on_removed: list[Callable[[str], None]] = []
+        self.reservations: ReservationBook | None = None
+        """Set: every replica reserves its CPU, memory and GPUs before it starts."""
         gateway.events = self
 
     # -- the loop -------------------------------------------------------------------------------
@@ -155,11 +161,15 @@ class Reconciler:
                 spec = DeploymentSpec.model_validate(row.spec)
                 dep = DeploymentRuntime(row.name, row.owner, spec, row.generation)
                 self.deployments[row.name] = dep
+                if self.reservations is not None:
+                    self.reservations.commit(row.name, row.owner, spec)
                 self.gateway.add_deployment(row.name, row.owner)
                 self._background(self.backend.prepare(spec))
             elif dep.generation != row.generation:
                 dep.spec = DeploymentSpec.model_validate(row.spec)
                 dep.generation = row.generation
+                if self.reservations is not None:
+                    self.reservations.commit(row.name, row.owner, dep.spec)
                 dep.failures = 0
                 dep.next_start_at = 0.0
                 for replica in dep.live():  # replaced by replicas of the new spec below
@@ -184,35 +194,56 @@ class Reconciler:
         if len(live) < want and now >= dep.next_start_at:
             cold = not any(r.state == "ready" for r in live)
             for _ in range(want - len(live)):
-                await self._start(dep, cold=cold)
+                if not await self._start(dep, cold=cold):
+                    break
         elif len(live) > want:
             pool = self.gateway.pools.get(dep.name)
             load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
             victims = sorted(live, key=lambda r: (r.state == "ready", load.get(r.id, 0)))
             for replica in victims[: len(live) - want]:
                 self._stop(dep, replica, "scaled down")
+        if len(dep.live()) >= want:
+            dep.pending = None
         self._publish(dep)
 
     # -- starting and stopping ------------------------------------------------------------------
-    async def _start(self, dep: DeploymentRuntime, cold: bool = False) -> None:
+    async def _start(self, dep: DeploymentRuntime, cold: bool = False) -> bool:
+        """Start one replica; False if it cannot start now (no room), with the reason kept."""
         rid = f"{dep.name}-{secrets.token_hex(3)}"
+        env = {"MODELPLANE_CACHE_DIR": str(self.cache_dir / dep.name)}
+        if self.reservations is not None:
+            granted = self.reservations.reserve(rid, dep.name, dep.owner, per_replica(dep.spec))
+            if isinstance(granted, Refusal):
+                self._not_placed(dep, granted.message)
+                return False
+            env.update(granted.env(self.reservations.inventory))
+        dep.pending = None
         replica = Replica(rid, self.clock.now(), datetime.now(UTC), cold=cold)
         dep.replicas[rid] = replica
         self._by_replica[rid] = (dep, replica)
         self.gateway.expect(rid, dep.name)
         cache = self.cache_dir / dep.name
         cache.mkdir(parents=True, exist_ok=True)
-        launch = ReplicaLaunch(
-            rid, dep.spec, self._gateway_address, env={"MODELPLANE_CACHE_DIR": str(cache)}
-        )
+        launch = ReplicaLaunch(rid, dep.spec, self._gateway_address, env=env)
         self._platform_log(dep.name, f"starting replica {rid}")
         try:
             replica.handle = await self.backend.start(launch)
         except Exception as exc:
             replica.error = f"could not start replica: {exc}"
             self._replica_gone(dep, replica, None)
-            return
+            return True
         self._background(self._await_exit(dep, replica, replica.handle))
+        return True
+
+    def _not_placed(self, dep: DeploymentRuntime, reason: str) -> None:
+        message = f"replica not started: {reason}"
+        if dep.pending != message:
+            dep.pending = message
+            self._platform_log(dep.name, message)
+            self._event(dep.name, "pending", message)
+        pool = self.gateway.pools.get(dep.name)
+        if pool is not None and not dep.live():
+            pool.fail_waiting(f"deployment {dep.name!r}: {message}", retry_after=5.0)
 
     def _stop(
         self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None
@@ -242,6 +273,8 @@ class Reconciler:
     def _replica_gone(self, dep: DeploymentRuntime, replica: Replica, code: int | None) -> None:
         dep.replicas.pop(replica.id, None)
         self._by_replica.pop(replica.id, None)
+        if self.reservations is not None:
+            self.reservations.release(replica.id)
         self.gateway.forget(replica.id)
         if self.deployments.get(dep.name) is dep:
             self._publish(dep)
@@ -295,6 +328,8 @@ class Reconciler:
 
     def _teardown(self, name: str) -> None:
         dep = self.deployments.pop(name)
+        if self.reservations is not None:
+            self.reservations.forget(name)
         for replica in list(dep.replicas.values()):
             self._stop(dep, replica, "deployment removed", grace=2.0)
         self.gateway.remove_deployment(name)
@@ -392,6 +427,8 @@ class Reconciler:
             state = "running"
         elif want == 0:
             state = "idle"
+        elif dep.pending and ready + starting < want:
+            state = "pending"
         elif dep.failures and not ready:
             state = "failing"
         else:
@@ -411,6 +448,7 @@ class Reconciler:
             "last_error_at": dep.last_error_at.isoformat() if dep.last_error_at else None,
             "model": dep.metadata,
             "cold_starts": dep.cold_starts,
+            "pending": dep.pending,
         }
 
     def _publish(self, dep: DeploymentRuntime) -> None:

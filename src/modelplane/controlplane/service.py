@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from modelplane.controlplane.deps import Deps
@@ -11,6 +13,7 @@ from modelplane.model.loader import get_loader
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec
 from modelplane.store.models import DeploymentRow
+from modelplane.store.users import UserStore
 
 
 class Deployments:
@@ -24,29 +27,56 @@ class Deployments:
         except InvalidSpec as exc:
             raise InvalidSpec(exc.message, hint=exc.hint, field="model.path") from None
 
+    async def _ensure_buckets(self, spec: DeploymentSpec, principal: Principal) -> None:
+        if spec.input is None or spec.output is None or self.deps.jobs is None:
+            return
+        from modelplane.controlplane.jobs import Jobs
+
+        jobs = Jobs(self.deps)
+        for name in (spec.input, spec.output):
+            await jobs.ensure_bucket(name, principal.user)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self, spec: DeploymentSpec, owner: str, *, creating: bool
+    ) -> AsyncIterator[None]:
+        """Check that ``spec`` fits the node and ``owner``'s quota (409/403/422 if not) and hold
+        the admission lock until the reconciler has it, so racing deploys cannot over-commit."""
+        book = self.deps.reconciler.reservations
+        if book is None:
+            yield
+            return
+        async with book.admission:
+            book.admit(spec, owner, creating=creating)
+            yield
+
     async def create(self, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
         self._check_model(spec)
-        row = await asyncio.to_thread(
-            self.deps.store.create_deployment,
-            spec.name,
-            principal.user,
-            spec.model_dump(mode="json"),
-        )
-        await self.deps.reconciler.sync()  # the gateway knows the deployment before we answer
+        async with self._admitted(spec, principal.user, creating=True):
+            await self._ensure_buckets(spec, principal)
+            row = await asyncio.to_thread(
+                self.deps.store.create_deployment,
+                spec.name,
+                principal.user,
+                spec.model_dump(mode="json"),
+            )
+            await self.deps.reconciler.sync()  # the gateway knows the deployment before we answer
         self.deps.reconciler.wake()
         return self.view(row)
 
     async def update(self, name: str, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
-        await self.get_row(name, principal)
+        current = await self.get_row(name, principal)
         if spec.name != name:
             raise InvalidSpec(
                 f"name: the spec names {spec.name!r} but the URL names {name!r}", field="name"
             )
         self._check_model(spec)
-        row = await asyncio.to_thread(
-            self.deps.store.update_deployment, name, spec.model_dump(mode="json")
-        )
-        await self.deps.reconciler.sync()
+        async with self._admitted(spec, current.owner, creating=False):
+            await self._ensure_buckets(spec, principal)
+            row = await asyncio.to_thread(
+                self.deps.store.update_deployment, name, spec.model_dump(mode="json")
+            )
+            await self.deps.reconciler.sync()
         self.deps.reconciler.wake()
         return self.view(row)
 
@@ -75,8 +105,14 @@ class Deployments:
     async def delete(self, name: str, principal: Principal) -> None:
         await self.get_row(name, principal)
         await asyncio.to_thread(self.deps.store.delete_deployment, name)
+        if self.deps.jobs is not None:
+            await asyncio.to_thread(self.deps.jobs.delete_for, name)
         await self.deps.reconciler.sync()
         self.deps.logs.remove(name)
+        # its inference tokens die with it: a new deployment of that name must not inherit them
+        await asyncio.to_thread(UserStore(self.deps.store).revoke_deployment_tokens, name)
+        if self.deps.tokens is not None:
+            self.deps.tokens.invalidate()
 
     def view(self, row: DeploymentRow) -> dict[str, Any]:
         return {

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from modelplane.errors import DeploymentNotFound, Unauthenticated
+from modelplane.errors import DeploymentNotFound, TooManyRequests, Unauthenticated
 from modelplane.gateway.http import HttpConnection, Request
 from modelplane.gateway.pool import DeploymentPool
 from modelplane.gateway.replicas import ReplicaConnection
 from modelplane.metrics import Metrics
-from modelplane.security import Authenticate
+from modelplane.resources.ratelimit import RateLimiter
+from modelplane.security import Authenticate, Principal
 
 PREDICT_PREFIX = b"/api/v1/deployments/"
 PREDICT_SUFFIX = b"/predict"
@@ -67,6 +68,8 @@ class Gateway:
         self.events: ReplicaEvents = _NoEvents()
         self.on_demand: Callable[[str], None] | None = None
         self.fronts: list[tuple[bytes, Callable[[Request, HttpConnection], None]]] = []
+        self.limiter: RateLimiter | None = None
+        """Requests per second per token, on predictions and the REST API; None: no limit."""
 
     # -- deployments and replicas (called by the reconciler) ----------------------------------
     def add_deployment(self, name: str, owner: str) -> DeploymentPool:
@@ -175,10 +178,23 @@ class Gateway:
                 "a valid bearer token is required",
                 hint="send `Authorization: Bearer <token>`; `modelplane up` prints one",
             )
+        self.check_rate(principal)
         pool = self.pools.get(name)
-        if pool is None or not principal.can_see(pool.owner):
+        if pool is None or not principal.can_predict(name, pool.owner):
             raise DeploymentNotFound(name)
         return pool
+
+    def check_rate(self, principal: Principal) -> None:
+        """Raise 429 when ``principal``'s token is over the rate limit."""
+        limiter = self.limiter
+        if limiter is not None and principal.token is not None:
+            wait = limiter.check(principal.token, time.monotonic())
+            if wait:
+                raise TooManyRequests(
+                    f"over the limit of {limiter.rate:g} requests per second for this token",
+                    hint="slow down; Retry-After says when to try again",
+                    retry_after=wait,
+                )
 
     def forward(
         self,
@@ -215,8 +231,14 @@ class Gateway:
                 )
             )
             return
+        if self.limiter is not None:
+            try:
+                self.check_rate(principal)
+            except TooManyRequests as exc:
+                conn.respond_error(exc)
+                return
         pool = self.pools.get(name)
-        if pool is None or not principal.can_see(pool.owner):
+        if pool is None or not principal.can_predict(name, pool.owner):
             conn.respond_error(DeploymentNotFound(name))
             return
         started = time.perf_counter()

@@ -2,6 +2,8 @@
 
 Paths: ``POST /predict`` (and the platform's ``/api/v1/deployments/{name}/predict``, so the
 same client code works against both), ``GET /`` for the model's metadata, ``GET /health``.
+A DEEPaaS model also gets DEEPaaS's own paths at the root (``/``, ``/v2/…``, ``/swagger.json``),
+so callers of ``deepaas-run`` keep working; its native metadata stays at ``GET /model``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import orjson
 
 from modelplane.errors import NotFound
+from modelplane.gateway import deepaas
 from modelplane.gateway.http import HttpConnection, Request
 from modelplane.model.contract import LoadedModel
+from modelplane.model.deepaas import DeepaasModel
 from modelplane.worker.server import Predictor
 
 _JSON = b"application/json"
@@ -26,9 +30,15 @@ class LocalModelServer:
             f"/api/v1/deployments/{self.name}/predict".encode(),
         }
         self._metadata = orjson.dumps(model.metadata.to_dict())
+        self._deepaas = isinstance(model.instance, DeepaasModel)
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         path = req.url.partition(b"?")[0]
+        if self._deepaas and (
+            path in (b"/", b"/v2", b"/swagger.json") or path.startswith(b"/v2/")
+        ):
+            deepaas.serve(req, conn, b"", req.url, self._forward_deepaas(req, conn))
+            return
         if req.method == b"POST" and path in self._predict_paths:
             self.predictor.submit(
                 req.content_type or _JSON, bytes(req.body), lambda s, c, b: conn.respond(s, b, c)
@@ -44,3 +54,14 @@ class LocalModelServer:
                     hint="POST /predict runs the model; GET / shows its metadata",
                 )
             )
+
+    def _forward_deepaas(self, req: Request, conn: HttpConnection) -> deepaas.Forward:
+        def forward(meta: bytes) -> None:
+            self.predictor.submit(
+                req.content_type or _JSON,
+                bytes(req.body),
+                lambda s, c, b: conn.respond(s, b, c),
+                b"deepaas\x00" + meta,
+            )
+
+        return forward

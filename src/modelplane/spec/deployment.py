@@ -154,6 +154,10 @@ class DeploymentSpec(_Frozen):
     def _buckets(self) -> DeploymentSpec:
         if (self.input is None) != (self.output is None):
             raise ValueError("input and output buckets go together: set both or neither")
+        if self.input is not None and self.input == self.output:
+            raise ValueError(
+                "input and output must be different buckets (results would become new jobs)"
+            )
         return self
 
     def desired_dedicated(self) -> int:

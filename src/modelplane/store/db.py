@@ -100,7 +100,8 @@ class Store:
             token, user = found
             if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
                 return None
-            return Principal(user.name, admin=user.admin)
+            scope = token.deployment
+            return Principal(user.name, admin=user.admin, deployment=scope, token=token.id)
 
     # -- deployments --------------------------------------------------------------------------
     def create_deployment(self, name: str, owner: str, spec: dict[str, Any]) -> DeploymentRow:

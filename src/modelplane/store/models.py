@@ -62,6 +62,8 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deployment: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    """Set: an inference token, good only for predictions with this deployment."""
 
 
 class DeploymentRow(Base):
@@ -104,8 +106,9 @@ class JobRow(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("deployment", "input_bucket", "input_key", "input_etag",
-                         name="uq_jobs_input"),
+        UniqueConstraint(
+            "deployment", "input_bucket", "input_key", "input_etag", name="uq_jobs_input"
+        ),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     deployment: Mapped[str] = mapped_column(String(63), index=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modelplane.controlplane.auth import current_principal
+from modelplane.controlplane.auth import current_principal, prediction_principal
 from modelplane.controlplane.service import Deployments
 from modelplane.errors import DeploymentNotFound
 from modelplane.security import Principal
@@ -73,10 +73,12 @@ async def logs(
     ),
     responses={400: {}, 404: {}, 413: {}, 415: {}, 500: {}, 502: {}, 503: {}},
 )
-async def predict(name: str, request: Request, caller: Caller) -> Response:
+async def predict(
+    name: str, request: Request, caller: Annotated[Principal, Depends(prediction_principal)]
+) -> Response:
     gateway = request.app.state.deps.gateway
     pool = gateway.pools.get(name)
-    if pool is None or not caller.can_see(pool.owner):
+    if pool is None or not caller.can_predict(name, pool.owner):
         raise DeploymentNotFound(name)
     body = await request.body()
     done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()

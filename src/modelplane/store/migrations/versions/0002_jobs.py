@@ -21,8 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "buckets",
         sa.Column("name", sa.String(63), primary_key=True),
-        sa.Column("owner", sa.String(64), sa.ForeignKey("users.name"), nullable=False,
-                  index=True),
+        sa.Column("owner", sa.String(64), sa.ForeignKey("users.name"), nullable=False, index=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
     )
     op.create_table(
@@ -46,8 +45,9 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("started_at", UTCDateTime, nullable=True),
         sa.Column("finished_at", UTCDateTime, nullable=True),
-        sa.UniqueConstraint("deployment", "input_bucket", "input_key", "input_etag",
-                            name="uq_jobs_input"),
+        sa.UniqueConstraint(
+            "deployment", "input_bucket", "input_key", "input_etag", name="uq_jobs_input"
+        ),
     )
     op.create_index("ix_jobs_claim", "jobs", ["deployment", "state", "created_at"])
 

@@ -1,0 +1,151 @@
+"""CLI commands for asynchronous and batch predictions: upload, jobs, download, batch."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from modelplane.cli.main import TokenOpt, UrlOpt, _client, app, err, friendly, out
+from modelplane.errors import InvalidInput, ModelplaneError
+from modelplane.storage import validate_key
+
+
+@app.command()
+@friendly
+def upload(
+    name: str,
+    files: Annotated[list[Path], typer.Argument(help="files to upload; each becomes a job")],
+    prefix: Annotated[str, typer.Option(help="key prefix in the input bucket")] = "",
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Upload files to a deployment's input bucket: each becomes an asynchronous job."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InvalidInput(f"no such file: {', '.join(missing)}")
+    with _client(url, token) as client:
+        jobs = client.upload(name, list(files), prefix=prefix)
+    for job in jobs:
+        out.print(f"job [bold]{job['id']}[/] queued for {job['input']['key']}")
+    out.print(f"follow them with `modelplane jobs {name}`")
+
+
+@app.command()
+@friendly
+def jobs(
+    name: str,
+    state: Annotated[str | None, typer.Option(help="queued, running, succeeded or failed")] = None,
+    limit: Annotated[int, typer.Option(help="rows to show")] = 100,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """List a deployment's jobs with their state, timings and errors."""
+    with _client(url, token) as client:
+        data = client.jobs(name, state=state, limit=limit)
+    table = Table("JOB", "STATE", "INPUT", "OUTPUT", "TRIES", "SECONDS", "ERROR")
+    for j in data["jobs"]:
+        table.add_row(
+            j["id"],
+            j["state"],
+            j["input"]["key"],
+            j["output"]["key"] or "-",
+            f"{j['attempts']}/{j['max_attempts']}",
+            "-" if j["duration_seconds"] is None else f"{j['duration_seconds']:.3f}",
+            (j["error"] or "")[:80],
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(data["counts"].items())) or "no jobs"
+    out.print(table if data["jobs"] else "no jobs yet: `modelplane upload NAME FILE…`")
+    out.print(counts)
+
+
+@app.command()
+@friendly
+def download(
+    name: str,
+    target: Annotated[str | None, typer.Argument(help="a job id (omit with --all)")] = None,
+    directory: Annotated[Path, typer.Argument(help="where results go")] = Path("."),
+    all_: Annotated[bool, typer.Option("--all", help="every succeeded job")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Fetch job results into a folder, under their output keys."""
+    if all_ and target is not None and directory == Path("."):
+        directory, target = Path(target), None
+    if not all_ and target is None:
+        raise InvalidInput("give a job id, or --all")
+    with _client(url, token) as client:
+        if all_:
+            ids, offset = [], 0
+            while True:
+                page = client.jobs(name, state="succeeded", limit=1000, offset=offset)["jobs"]
+                ids += [j["id"] for j in page]
+                offset += len(page)
+                if len(page) < 1000:
+                    break
+        else:
+            ids = [str(target)]
+        for job_id in ids:
+            data, _ctype, key = client.job_result(name, job_id)
+            validate_key(key)  # the key comes from the server; never write outside directory
+            path = directory / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            out.print(f"{job_id} -> {path}")
+
+
+@app.command()
+@friendly
+def batch(
+    name: str,
+    input_: Annotated[str, typer.Option("--input", help="a folder or s3://bucket/prefix")],
+    output: Annotated[str, typer.Option(help="a folder or s3://bucket/prefix")],
+    concurrency: Annotated[int, typer.Option(help="requests in flight")] = 16,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Predict over a whole dataset; run it again to finish what an interruption left."""
+    from modelplane.client.batch import run_batch, side_for
+
+    client = _client(url, token)
+    client.close()
+    source, target = side_for(input_), side_for(output)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as bar:
+        task = bar.add_task(f"batch on {name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = asyncio.run(
+            run_batch(
+                client.url,
+                client.token,
+                name,
+                source,
+                target,
+                concurrency=concurrency,
+                progress=progress,
+            )
+        )
+    out.print(
+        f"{report.total} inputs: {report.done} predicted, {report.skipped} already done, "
+        f"{len(report.failed)} failed"
+    )
+    for key, message in report.failed[:20]:
+        err.print(f"[red]failed[/] {key}: {message}")
+    if report.failed:
+        raise ModelplaneError(
+            f"{len(report.failed)} inputs failed",
+            hint="fix them or the model, then run the same command again: only what is "
+            "missing is computed",
+        )

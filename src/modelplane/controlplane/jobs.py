@@ -1,0 +1,156 @@
+"""Jobs and buckets behind the REST routes: ownership, uploads that enqueue, result downloads."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from modelplane.controlplane.deps import Deps
+from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.security import Principal
+from modelplane.storage import ObjectInfo, validate_bucket_name, validate_key
+from modelplane.store.jobs import NewJob
+from modelplane.store.models import DeploymentRow, JobRow
+
+
+def job_view(job: JobRow) -> dict[str, Any]:
+    duration = None
+    if job.started_at and job.finished_at:
+        duration = round((job.finished_at - job.started_at).total_seconds(), 4)
+    return {
+        "id": job.id,
+        "deployment": job.deployment,
+        "state": job.state,
+        "input": {"bucket": job.input_bucket, "key": job.input_key},
+        "output": {"bucket": job.output_bucket, "key": job.output_key},
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "error": job.error,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "duration_seconds": duration,
+    }
+
+
+def object_view(obj: ObjectInfo) -> dict[str, Any]:
+    return {
+        "key": obj.key,
+        "size": obj.size,
+        "etag": obj.etag,
+        "last_modified": obj.last_modified.isoformat(),
+        "content_type": obj.content_type,
+    }
+
+
+class Jobs:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        assert deps.jobs is not None and deps.storage is not None
+        self.jobs = deps.jobs
+        self.storage = deps.storage
+
+    # -- buckets --------------------------------------------------------------------------------
+    async def ensure_bucket(self, name: str, owner: str) -> None:
+        """Create ``name`` for ``owner``; refuse a bucket that someone else owns."""
+        validate_bucket_name(name)
+        holder = await asyncio.to_thread(self.jobs.claim_bucket, name, owner)
+        if holder != owner:
+            raise AlreadyExists(
+                f"bucket name {name!r} is taken", hint="choose another bucket name", bucket=name
+            )
+        await asyncio.to_thread(self.storage.create_bucket, name)
+
+    async def check_bucket(self, name: str, principal: Principal) -> None:
+        validate_bucket_name(name)
+        owner = await asyncio.to_thread(self.jobs.bucket_owner, name)
+        if owner is None or not principal.can_see(owner):
+            raise NotFound(f"bucket {name!r} does not exist", bucket=name)
+
+    async def buckets(self, principal: Principal) -> list[dict[str, Any]]:
+        rows = await asyncio.to_thread(
+            self.jobs.buckets, None if principal.admin else principal.user
+        )
+        return [
+            {"name": r.name, "owner": r.owner, "created_at": r.created_at.isoformat()} for r in rows
+        ]
+
+    async def put_object(
+        self, bucket: str, key: str, data: bytes, content_type: str, principal: Principal
+    ) -> tuple[ObjectInfo, list[JobRow]]:
+        """Store an object; every deployment reading this bucket gets a job for it at once."""
+        await self.check_bucket(bucket, principal)
+        validate_key(key)
+        info = await asyncio.to_thread(self.storage.put, bucket, key, data, content_type)
+        return info, await self.trigger(bucket, info)
+
+    async def trigger(self, bucket: str, info: ObjectInfo) -> list[JobRow]:
+        created = []
+        for name, dep in list(self.deps.reconciler.deployments.items()):
+            spec = dep.spec
+            if spec.input != bucket or spec.output is None:
+                continue
+            job = NewJob(
+                name,
+                dep.owner,
+                bucket,
+                info.key,
+                info.etag,
+                info.content_type or "application/octet-stream",
+                spec.output,
+            )
+            row, _ = await asyncio.to_thread(self.jobs.enqueue, job)
+            created.append(row)
+        if created and self.deps.runner is not None:
+            self.deps.runner.wake()
+        return created
+
+    # -- jobs of a deployment -------------------------------------------------------------------
+    def _buckets_of(self, row: DeploymentRow) -> tuple[str, str]:
+        spec = row.spec
+        if not spec.get("input") or not spec.get("output"):
+            raise InvalidInput(
+                f"deployment {row.name!r} has no input and output buckets",
+                hint="set `input:` and `output:` bucket names in its spec to use jobs",
+            )
+        return spec["input"], spec["output"]
+
+    async def upload(
+        self, row: DeploymentRow, files: list[tuple[str, bytes, str]], prefix: str
+    ) -> list[dict[str, Any]]:
+        bucket, _ = self._buckets_of(row)
+        if not files:
+            raise InvalidInput("no files in the upload; send multipart/form-data with files")
+        out = []
+        for filename, data, ctype in files:
+            key = prefix + filename
+            validate_key(key)
+            info = await asyncio.to_thread(self.storage.put, bucket, key, data, ctype)
+            for job in await self.trigger(bucket, info):
+                if job.deployment == row.name:
+                    out.append(job_view(job))
+        return out
+
+    async def list_jobs(
+        self, row: DeploymentRow, state: str | None, limit: int, offset: int
+    ) -> dict[str, Any]:
+        rows = await asyncio.to_thread(self.jobs.list, row.name, state, limit, offset)
+        counts = (await asyncio.to_thread(self.jobs.counts)).get(row.name, {})
+        return {"jobs": [job_view(j) for j in rows], "counts": counts}
+
+    async def get(self, row: DeploymentRow, job_id: str) -> JobRow:
+        job = await asyncio.to_thread(self.jobs.get, job_id)
+        if job is None or job.deployment != row.name:
+            raise NotFound(f"job {job_id!r} does not exist in deployment {row.name!r}")
+        return job
+
+    async def result(self, row: DeploymentRow, job_id: str) -> tuple[bytes, str, str]:
+        job = await self.get(row, job_id)
+        if job.state != "succeeded" or job.output_key is None:
+            raise NotFound(
+                f"job {job_id} has no result (state: {job.state})",
+                hint="wait until it succeeds; `modelplane jobs` shows its state and error",
+            )
+        info = await asyncio.to_thread(self.storage.head, job.output_bucket, job.output_key)
+        data = await asyncio.to_thread(self.storage.get, job.output_bucket, job.output_key)
+        return data, info.content_type or "application/octet-stream", job.output_key

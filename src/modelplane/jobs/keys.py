@@ -1,0 +1,29 @@
+"""Where a job's result goes: a pure function of the input key and the result's type.
+
+Deriving the output key (instead of naming it after the job) makes execution idempotent: a job
+that runs twice after a crash overwrites its own result rather than leaving two.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+_EXTENSIONS = {
+    "application/json": ".json",
+    "text/plain": ".txt",
+    "text/csv": ".csv",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "application/octet-stream": ".out",
+}
+
+
+def output_key(input_key: str, content_type: str) -> str:
+    base = content_type.split(";", 1)[0].strip().lower()
+    ext = _EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".out"
+    return input_key + ext
+
+
+def retry_delay(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Seconds before a failed job runs again: 1, 2, 4 ... capped. Pure."""
+    return min(cap, base * 2 ** max(0, attempts - 1))

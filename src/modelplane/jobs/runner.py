@@ -1,0 +1,175 @@
+"""The job runner: claims jobs with a lease, runs them on replicas, writes results.
+
+It sends each job's input through the same deployment pool as synchronous predictions, so jobs
+share replicas, the cold-start queue and the autoscaler with them: a serverless deployment at
+zero scales up for queued jobs and back down once they are done. It claims no more jobs than the
+deployment's ready replicas can take at their target concurrency (at least one, which is what
+wakes a deployment at zero), so the queue, not the gateway, holds the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+from typing import Any
+
+import orjson
+
+from modelplane.errors import ModelplaneError, NotFound
+from modelplane.gateway.dataplane import Gateway
+from modelplane.jobs.keys import output_key, retry_delay
+from modelplane.storage import BucketStore
+from modelplane.store.jobs import QUEUED, RUNNING, JobStore
+from modelplane.store.models import JobRow
+
+log = logging.getLogger("modelplane.jobs")
+
+
+class JobRunner:
+    def __init__(
+        self,
+        jobs: JobStore,
+        storage: BucketStore,
+        gateway: Gateway,
+        deployments: Any,
+        *,
+        lease: float = 60.0,
+        interval: float = 0.5,
+        retry_base: float = 1.0,
+    ) -> None:
+        self.jobs = jobs
+        self.storage = storage
+        self.gateway = gateway
+        self.deployments = deployments
+        """Anything with ``.deployments: dict[name, runtime with .spec]`` (the reconciler)."""
+        self.lease = lease
+        self.interval = interval
+        self.retry_base = retry_base
+        self.runner_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._in_flight: dict[str, set[str]] = {}
+        self._backlog: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    # -- what others ask ------------------------------------------------------------------------
+    def backlog(self, name: str) -> int:
+        """Jobs queued or running for ``name``: extra demand for the autoscaler."""
+        return self._backlog.get(name, 0)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        released = await asyncio.to_thread(self.jobs.release_all)
+        if released:
+            log.info("requeued %d jobs that were running when the platform stopped", released)
+        beat = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                await self._pass()
+                if loop.time() - beat > self.lease / 3:
+                    beat = loop.time()
+                    ids = [j for ids in self._in_flight.values() for j in ids]
+                    await asyncio.to_thread(self.jobs.heartbeat, ids, self.runner_id, self.lease)
+            except Exception:
+                log.exception("job runner pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    async def _pass(self) -> None:
+        counts = await asyncio.to_thread(self.jobs.counts)
+        self._backlog = {name: c.get(QUEUED, 0) + c.get(RUNNING, 0) for name, c in counts.items()}
+        for name, dep in list(self.deployments.deployments.items()):
+            spec = dep.spec
+            if spec.input is None or not counts.get(name, {}).get(QUEUED):
+                continue
+            pool = self.gateway.pools.get(name)
+            if pool is None:
+                continue
+            per_replica = max(1, math.ceil(spec.scale.target_concurrency))
+            capacity = max(1, len(pool.ready)) * per_replica
+            running = self._in_flight.setdefault(name, set())
+            room = capacity - len(running)
+            if room <= 0:
+                continue
+            claimed = await asyncio.to_thread(
+                self.jobs.claim, name, self.runner_id, self.lease, room
+            )
+            for job in claimed:
+                running.add(job.id)
+                task = asyncio.create_task(self._execute(job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    # -- one job --------------------------------------------------------------------------------
+    async def _execute(self, job: JobRow) -> None:
+        try:
+            await self._run_job(job)
+        except Exception as exc:  # storage down, a bug: the job goes back with a backoff
+            log.exception("job %s failed unexpectedly", job.id)
+            await self._fail(job, f"platform error: {type(exc).__name__}: {exc}", retry=True)
+        finally:
+            self._in_flight.get(job.deployment, set()).discard(job.id)
+            self.wake()
+
+    async def _run_job(self, job: JobRow) -> None:
+        try:
+            data = await asyncio.to_thread(self.storage.get, job.input_bucket, job.input_key)
+        except NotFound:
+            await self._fail(job, f"input object {job.input_key!r} is gone", retry=False)
+            return
+        pool = self.gateway.pools.get(job.deployment)
+        if pool is None:
+            await self._fail(job, "the deployment was removed", retry=False)
+            return
+        done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
+
+        def reply(status: int, ctype: bytes, body: bytes) -> None:
+            if not done.done():
+                done.set_result((status, ctype, body))
+
+        pool.submit(job.content_type.encode("latin-1"), data, reply)
+        status, ctype, body = await done
+        if status == 200:
+            content_type = ctype.decode("latin-1")
+            key = output_key(job.input_key, content_type)
+            await asyncio.to_thread(self.storage.put, job.output_bucket, key, body, content_type)
+            await asyncio.to_thread(self.jobs.succeed, job.id, self.runner_id, key)
+            return
+        message = _message(status, body)
+        # A 4xx is the input's fault and will not get better; a 5xx may (a replica died,
+        # none was ready in time), so it is retried with a backoff until attempts run out.
+        await self._fail(job, message, retry=status >= 500)
+
+    async def _fail(self, job: JobRow, message: str, *, retry: bool) -> None:
+        delay = retry_delay(job.attempts, base=self.retry_base) if retry else None
+        await asyncio.to_thread(self.jobs.fail, job.id, self.runner_id, message, retry_in=delay)
+
+    async def close(self) -> None:
+        self._closing = True
+        self.wake()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _message(status: int, body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+        if isinstance(data, dict) and "message" in data:
+            return f"{status}: {data['message']}"
+    except orjson.JSONDecodeError:
+        pass
+    return f"{status}: {body[:300].decode('utf-8', 'replace')}"
+
+
+__all__ = ["JobRunner", "ModelplaneError"]

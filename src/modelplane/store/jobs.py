@@ -1,0 +1,229 @@
+"""The durable job queue: rows in the store, claimed with leases.
+
+Execution is at-least-once: a job whose lease runs out (its runner died, the platform was killed)
+is claimed again. Output keys are derived from input keys, so running a job twice writes the
+same object twice, never two objects. A claim is a conditional UPDATE, so two runners can never
+both hold one job, on SQLite or PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from modelplane.store.db import Store
+from modelplane.store.models import BucketRow, JobRow, utcnow
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    deployment: str
+    owner: str
+    input_bucket: str
+    input_key: str
+    input_etag: str
+    content_type: str
+    output_bucket: str
+    max_attempts: int = 3
+
+
+class JobStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- buckets --------------------------------------------------------------------------------
+    def claim_bucket(self, name: str, owner: str) -> str:
+        """Record ``owner`` as the bucket's owner if nobody owns it yet; return the owner."""
+        with self.store.session() as s:
+            row = s.get(BucketRow, name)
+            if row is None:
+                s.add(BucketRow(name=name, owner=owner))
+                return owner
+            return row.owner
+
+    def bucket_owner(self, name: str) -> str | None:
+        with self.store.session() as s:
+            row = s.get(BucketRow, name)
+            return row.owner if row else None
+
+    def buckets(self, owner: str | None = None) -> list[BucketRow]:
+        with self.store.session() as s:
+            q = select(BucketRow).order_by(BucketRow.name)
+            if owner is not None:
+                q = q.where(BucketRow.owner == owner)
+            return list(s.scalars(q))
+
+    def forget_bucket(self, name: str) -> None:
+        with self.store.session() as s:
+            row = s.get(BucketRow, name)
+            if row is not None:
+                s.delete(row)
+
+    # -- enqueue --------------------------------------------------------------------------------
+    def enqueue(self, job: NewJob) -> tuple[JobRow, bool]:
+        """Add a job; ``(row, False)`` if this very input object already has one."""
+        try:
+            with self.store.session() as s:
+                row = JobRow(
+                    id=uuid.uuid4().hex,
+                    deployment=job.deployment,
+                    owner=job.owner,
+                    state=QUEUED,
+                    input_bucket=job.input_bucket,
+                    input_key=job.input_key,
+                    input_etag=job.input_etag,
+                    content_type=job.content_type,
+                    output_bucket=job.output_bucket,
+                    max_attempts=job.max_attempts,
+                    attempts=0,
+                )
+                s.add(row)
+                s.flush()
+                return row, True
+        except IntegrityError:
+            with self.store.session() as s:
+                existing = s.scalars(
+                    select(JobRow).where(
+                        JobRow.deployment == job.deployment,
+                        JobRow.input_bucket == job.input_bucket,
+                        JobRow.input_key == job.input_key,
+                        JobRow.input_etag == job.input_etag,
+                    )
+                ).one()
+                return existing, False
+
+    # -- claim, heartbeat, finish ---------------------------------------------------------------
+    def claim(
+        self, deployment: str, runner: str, lease: float, limit: int, now: datetime | None = None
+    ) -> list[JobRow]:
+        """Take up to ``limit`` runnable jobs: queued ones, or running ones whose lease expired."""
+        now = now or utcnow()
+        runnable = and_(
+            JobRow.deployment == deployment,
+            or_(
+                and_(
+                    JobRow.state == QUEUED,
+                    or_(JobRow.not_before.is_(None), JobRow.not_before <= now),
+                ),
+                and_(JobRow.state == RUNNING, JobRow.lease_expires_at < now),
+            ),
+        )
+        claimed: list[JobRow] = []
+        with self.store.session() as s:
+            ids = list(
+                s.scalars(
+                    select(JobRow.id).where(runnable).order_by(JobRow.created_at).limit(limit)
+                )
+            )
+            for job_id in ids:
+                result = s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, runnable)
+                    .values(
+                        state=RUNNING,
+                        lease_owner=runner,
+                        lease_expires_at=now + timedelta(seconds=lease),
+                        attempts=JobRow.attempts + 1,
+                        started_at=now,
+                    )
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    row = s.get(JobRow, job_id)
+                    assert row is not None
+                    s.refresh(row)
+                    claimed.append(row)
+        return claimed
+
+    def heartbeat(self, job_ids: list[str], runner: str, lease: float) -> None:
+        if not job_ids:
+            return
+        with self.store.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id.in_(job_ids), JobRow.lease_owner == runner, JobRow.state == RUNNING
+                )
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+            )
+
+    def succeed(self, job_id: str, runner: str, output_key: str) -> bool:
+        with self.store.session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.lease_owner == runner, JobRow.state == RUNNING)
+                .values(
+                    state=SUCCEEDED,
+                    output_key=output_key,
+                    finished_at=utcnow(),
+                    error=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def fail(self, job_id: str, runner: str, error: str, *, retry_in: float | None) -> str:
+        """Record a failure: back to the queue after ``retry_in`` seconds while attempts remain
+        (``None``: never retry, e.g. the input itself is bad). Returns the new state."""
+        with self.store.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.lease_owner != runner or row.state != RUNNING:
+                return row.state if row else FAILED
+            if retry_in is not None and row.attempts < row.max_attempts:
+                row.state = QUEUED
+                row.not_before = utcnow() + timedelta(seconds=retry_in)
+            else:
+                row.state = FAILED
+                row.finished_at = utcnow()
+            row.error = error
+            row.lease_owner = None
+            row.lease_expires_at = None
+            return row.state
+
+    def release_all(self, runner: str | None = None) -> int:
+        """Put running jobs back in the queue (at start-up: whoever ran them is gone)."""
+        with self.store.session() as s:
+            q = update(JobRow).where(JobRow.state == RUNNING)
+            if runner is not None:
+                q = q.where(JobRow.lease_owner == runner)
+            result = s.execute(q.values(state=QUEUED, lease_owner=None, lease_expires_at=None))
+            return result.rowcount  # type: ignore[attr-defined]
+
+    # -- reading --------------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRow | None:
+        with self.store.session() as s:
+            return s.get(JobRow, job_id)
+
+    def list(
+        self, deployment: str, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[JobRow]:
+        with self.store.session() as s:
+            q = select(JobRow).where(JobRow.deployment == deployment)
+            if state is not None:
+                q = q.where(JobRow.state == state)
+            q = q.order_by(JobRow.created_at, JobRow.id).limit(limit).offset(offset)
+            return list(s.scalars(q))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{deployment: {state: n}}`` for every deployment with jobs."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(JobRow.deployment, JobRow.state, func.count()).group_by(
+                    JobRow.deployment, JobRow.state
+                )
+            )
+            out: dict[str, dict[str, int]] = {}
+            for deployment, state, n in rows:
+                out.setdefault(deployment, {})[state] = n
+            return out
+
+    def delete_for(self, deployment: str) -> None:
+        with self.store.session() as s:
+            s.execute(delete(JobRow).where(JobRow.deployment == deployment))
