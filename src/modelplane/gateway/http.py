@@ -220,6 +220,11 @@ class HttpConnection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self._limits.max_body:
             self._reject_body(int(length))
             raise httptools.HttpParserError("body too large")
+        expect = req.header(b"expect")
+        if expect is not None and expect.lower() == b"100-continue" and req.http_version == "1.1":
+            # curl and others wait for this before sending a body over 1 KiB.
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         req = self._current

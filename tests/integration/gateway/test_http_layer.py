@@ -577,3 +577,28 @@ async def test_head_response_carries_no_body(servers) -> None:
     # what follows must be the next response, not the HEAD response's body
     nxt = await client.response()
     assert orjson.loads(nxt.body)["url"] == "/next"
+
+
+async def test_expect_100_continue_is_answered_before_the_body(servers) -> None:  # type: ignore[no-untyped-def]
+    """curl sends `Expect: 100-continue` for bodies over 1 KiB and waits for the interim 100."""
+    import asyncio
+
+    calls: list[bytes] = []
+
+    def handler(req, conn) -> None:  # type: ignore[no-untyped-def]
+        calls.append(bytes(req.body))
+        conn.respond(200, bytes(req.body))
+
+    host, port = await servers.start(handler)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    writer.write(b"hello")
+    await writer.drain()
+    final = await asyncio.wait_for(reader.readuntil(b"hello"), 3)
+    assert final.startswith(b"HTTP/1.1 200") and calls == [b"hello"]
+    writer.close()
