@@ -99,6 +99,16 @@ def up(
     stable_window: Annotated[
         float, typer.Option(help="seconds of load the autoscaler averages before scaling down")
     ] = 30.0,
+    storage: Annotated[
+        str, typer.Option(help="where buckets live: local (data directory) or s3")
+    ] = "local",
+    s3_endpoint: Annotated[
+        str | None, typer.Option(help="S3 or MinIO endpoint URL (default: AWS)")
+    ] = None,
+    s3_region: Annotated[str | None, typer.Option(help="S3 region")] = None,
+    watch_interval: Annotated[
+        float, typer.Option(help="seconds between scans of input buckets for new objects")
+    ] = 2.0,
     cpus: Annotated[
         float | None, typer.Option(help="reservable cores [default: cores x 8, time-shared]")
     ] = None,
@@ -119,6 +129,8 @@ def up(
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
         raise InvalidInput("--local binds to loopback only; drop --host or use 127.0.0.1")
+    if storage not in ("local", "s3"):
+        raise InvalidInput(f"--storage must be local or s3, not {storage!r}")
     settings = Settings(
         data_dir=(data_dir or default_data_dir()).expanduser().resolve(),
         host=host,
@@ -130,6 +142,10 @@ def up(
         queue_limit=queue_limit,
         queue_timeout=queue_timeout,
         stable_window=stable_window,
+        storage=storage,
+        s3_endpoint=s3_endpoint,
+        s3_region=s3_region,
+        watch_interval=watch_interval,
         cpus=cpus,
         node_memory=parse_memory(node_memory) if node_memory else None,
         gpus=_gpus(gpus),
