@@ -3,7 +3,7 @@ zero, for the platform and for Ray Serve as the baseline, in one run.
 
 Run from the repository root:
 
-    .venv/bin/python bench/coldstart.py                 # 5 cold starts per case, ~6 min
+    .venv/bin/python bench/coldstart.py                 # 5 cold starts per case, ~3 min
     .venv/bin/python bench/coldstart.py --repeats 3 --skip-ray
 
 The platform (``modelplane up``, fresh temporary data dir, free 127.0.0.1 port, and
@@ -607,14 +607,16 @@ def render(doc: dict[str, Any]) -> str:
     for key, r in rows.items():
         t = r["to_zero_s"]
         if t["n"]:
-            out.append(f"  {key:36s} {t['median']:6.2f} [{t['min']:.2f}…{t['max']:.2f}]"
+            label = key.replace("ray ", "Ray Serve ")
+            out.append(f"  {label:36s} {t['median']:6.2f} [{t['min']:.2f}…{t['max']:.2f}]"
                        f"  = idle_timeout + {t['median'] - s['idle_timeout_s']:.2f}")
     for k, b in bursts.items():
         if b.get("to_zero_s") is not None:
             out.append(f"  {'modelplane after the burst, ' + k:36s} {b['to_zero_s']:6.2f}"
                        "  (one run)")
     if ray and ray.get("burst", {}).get("to_zero_s") is not None:
-        out.append(f"  {'ray after the burst':36s} {ray['burst']['to_zero_s']:6.2f}  (one run)")
+        out.append(f"  {'Ray Serve after the burst':36s} {ray['burst']['to_zero_s']:6.2f}"
+                   "  (one run)")
     out.append("")
 
     out.append("4. Resident memory at zero (MiB; PSS splits shared pages between processes)")
@@ -668,10 +670,12 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def _short(cmd: str) -> str:
-    for key in ("gcs_server", "raylet", "ServeController", "ProxyActor", "dashboard_agent",
-                "runtime_env", "log_monitor", "monitor.py", "default_worker", "idle"):
+    for key, name in (("gcs_server", "gcs_server"), ("raylet/raylet", "raylet"),
+                      ("log_monitor", "log_monitor"), ("autoscaler/_private/monitor.py",
+                                                       "autoscaler monitor"),
+                      ("dashboard/dashboard.py", "dashboard head"), ("ray::", "")):
         if key in cmd:
-            return key
+            return name or cmd.split()[0]
     parts = cmd.split()
     return Path(parts[0]).name if parts else "?"
 

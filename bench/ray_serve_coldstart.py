@@ -30,6 +30,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report leaves this m
 import argparse
 import asyncio
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -301,6 +302,7 @@ def main() -> int:
     finally:
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(out))
     return 0
 

@@ -8,6 +8,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The official DEEPaaS, for the compatibility tests. It pins Werkzeug<3, which it never imports;
+# moto's S3 server (flask) needs Werkzeug 3, so that pin is overridden on purpose.
+.venv/bin/python -m pip install --quiet "deepaas==2.6.0"
+.venv/bin/python -m pip install --quiet "werkzeug>=3.1"
 echo "lint and types…"
 .venv/bin/ruff check src tests
 .venv/bin/mypy

@@ -493,4 +493,8 @@ from modelplane.cli import jobs as _jobs  # noqa: E402,F401
 from modelplane.cli import users as _users  # noqa: E402,F401
 
 if __name__ == "__main__":
-    main()
+    # Run as ``python -m``, this file is ``__main__``, but the command groups registered on the
+    # ``app`` of ``modelplane.cli.main``: run that one.
+    from modelplane.cli.main import main as _registered_main
+
+    _registered_main()

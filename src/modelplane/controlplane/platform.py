@@ -20,9 +20,9 @@ from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import Gateway
-from modelplane.gateway.http import HttpLimits, serve_http
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
 from modelplane.gateway.deepaas import DeepaasRouter
+from modelplane.gateway.http import HttpLimits, serve_http
 from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
 from modelplane.jobs import BucketWatcher, JobRunner

@@ -172,13 +172,18 @@ class Gateway:
 
     def pool_for(self, name: str, req: Request) -> DeploymentPool:
         """The caller's deployment ``name``, or the error to answer (401, 404)."""
+        return self._pool(name, self._principal(req))
+
+    def _principal(self, req: Request) -> Principal:
         principal = self.authenticate(req.authorization)
         if principal is None:
             raise Unauthenticated(
                 "a valid bearer token is required",
                 hint="send `Authorization: Bearer <token>`; `modelplane up` prints one",
             )
-        self.check_rate(principal)
+        return principal
+
+    def _pool(self, name: str, principal: Principal) -> DeploymentPool:
         pool = self.pools.get(name)
         if pool is None or not principal.can_predict(name, pool.owner):
             raise DeploymentNotFound(name)
@@ -206,9 +211,12 @@ class Gateway:
     ) -> None:
         """Send a front's request to a replica of ``name``; ``respond`` may rewrite the answer.
 
-        Raises the 401/404 errors of :meth:`pool_for`; the HTTP layer answers them.
+        Raises the 401/404 errors of :meth:`pool_for` and 429 over the rate limit; the HTTP
+        layer answers them.
         """
-        pool = self.pool_for(name, req)
+        principal = self._principal(req)
+        self.check_rate(principal)  # counted here, once per request that reaches a replica
+        pool = self._pool(name, principal)
         started = time.perf_counter()
         observe = self.metrics.observe_request
 

@@ -55,14 +55,18 @@ def route(method: bytes, path: bytes) -> tuple[str, bytes, bytes]:
     return "missing", b"", b""
 
 
-def _want(method: bytes, allowed: bytes, kind: str, op: bytes, name: bytes) -> tuple[str, bytes, bytes]:
+def _want(
+    method: bytes, allowed: bytes, kind: str, op: bytes, name: bytes
+) -> tuple[str, bytes, bytes]:
     return (kind, op, name) if method == allowed else ("method", allowed, b"")
 
 
 def versions_doc(base: str) -> dict[str, Any]:
     return {
         "versions": [v2_doc(base)],
-        "links": [{"rel": "describedby", "type": "application/json", "href": f"{base}/swagger.json"}],
+        "links": [
+            {"rel": "describedby", "type": "application/json", "href": f"{base}/swagger.json"}
+        ],
     }
 
 
@@ -87,7 +91,9 @@ def serve(req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward:
         conn.respond(200, orjson.dumps(v2_doc(base_s)), _JSON_UTF8)
     elif kind == "redirect":
         location = base + path + b"/" + (b"?" + query if query else b"")
-        conn.respond(308, b"308: Permanent Redirect", b"text/plain", b"location: " + location + b"\r\n")
+        conn.respond(
+            308, b"308: Permanent Redirect", b"text/plain", b"location: " + location + b"\r\n"
+        )
     elif kind == "method":
         body = orjson.dumps(
             {"error": "method_not_allowed", "message": f"use {op.decode()} on this path"}

@@ -300,6 +300,8 @@ class HttpConnection(asyncio.Protocol):
         retry = getattr(err, "retry_after", None)
         if retry is not None:
             extra = f"retry-after: {max(1, round(retry))}\r\n".encode()
+        if err.status == 401:
+            extra += b"www-authenticate: Bearer\r\n"
         self.respond(err.status, error_body(err), extra_headers=extra)
 
     def start_stream(self, status: int, headers: list[tuple[bytes, bytes]]) -> bool:

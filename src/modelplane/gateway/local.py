@@ -34,9 +34,7 @@ class LocalModelServer:
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         path = req.url.partition(b"?")[0]
-        if self._deepaas and (
-            path in (b"/", b"/v2", b"/swagger.json") or path.startswith(b"/v2/")
-        ):
+        if self._deepaas and (path in (b"/", b"/v2", b"/swagger.json") or path.startswith(b"/v2/")):
             deepaas.serve(req, conn, b"", req.url, self._forward_deepaas(req, conn))
             return
         if req.method == b"POST" and path in self._predict_paths:

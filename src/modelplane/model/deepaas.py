@@ -1,4 +1,4 @@
-"""The DEEPaaS v2 loader: a module with ``get_metadata``, ``warm``, ``get_predict_args``, ``predict``.
+"""The DEEPaaS v2 loader: modules with get_metadata, warm, get_predict_args and predict.
 
 Which module (conventions, documented in docs/compatibility.md):
 
@@ -18,6 +18,7 @@ never imports marshmallow.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.metadata
@@ -157,8 +158,7 @@ def import_target(target: Target) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and target.module.startswith(exc.name):
             raise InvalidSpec(
-                f"model.entrypoint: no module {target.module!r} in {target.folder} "
-                "or installed",
+                f"model.entrypoint: no module {target.module!r} in {target.folder} or installed",
                 field="model.entrypoint",
             ) from None
         raise
@@ -428,10 +428,8 @@ class DeepaasModel:
             return result
         finally:
             for path in temps:  # DEEPaaS leaves these behind; a replica lives long
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(path)
-                except OSError:
-                    pass
 
     @staticmethod
     def _file_arg(name: str, value: Any, temps: list[str]) -> Any:

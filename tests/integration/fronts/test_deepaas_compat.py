@@ -72,9 +72,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    tuple[str, str]
-]:
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """``(deepaas_url, modelplane_url)`` serving the same module."""
     which: str = request.param
     tmp = tmp_path_factory.mktemp(f"deepaas-{which}")
@@ -142,7 +142,9 @@ def test_deepaas_test_model(servers: tuple[str, str]) -> None:
     body = same(servers, "POST", predict + "?parameter=3", files=files).json()
     assert body["labels"] == [{"label": "foo", "probability": 1.0}]  # its schema: no wrapper
     same(servers, "POST", predict + "?parameter=3&parameter_three=bar", files=files)
-    png = same(servers, "POST", predict + "?parameter=1", files=files, headers={"accept": "image/png"})
+    png = same(
+        servers, "POST", predict + "?parameter=1", files=files, headers={"accept": "image/png"}
+    )
     assert png.content.startswith(b"\x89PNG")
     same(servers, "POST", predict + "?parameter=1", files=files, headers={"accept": "text/plain"})
     same(servers, "POST", predict + "?parameter=1", files=files, headers={"accept": "text/html"})

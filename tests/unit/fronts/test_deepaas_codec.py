@@ -123,12 +123,12 @@ def test_invalid_arguments_answer_like_webargs(model: LoadedModel) -> None:
 
 
 def test_metadata_operations(model: LoadedModel) -> None:
-    status, _, out = run(model, b"models")
+    _, _, out = run(model, b"models")
     doc: dict[str, Any] = orjson.loads(out)
     [entry] = doc["models"]
     assert entry["id"] == "files-1" and entry["name"] == "deepaas_files"
     assert entry["links"] == [{"rel": "self", "href": "/v2/models/deepaas_files"}]
-    status, _, out = run(model, b"model")
+    _, _, out = run(model, b"model")
     assert orjson.loads(out)["links"][0]["href"] == "/v2/models/deepaas_files"
     with pytest.raises(NotFound):
         run(model, b"model", name=b"other")

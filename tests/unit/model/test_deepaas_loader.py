@@ -190,9 +190,7 @@ def test_load_warms_once_and_adapts_predict(tmp_path: Path) -> None:
 
 def test_module_class_and_name_fallbacks(tmp_path: Path) -> None:
     (tmp_path / "dpg_cls.py").write_text(
-        "class Model:\n"
-        "    name = 'my-model'\n"
-        "    def predict(self, **kw):\n        return kw\n"
+        "class Model:\n    name = 'my-model'\n    def predict(self, **kw):\n        return kw\n"
     )
     model = load_model(tmp_path, "dpg_cls:Model", "deepaas")
     assert model.metadata.name == "my-model"

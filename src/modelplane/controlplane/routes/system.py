@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelplane import __version__
 from modelplane.controlplane.auth import current_principal
+from modelplane.errors import Forbidden
 from modelplane.security import Principal
 
 router = APIRouter(tags=["system"])
@@ -34,5 +35,7 @@ async def info(request: Request, caller: Caller) -> dict[str, Any]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request, caller: Caller) -> Response:
+    if not caller.admin:  # labels name every user's deployments
+        raise Forbidden("only an admin may read the platform's metrics")
     registry = request.app.state.deps.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,583 @@
+"""Async-jobs benchmark: the queue path and `modelplane batch` against their baselines, one run.
+
+Run from the repository root:
+
+    .venv/bin/python bench/jobs.py                      # 2,000 jobs per enqueue path, 10,000 batch
+    .venv/bin/python bench/jobs.py --jobs 500 --batch 2000
+
+One platform (``modelplane up --watch-interval 0.2``, fresh data dir, free 127.0.0.1 port) with a
+dedicated deployment ``echo`` of examples/echo, 2 replicas, input bucket ``echo-in``, output
+bucket ``echo-out``, created over REST. Then, in this order:
+
+  1. direct predicts, round 1: POST /api/v1/deployments/echo/predict at the runner's concurrency
+  2. jobs through PUT /api/v1/buckets/echo-in/objects/put/NNNNN.json (one object per request)
+  3. the platform's CPU while idle with those objects in the input bucket (the watcher's scans)
+  4. jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request)
+  5. direct predicts, round 2
+  6. ``modelplane batch echo`` over --batch small JSON files, twice (the 2nd finds all done),
+     against a plain in-process loop over the same files (read, json.loads, Echo.predict,
+     json.dumps, write)
+
+Results: a table on stdout and bench/results/jobs.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform as pyplatform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dataplane import (  # noqa: E402  (bench/ is not a package)
+    HOST,
+    MODELPLANE,
+    ROOT,
+    Server,
+    free_port,
+    machine_busy_s,
+    pids_mentioning,
+    process_cpu_s,
+    terminate_as_exit,
+    wait_until,
+)
+
+RESULTS = ROOT / "bench" / "results" / "jobs.json"
+ECHO_FOLDER = ROOT / "examples" / "echo"
+BODY = b'{"inputs": [1, 2, 3], "name": "bench"}'
+JSON_CT = {"content-type": "application/json"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def dist(xs: list[float]) -> dict[str, float]:
+    return {"n": len(xs), "min": min(xs) if xs else float("nan"), "p50": pct(xs, 50),
+            "p90": pct(xs, 90), "p99": pct(xs, 99), "max": max(xs) if xs else float("nan"),
+            "mean": statistics.fmean(xs) if xs else float("nan")}
+
+
+class Cpu:
+    """CPU seconds of the platform process, of the replicas, and of the machine, over a block."""
+
+    def __init__(self, platform_pid: int, replica_pids: list[int]) -> None:
+        self.pp, self.rp = [platform_pid], replica_pids
+
+    def __enter__(self) -> Cpu:
+        self.t0 = time.monotonic()
+        self.p0, self.r0 = process_cpu_s(self.pp), process_cpu_s(self.rp)
+        self.m0 = machine_busy_s()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self.s0 = ru.ru_utime + ru.ru_stime
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self.t0
+        self.platform = process_cpu_s(self.pp) - self.p0
+        self.replicas = process_cpu_s(self.rp) - self.r0
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self.client = ru.ru_utime + ru.ru_stime - self.s0
+        self.machine = machine_busy_s() - self.m0
+        # what the rest of the machine (other engineers' tests) used meanwhile, in cores
+        self.other_cores = (self.machine - self.platform - self.replicas - self.client) / max(
+            self.wall, 1e-9)
+
+    def as_dict(self, per: int | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {"wall_s": self.wall, "platform_cpu_s": self.platform,
+                             "replicas_cpu_s": self.replicas, "client_cpu_s": self.client,
+                             "machine_busy_s": self.machine, "other_load_cores": self.other_cores}
+        if per:
+            d["platform_cpu_ms_per_item"] = 1000 * self.platform / per
+            d["replicas_cpu_ms_per_item"] = 1000 * self.replicas / per
+        return d
+
+
+# -- the platform ---------------------------------------------------------------------------------
+
+
+class Platform:
+    def __init__(self, tmp: Path, replicas: int, watch_interval: float) -> None:
+        self.data_dir = tmp / "platform-data"
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MODELPLANE_DATA_DIR", "MODELPLANE_URL", "MODELPLANE_TOKEN")}
+        self.env = env
+        self.server = Server(
+            "platform", f"platform, dedicated, {replicas} replicas",
+            [str(MODELPLANE), "up", "--data-dir", str(self.data_dir), "--port", str(self.port),
+             "--watch-interval", str(watch_interval)],
+            f"{self.base}/api/v1/deployments/echo/predict", tmp / "platform.log", env=env,
+            stop_signal=signal.SIGTERM, stop_grace=20.0,
+            extra_pids=lambda: pids_mentioning(str(self.data_dir)),
+        )
+        self.replicas = replicas
+        self.token = ""
+
+    def start(self) -> None:
+        s = self.server
+        s.start()
+        token_file = self.data_dir / "admin.token"
+
+        def api_up() -> bool:
+            if not token_file.exists() or not token_file.read_text().strip():
+                return False
+            tok = token_file.read_text().strip()
+            return httpx.get(f"{self.base}/api/v1/deployments", timeout=2,
+                             headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+
+        wait_until("control plane answer", api_up, s, 60)
+        self.token = token_file.read_text().strip()
+        s.headers = {"Authorization": f"Bearer {self.token}"}
+        spec = {"name": "echo", "mode": "dedicated", "scale": {"replicas": self.replicas},
+                "model": {"path": str(ECHO_FOLDER)}, "input": "echo-in", "output": "echo-out"}
+        r = httpx.post(f"{self.base}/api/v1/deployments", json=spec, headers=s.headers,
+                       timeout=30)
+        if r.status_code not in (200, 201):
+            raise RuntimeError(f"creating the deployment: {r.status_code} {r.text}")
+        wait_until(f"{self.replicas} ready replicas",
+                   lambda: (self.status()["status"].get("ready") or 0) >= self.replicas, s, 120)
+
+        def echoes() -> bool:
+            a = httpx.post(s.url, content=BODY, headers={**JSON_CT, **s.headers}, timeout=5)
+            return a.status_code == 200 and a.json() == json.loads(BODY)
+
+        wait_until("echo answer", echoes, s, 60)
+
+    def status(self) -> dict[str, Any]:
+        r = httpx.get(f"{self.base}/api/v1/deployments/echo", headers=self.server.headers,
+                      timeout=5)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def replica_pids(self) -> list[int]:
+        return [int(r["pid"]) for r in self.status()["status"].get("replicas", [])
+                if r.get("pid")]
+
+    def counts(self) -> dict[str, int]:
+        r = httpx.get(f"{self.base}/api/v1/deployments/echo/jobs", params={"limit": 1},
+                      headers=self.server.headers, timeout=10)
+        r.raise_for_status()
+        return dict(r.json()["counts"])
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        with httpx.Client(base_url=self.base, headers=self.server.headers, timeout=30) as c:
+            while True:
+                r = c.get("/api/v1/deployments/echo/jobs",
+                          params={"limit": 1000, "offset": len(out)})
+                r.raise_for_status()
+                page = r.json()["jobs"]
+                out.extend(page)
+                if len(page) < 1000:
+                    return out
+
+    def cpu(self) -> Cpu:
+        return Cpu(self.server.pid, self.replica_pids())
+
+
+# -- direct predicts ------------------------------------------------------------------------------
+
+
+async def direct(p: Platform, concurrency: int, duration: float) -> dict[str, Any]:
+    """Synchronous predicts of BODY for ``duration`` s at ``concurrency``; httpx, keep-alive."""
+    lat: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=p.base, headers={**p.server.headers, **JSON_CT},
+                                 limits=limits, timeout=30) as http:
+        stop = time.monotonic() + duration
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                r = await http.post("/api/v1/deployments/echo/predict", content=BODY)
+                if r.status_code == 200:
+                    lat.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        with p.cpu() as cpu:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    n = len(lat)
+    return {"requests": n, "errors": errors, "wall_s": wall, "rps": n / wall,
+            "per_request_ms": 1000 * wall / n if n else float("nan"),
+            "latency_ms": dist([1000 * x for x in lat]), "cpu": cpu.as_dict(n)}
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+async def jobs_run(p: Platform, kind: str, n: int, concurrency: int, per_request: int,
+                   deadline_s: float) -> dict[str, Any]:
+    """Enqueue ``n`` jobs through one path, as fast as possible; follow them to succeeded."""
+    before = p.counts()
+    base_ok, base_failed = before.get("succeeded", 0), before.get("failed", 0)
+    prefix = f"{kind}/"
+    names = [f"{i:05d}.json" for i in range(n)]
+    bodies = [b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i for i in range(n)]
+    timeline: list[tuple[float, int, int, int]] = []  # (t, queued+running, succeeded, failed)
+    enq_errors: list[str] = []
+    done_enqueue = asyncio.Event()
+    enq_end = 0.0
+    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
+    async with httpx.AsyncClient(base_url=p.base, headers=p.server.headers, limits=limits,
+                                 timeout=120) as http:
+        if kind == "put":
+            items = [[i] for i in range(n)]
+        else:
+            items = [list(range(i, min(n, i + per_request))) for i in range(0, n, per_request)]
+        todo = iter(items)
+
+        async def enqueue_worker() -> None:
+            for batch in todo:
+                if kind == "put":
+                    i = batch[0]
+                    r = await http.put(f"/api/v1/buckets/echo-in/objects/{prefix}{names[i]}",
+                                       content=bodies[i], headers=JSON_CT)
+                else:
+                    files = [("files", (names[i], bodies[i], "application/json")) for i in batch]
+                    r = await http.post("/api/v1/deployments/echo/jobs", files=files,
+                                        data={"prefix": prefix})
+                if r.status_code != 201:
+                    enq_errors.append(f"{r.status_code}: {r.text[:200]}")
+
+        async def enqueue() -> None:
+            nonlocal enq_end
+            await asyncio.gather(*(enqueue_worker() for _ in range(concurrency)))
+            enq_end = time.perf_counter()
+            done_enqueue.set()
+
+        async def poll() -> None:
+            stop = time.perf_counter() + deadline_s
+            while time.perf_counter() < stop:
+                r = await http.get("/api/v1/deployments/echo/jobs", params={"limit": 1})
+                c = r.json()["counts"]
+                ok, failed = c.get("succeeded", 0) - base_ok, c.get("failed", 0) - base_failed
+                timeline.append((time.perf_counter() - t0, c.get("queued", 0) + c.get("running", 0),
+                                 ok, failed))
+                if done_enqueue.is_set() and ok + failed >= n - len(enq_errors):
+                    return
+                await asyncio.sleep(0.1)
+            raise TimeoutError(f"{kind}: jobs not all finished within {deadline_s:.0f} s "
+                               f"(last counts {timeline[-1] if timeline else None})")
+
+        t0 = time.perf_counter()
+        with p.cpu() as cpu:
+            await asyncio.gather(enqueue(), poll())
+        t_all = timeline[-1][0]
+    enqueue_s = enq_end - t0
+    ok, failed = timeline[-1][2], timeline[-1][3]
+
+    def t_reach(k: int) -> float:
+        return next(t for t, _q, s, _f in timeline if s >= k)
+
+    k10, k90 = max(1, round(0.1 * n)), max(1, round(0.9 * n))
+    steady = (k90 - k10) / (t_reach(k90) - t_reach(k10)) if t_reach(k90) > t_reach(k10) else None
+    # jobs left when the last upload returned, and how fast they drained afterwards
+    left = next((n - s - f for t, _q, s, f in timeline if t >= enqueue_s), 0)
+    drain = left / (t_all - enqueue_s) if left >= 0.1 * n and t_all > enqueue_s else None
+    return {
+        "kind": kind, "jobs": n, "requests": len(items), "files_per_request": per_request,
+        "enqueue_concurrency": concurrency, "enqueue_errors": len(enq_errors),
+        "enqueue_error_samples": enq_errors[:5],
+        "enqueue_s": enqueue_s, "enqueue_jobs_per_s": n / enqueue_s,
+        "all_done_s": t_all, "succeeded": ok, "failed": failed,
+        "end_to_end_jobs_per_s": ok / t_all,
+        "steady_jobs_per_s": steady, "steady_window": "10% -> 90% succeeded",
+        "left_at_enqueue_end": left, "drain_jobs_per_s": drain,
+        "max_backlog": max(q for _t, q, _s, _f in timeline),
+        "cpu": cpu.as_dict(n), "timeline": timeline,
+    }
+
+
+def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    def ts(x: str) -> float:
+        return dt.datetime.fromisoformat(x).timestamp()
+
+    rows = [j for j in all_jobs if j["input"]["key"].startswith(f"{kind}/")
+            and j["state"] == "succeeded" and j["finished_at"]]
+    e2e = [1000 * (ts(j["finished_at"]) - ts(j["created_at"])) for j in rows]
+    wait = [1000 * (ts(j["started_at"]) - ts(j["created_at"])) for j in rows if j["started_at"]]
+    run = [1000 * (ts(j["finished_at"]) - ts(j["started_at"])) for j in rows if j["started_at"]]
+    attempts = [j["attempts"] for j in rows]
+    return {"created_to_finished_ms": dist(e2e), "created_to_started_ms": dist(wait),
+            "started_to_finished_ms": dist(run),
+            "retried": sum(1 for a in attempts if a > 1)}
+
+
+# -- batch ----------------------------------------------------------------------------------------
+
+
+def batch_cli(p: Platform, src: Path, dst: Path, logf: Path, timeout: float) -> dict[str, Any]:
+    argv = [str(MODELPLANE), "batch", "echo", "--input", str(src), "--output", str(dst),
+            "--url", p.base, "--token", p.token]
+    with open(logf, "ab") as out, p.cpu() as cpu:
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           env=p.env, cwd=ROOT, timeout=timeout)
+        wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    outputs = sum(1 for f in dst.iterdir() if not f.name.startswith("."))
+    return {"returncode": r.returncode, "seconds": wall, "outputs": outputs,
+            "cpu": cpu.as_dict(), "children_rusage_cpu_s_total": ru.ru_utime + ru.ru_stime}
+
+
+def inprocess_loop(src: Path, dst: Path) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("echo_model", ECHO_FOLDER / "echo_model.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.Echo()
+    model.load()
+    names = sorted(os.listdir(src))
+    t0 = time.perf_counter()
+    for name in names:
+        data = json.loads((src / name).read_bytes())
+        (dst / (name + ".json")).write_bytes(json.dumps(model.predict(data)).encode())
+    wall = time.perf_counter() - t0
+    return {"inputs": len(names), "seconds": wall, "inputs_per_s": len(names) / wall}
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--jobs", type=int, default=2000, help="jobs per enqueue path [2000]")
+    ap.add_argument("--batch", type=int, default=10_000, help="inputs of the batch run [10000]")
+    ap.add_argument("--replicas", type=int, default=2, help="replicas of the deployment [2]")
+    ap.add_argument("--concurrency", type=int, default=8,
+                    help="direct predicts in flight, and PUT uploads in flight [8]")
+    ap.add_argument("--files-per-request", type=int, default=100,
+                    help="files per multipart upload [100]")
+    ap.add_argument("--upload-concurrency", type=int, default=2,
+                    help="multipart uploads in flight [2]")
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per direct round [4]")
+    ap.add_argument("--watch-interval", type=float, default=0.2, help="bucket scans [0.2]")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results [{RESULTS}]")
+    args = ap.parse_args(argv)
+    if args.jobs < 10 or args.batch < 1:
+        ap.error("--jobs must be >= 10 and --batch >= 1")
+
+    started = time.time()
+    load_before = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="mp-bench-jobs-"))
+    plat = Platform(tmp, args.replicas, args.watch_interval)
+    doc: dict[str, Any] = {}
+    finished = False
+    deadline = max(120.0, args.jobs / 10)  # bound: 10 jobs/s at the very least
+    try:
+        with terminate_as_exit():
+            log(f"starting the platform (data dir {plat.data_dir}) and deploying echo")
+            plat.start()
+            st = plat.status()
+            target = st["spec"]["scale"]["target_concurrency"] if "spec" in st else None
+            log("warm-up: 1 s of direct predicts")
+            asyncio.run(direct(plat, args.concurrency, 1.0))
+
+            d1 = asyncio.run(direct(plat, args.concurrency, args.duration))
+            log(f"direct round 1: {d1['rps']:.0f} req/s, errors {d1['errors']}")
+            log(f"enqueueing {args.jobs} jobs with PUT (concurrency {args.concurrency})")
+            put = asyncio.run(jobs_run(plat, "put", args.jobs, args.concurrency, 1, deadline))
+            log(f"PUT: enqueue {put['enqueue_jobs_per_s']:.0f}/s, end-to-end "
+                f"{put['end_to_end_jobs_per_s']:.0f} jobs/s, failed {put['failed']}")
+
+            log("idle 3 s with the objects in the input bucket (watcher cost)")
+            time.sleep(0.5)
+            with plat.cpu() as idle:
+                time.sleep(3.0)
+
+            log(f"enqueueing {args.jobs} jobs with multipart POST "
+                f"({args.files_per_request} files/request, {args.upload_concurrency} in flight)")
+            mp = asyncio.run(jobs_run(plat, "multipart", args.jobs, args.upload_concurrency,
+                                      args.files_per_request, deadline))
+            log(f"multipart: enqueue {mp['enqueue_jobs_per_s']:.0f}/s, end-to-end "
+                f"{mp['end_to_end_jobs_per_s']:.0f} jobs/s, failed {mp['failed']}")
+
+            d2 = asyncio.run(direct(plat, args.concurrency, args.duration))
+            log(f"direct round 2: {d2['rps']:.0f} req/s, errors {d2['errors']}")
+
+            all_jobs = plat.all_jobs()
+            lat = {k: latencies(all_jobs, k) for k in ("put", "multipart")}
+
+            log(f"writing {args.batch} input files")
+            bin_, bout, bloop = tmp / "batch-in", tmp / "batch-out", tmp / "loop-out"
+            for d in (bin_, bout, bloop):
+                d.mkdir()
+            for i in range(args.batch):
+                (bin_ / f"{i:05d}.json").write_bytes(
+                    b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
+            log("modelplane batch, run 1")
+            btimeout = max(300.0, args.batch / 10)
+            b1 = batch_cli(plat, bin_, bout, tmp / "batch.log", btimeout)
+            log(f"batch run 1: {b1['seconds']:.1f} s, exit {b1['returncode']}, "
+                f"{b1['outputs']} outputs")
+            log("modelplane batch, run 2 (all done already)")
+            b2 = batch_cli(plat, bin_, bout, tmp / "batch.log", btimeout)
+            log(f"batch run 2: {b2['seconds']:.2f} s, exit {b2['returncode']}")
+            loop = inprocess_loop(bin_, bloop)
+            log(f"in-process loop: {loop['seconds']:.2f} s")
+            restarts = plat.status()["status"].get("restarts")
+            finished = True
+    finally:
+        plat.server.stop()
+        if finished:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"stopped early; logs and data kept in {tmp}")
+    load_after = os.getloadavg()
+
+    direct_rps = statistics.fmean([d1["rps"], d2["rps"]])
+    direct_ms = 1000 / direct_rps
+    compare = {}
+    for r in (put, mp):
+        rate = r["steady_jobs_per_s"] or r["end_to_end_jobs_per_s"]
+        job_ms = 1000 / rate
+        compare[r["kind"]] = {"job_ms": job_ms, "direct_ms": direct_ms,
+                              "overhead_ms": job_ms - direct_ms, "ratio": job_ms / direct_ms,
+                              "rate_used": "steady" if r["steady_jobs_per_s"] else "end_to_end"}
+    n_batch = args.batch
+    b1["inputs_per_s"] = n_batch / b1["seconds"]
+    b2["inputs_per_s"] = n_batch / b2["seconds"]
+    doc = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": pyplatform.python_version(),
+                    "kernel": pyplatform.release(), "loadavg_before": load_before,
+                    "loadavg_after": load_after},
+        "setup": {"replicas": args.replicas, "target_concurrency": target,
+                  "runner_capacity": (args.replicas * int(target)) if target else None,
+                  "watch_interval": args.watch_interval, "body": BODY.decode(),
+                  "direct_concurrency": args.concurrency, "direct_duration_s": args.duration,
+                  "client": "httpx.AsyncClient, keep-alive, in the benchmark process"},
+        "direct": {"rounds": [d1, d2], "rps_mean": direct_rps, "per_request_ms": direct_ms},
+        "jobs": {"put": put, "multipart": mp},
+        "job_latency": lat,
+        "queue_vs_direct": compare,
+        "idle_with_objects_in_bucket": {"objects": args.jobs, **idle.as_dict()},
+        "batch": {"inputs": n_batch, "cli_concurrency": 16, "run1": b1, "run2_all_done": b2,
+                  "inprocess_loop": loop,
+                  "cli_over_loop_time": b1["seconds"] / loop["seconds"],
+                  "cli_throughput_share_of_loop": b1["inputs_per_s"] / loop["inputs_per_s"]},
+        "replica_restarts": restarts,
+        "elapsed_s": time.time() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(render(doc))
+    try:
+        shown = args.out.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = args.out
+    print(f"\nJSON: {shown}")
+    bad = (put["failed"] or mp["failed"] or put["enqueue_errors"] or mp["enqueue_errors"]
+           or d1["errors"] or d2["errors"] or b1["returncode"] or b2["returncode"]
+           or b1["outputs"] != n_batch)
+    return 1 if bad else 0
+
+
+def render(doc: dict[str, Any]) -> str:
+    m, s = doc["machine"], doc["setup"]
+    out = [f"modelplane async jobs — {m['cpus']} CPUs, loadavg {m['loadavg_before'][0]:.2f}"
+           f"→{m['loadavg_after'][0]:.2f}; echo, dedicated, {s['replicas']} replicas "
+           f"(target_concurrency {s['target_concurrency']}: the runner keeps "
+           f"{s['runner_capacity']} jobs in flight), watch interval {s['watch_interval']} s",
+           f"body: {s['body']} (application/json)", ""]
+    J, D = doc["jobs"], doc["direct"]
+
+    def f(x: float | None, fmt: str = "8.0f") -> str:
+        return format(x, fmt) if x is not None else "       -"
+
+    out.append("1. Jobs through the whole path (upload -> queue -> replica -> output bucket)")
+    out.append(f"  {'enqueue path':40s} {'enqueue/s':>9s} {'e2e jobs/s':>10s} {'steady':>8s} "
+               f"{'drain':>8s} {'all done':>9s} {'failed':>6s}  {'other load':>10s}")
+    for k, label in (("put", "PUT one object per request, 8 in flight"),
+                     ("multipart", f"multipart POST, {J['multipart']['files_per_request']} "
+                                   f"files/req, {J['multipart']['enqueue_concurrency']} in flight")):
+        r = J[k]
+        label = label.replace(" 8 in flight", f" {r['enqueue_concurrency']} in flight")
+        out.append(f"  {label:40s} {r['enqueue_jobs_per_s']:9.0f} "
+                   f"{r['end_to_end_jobs_per_s']:10.1f} {f(r['steady_jobs_per_s'], '8.1f')} "
+                   f"{f(r['drain_jobs_per_s'], '8.1f')} {r['all_done_s']:8.1f}s "
+                   f"{r['failed']:6d}  {r['cpu']['other_load_cores']:6.2f} cores")
+    out.append(f"  {J['put']['jobs']} jobs each. e2e: first upload -> all succeeded; steady: "
+               "10% -> 90% succeeded; drain: after the last upload returned")
+    out.append("  (when >= 10% were still waiting). CPU per job (platform process / replicas): "
+               + ", ".join(f"{k} {J[k]['cpu']['platform_cpu_ms_per_item']:.2f} / "
+                           f"{J[k]['cpu']['replicas_cpu_ms_per_item']:.2f} ms" for k in J))
+    out.append("")
+    out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
+    for k in ("put", "multipart"):
+        L = doc["job_latency"][k]
+        for key, name in (("created_to_finished_ms", "created -> finished"),
+                          ("created_to_started_ms", "created -> started (queue wait)"),
+                          ("started_to_finished_ms", "started -> finished (run + write)")):
+            d = L[key]
+            out.append(f"  {k:9s} {name:34s} {d['p50']:8.1f} {d['p90']:8.1f} {d['p99']:8.1f} "
+                       f"{d['max']:8.1f}")
+    out.append("  (created_at is stamped when the upload is stored, so with a backlog the queue "
+               "wait dominates)")
+    out.append("")
+    out.append(f"2. Queue overhead per job vs. calling the replica directly "
+               f"(concurrency {s['direct_concurrency']})")
+    d1, d2 = D["rounds"]
+    out.append(f"  direct predict: {d1['rps']:.0f} / {d2['rps']:.0f} req/s (before / after the "
+               f"jobs) -> {D['per_request_ms']:.2f} ms per request; latency p50 "
+               f"{d1['latency_ms']['p50']:.1f} / {d2['latency_ms']['p50']:.1f} ms; platform CPU "
+               f"{d1['cpu']['platform_cpu_ms_per_item']:.2f} ms/request")
+    out.append(f"  {'':12s} {'job time':>9s} {'direct':>9s} {'overhead':>10s} {'ratio':>7s}")
+    for k, c in doc["queue_vs_direct"].items():
+        out.append(f"  {k:12s} {c['job_ms']:7.2f}ms {c['direct_ms']:7.2f}ms "
+                   f"{c['overhead_ms']:+8.2f}ms {c['ratio']:6.1f}x   ({c['rate_used']} rate)")
+    out.append("  job time = 1 / jobs/s, direct = 1 / req/s (mean of both rounds); both at "
+               "about 8 in flight")
+    idle = doc["idle_with_objects_in_bucket"]
+    out.append(f"  idle platform with {idle['objects']}+ objects in the input bucket: "
+               f"{idle['platform_cpu_s'] / idle['wall_s']:.2f} cores (bucket watcher scans)")
+    out.append("")
+    B = doc["batch"]
+    b1, b2, lp = B["run1"], B["run2_all_done"], B["inprocess_loop"]
+    out.append(f"3. Batch over {B['inputs']} small JSON files")
+    out.append(f"  {'':52s} {'seconds':>8s} {'inputs/s':>9s} {'÷ loop':>7s}")
+    out.append(f"  {'modelplane batch (CLI, concurrency 16), run 1':52s} {b1['seconds']:8.2f} "
+               f"{b1['inputs_per_s']:9.0f} {b1['inputs_per_s'] / lp['inputs_per_s']:7.3f}")
+    out.append(f"  {'modelplane batch, run 2 (everything already done)':52s} "
+               f"{b2['seconds']:8.2f} {b2['inputs_per_s']:9.0f}")
+    out.append(f"  {'plain Python loop, in-process (read/loads/predict/dumps/write)':52s} "
+               f"{lp['seconds']:8.2f} {lp['inputs_per_s']:9.0f} {1:7.3f}")
+    out.append(f"  batch run 1 takes {B['cli_over_loop_time']:.0f}x the loop's time; "
+               f"other load during run 1: {b1['cpu']['other_load_cores']:.2f} cores; "
+               f"exit codes {b1['returncode']}/{b2['returncode']}, outputs {b1['outputs']}")
+    if doc.get("replica_restarts"):
+        out.append(f"NOTE: {doc['replica_restarts']} replica restart(s) during the run")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Every route of the REST API, found by iterating the app (so new routes are covered at once):
+no token 401, a bad token 401, someone else's resource 404 (as if it did not exist), an admin
+allowed. Collections never show someone else's things."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.integration.conftest import Harness, eventually
+
+pytestmark = pytest.mark.integration
+
+PUBLIC = {"/api/v1/health", "/health"}
+"""Routes that need no token at all (liveness probes)."""
+
+ADMIN_ONLY = {("GET", "/metrics"), ("POST", "/api/v1/users")}
+"""Collections a non-admin may not read or change at all: 403 rather than a filtered view."""
+
+
+class Alice:
+    """Alice's resources, which Bob must not be able to tell exist."""
+
+    user = "alice"
+    deployment = "alice-dep"
+    bucket = "alice-in"
+    key = "a.txt"
+
+    def __init__(self) -> None:
+        self.token_id = 0
+        self.job_id = ""
+        self.spec: dict[str, Any] = {}
+
+    def value(self, segment: str, param: str) -> str | None:
+        """The value of path parameter ``param`` that follows ``segment`` in a route's path."""
+        return {
+            ("deployments", "name"): self.deployment,
+            ("users", "name"): self.user,
+            ("tokens", "token_id"): str(self.token_id),
+            ("buckets", "bucket"): self.bucket,
+            ("objects", "key"): self.key,
+            ("jobs", "job_id"): self.job_id,
+        }.get((segment, param))
+
+    def body(self, method: str, path: str) -> dict[str, Any] | None:
+        """A valid body for routes that declare one, so a 422 cannot hide the 404."""
+        return {
+            ("PUT", "/api/v1/deployments/{name}"): self.spec,
+            ("POST", "/api/v1/deployments/{name}/tokens"): {},
+            ("PUT", "/api/v1/users/{name}/quotas"): {},
+            ("POST", "/api/v1/users"): {"name": "mallory"},
+        }.get((method, path))
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    has_body: bool
+
+
+class Ghost(Alice):
+    """Resources that do not exist at all."""
+
+    user = "nobody"
+    deployment = "nobody-dep"
+    bucket = "nobody-in"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token_id = 999_999
+        self.job_id = "0" * 32
+
+
+GHOST = Ghost()
+
+
+def routes(app: Any) -> list[Route]:
+    """Every operation of the app's OpenAPI document."""
+    found = []
+    for path, operations in app.openapi()["paths"].items():
+        for method, op in operations.items():
+            found.append(Route(method.upper(), path, "requestBody" in op))
+    return found
+
+
+def fill(path: str, alice: Alice) -> str | None:
+    """``path`` with Alice's resources in its parameters, or None if a parameter is unknown."""
+    out = []
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        m = re.fullmatch(r"\{(\w+)(?::\w+)?\}", part)
+        if m is None:
+            out.append(part)
+            continue
+        value = alice.value(parts[i - 1], m.group(1))
+        if value is None:
+            return None
+        out.append(value)
+    return "/".join(out)
+
+
+def client(h: Harness, token: str | None) -> httpx.AsyncClient:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(base_url=h.platform.url, headers=headers, timeout=30)
+
+
+async def token_for(h: Harness, user: str) -> tuple[int, str]:
+    r = await h.http.post("/api/v1/tokens", json={"user": user})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], r.json()["token"]
+
+
+@pytest.fixture
+async def alice(harness: Harness, fixture_models: Path) -> Alice:
+    who = Alice()
+    for name in ("alice", "bob"):
+        assert (await harness.http.post("/api/v1/users", json={"name": name})).status_code == 201
+    _, token = await token_for(harness, "alice")
+    who.token_id, _ = await token_for(harness, "alice")
+    async with client(harness, token) as http:
+        r = await http.post(
+            "/api/v1/deployments",
+            json={
+                "name": who.deployment,
+                "model": {"path": str(fixture_models / "asyncecho")},
+                "mode": "dedicated",
+                "input": who.bucket,
+                "output": "alice-out",
+            },
+        )
+        assert r.status_code == 201, r.text
+        who.spec = r.json()["spec"]
+        r = await http.put(
+            f"/api/v1/buckets/{who.bucket}/objects/{who.key}",
+            content=b"hello",
+            headers={"content-type": "text/plain"},
+        )
+        assert r.status_code == 201, r.text
+        who.job_id = r.json()["jobs"][0]["id"]
+
+        async def done() -> bool:
+            r = await http.get(f"/api/v1/deployments/{who.deployment}/jobs/{who.job_id}")
+            return r.json()["state"] == "succeeded"
+
+        await eventually(done, timeout=30)
+    return who
+
+
+async def test_every_route_authenticates_and_hides_other_users_things(
+    harness: Harness, alice: Alice
+) -> None:
+    app = harness.platform.app
+    table = routes(app)
+    assert len(table) > 10
+    unknown = [f"{r.method} {r.path}" for r in table if fill(r.path, alice) is None]
+    assert not unknown, f"teach Alice.value the path parameters of: {unknown}"
+    no_body = [
+        f"{r.method} {r.path}"
+        for r in table
+        if r.has_body and "{" in r.path and alice.body(r.method, r.path) is None
+    ]
+    assert not no_body, f"teach Alice.body a valid body for: {no_body}"
+
+    _, bob_token = await token_for(harness, "bob")
+    anonymous, forged, bob = (
+        client(harness, None),
+        client(harness, "mp_forged"),
+        client(harness, bob_token),
+    )
+    async with anonymous, forged, bob:
+        for route in table:
+            method = route.method
+            path = fill(route.path, alice)
+            assert path is not None
+            body = alice.body(method, route.path)
+            where = f"{method} {route.path}"
+            if route.path in PUBLIC:
+                assert (await anonymous.request(method, path)).status_code == 200, where
+                continue
+            for http in (anonymous, forged):
+                r = await http.request(method, path, json=body)
+                assert r.status_code == 401, (where, r.status_code, r.text)
+                assert r.headers.get("www-authenticate") == "Bearer", where
+            r = await bob.request(method, path, json=body)
+            if "{" in route.path:
+                assert r.status_code == 404, (where, r.status_code, r.text)
+                ghost_path = fill(route.path, GHOST)
+                assert ghost_path is not None
+                missing = await bob.request(method, ghost_path, json=body)
+                assert (missing.status_code, missing.json()["error"]) == (404, r.json()["error"]), (
+                    f"{where}: someone else's answers unlike a missing one"
+                )
+            elif (method, route.path) in ADMIN_ONLY:
+                assert r.status_code == 403, (where, r.status_code, r.text)
+            elif method == "GET":
+                assert r.status_code == 200, (where, r.status_code, r.text)
+                for secret in (alice.deployment, alice.bucket, alice.job_id, '"alice"'):
+                    assert secret not in r.text, (where, secret)
+
+    # the admin may do all of it to Alice's things; deletions last, so the rest still exist
+    order = sorted(table, key=lambda r: (r.method == "DELETE", -len(r.path)))
+    for route in order:
+        path = fill(route.path, alice)
+        assert path is not None
+        r = await harness.http.request(
+            route.method, path, json=alice.body(route.method, route.path)
+        )
+        assert r.status_code not in (401, 403, 404), (route, r.status_code, r.text)
