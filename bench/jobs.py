@@ -50,11 +50,13 @@ from dataplane import (  # noqa: E402  (bench/ is not a package)
     ROOT,
     Server,
     free_port,
+    lua_script,
     machine_busy_s,
     pids_mentioning,
     process_cpu_s,
     terminate_as_exit,
     wait_until,
+    wrk,
 )
 
 RESULTS = ROOT / "bench" / "results" / "jobs.json"
@@ -231,6 +233,19 @@ async def direct(p: Platform, concurrency: int, duration: float) -> dict[str, An
             "latency_ms": dist([1000 * x for x in lat]), "cpu": cpu.as_dict(n)}
 
 
+def direct_wrk(p: Platform, script: Path, concurrency: int, duration: float) -> dict[str, Any]:
+    """The same predicts from wrk (-t1, keep-alive): what the platform does when the client
+    is not the limit (httpx in this process tops out at a few hundred requests/s here)."""
+    with p.cpu() as cpu:
+        r = wrk(p.server, script, concurrency, duration, latency=True)
+    n = r["requests"]
+    return {"requests": n, "errors": r["errors"], "rps": r["rps"],
+            "per_request_ms": 1000 / r["rps"],
+            "latency_ms": {"p50": r["p50_us"] / 1000, "p90": r["p90_us"] / 1000,
+                           "p99": r["p99_us"] / 1000, "mean": r["mean_us"] / 1000},
+            "cpu": cpu.as_dict(n)}
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 
 
@@ -402,8 +417,12 @@ def main(argv: list[str] | None = None) -> int:
             log("warm-up: 1 s of direct predicts")
             asyncio.run(direct(plat, args.concurrency, 1.0))
 
+            script = lua_script(plat.server, tmp)
+            wrk(plat.server, script, args.concurrency, 1.0)
+            w1 = direct_wrk(plat, script, args.concurrency, args.duration)
             d1 = asyncio.run(direct(plat, args.concurrency, args.duration))
-            log(f"direct round 1: {d1['rps']:.0f} req/s, errors {d1['errors']}")
+            log(f"direct round 1: wrk {w1['rps']:.0f} req/s, httpx {d1['rps']:.0f} req/s, "
+                f"errors {w1['errors'] + d1['errors']}")
             log(f"enqueueing {args.jobs} jobs with PUT (concurrency {args.concurrency})")
             put = asyncio.run(jobs_run(plat, "put", args.jobs, args.concurrency, 1, deadline))
             log(f"PUT: enqueue {put['enqueue_jobs_per_s']:.0f}/s, end-to-end "
@@ -421,8 +440,15 @@ def main(argv: list[str] | None = None) -> int:
             log(f"multipart: enqueue {mp['enqueue_jobs_per_s']:.0f}/s, end-to-end "
                 f"{mp['end_to_end_jobs_per_s']:.0f} jobs/s, failed {mp['failed']}")
 
+            log(f"idle 3 s with {2 * args.jobs} objects in the input bucket")
+            time.sleep(0.5)
+            with plat.cpu() as idle2:
+                time.sleep(3.0)
+
+            w2 = direct_wrk(plat, script, args.concurrency, args.duration)
             d2 = asyncio.run(direct(plat, args.concurrency, args.duration))
-            log(f"direct round 2: {d2['rps']:.0f} req/s, errors {d2['errors']}")
+            log(f"direct round 2: wrk {w2['rps']:.0f} req/s, httpx {d2['rps']:.0f} req/s, "
+                f"errors {w2['errors'] + d2['errors']}")
 
             all_jobs = plat.all_jobs()
             lat = {k: latencies(all_jobs, k) for k in ("put", "multipart")}
@@ -454,14 +480,22 @@ def main(argv: list[str] | None = None) -> int:
             log(f"stopped early; logs and data kept in {tmp}")
     load_after = os.getloadavg()
 
-    direct_rps = statistics.fmean([d1["rps"], d2["rps"]])
+    direct_rps = statistics.fmean([w1["rps"], w2["rps"]])
     direct_ms = 1000 / direct_rps
+    httpx_ms = 1000 / statistics.fmean([d1["rps"], d2["rps"]])
+    direct_cpu_ms = statistics.fmean([w["cpu"]["platform_cpu_ms_per_item"] for w in (w1, w2)])
     compare = {}
     for r in (put, mp):
         rate = r["steady_jobs_per_s"] or r["end_to_end_jobs_per_s"]
         job_ms = 1000 / rate
+        cpu_ms = r["cpu"]["platform_cpu_ms_per_item"]
         compare[r["kind"]] = {"job_ms": job_ms, "direct_ms": direct_ms,
                               "overhead_ms": job_ms - direct_ms, "ratio": job_ms / direct_ms,
+                              "direct_httpx_ms": httpx_ms, "overhead_vs_httpx_ms": job_ms - httpx_ms,
+                              "ratio_vs_httpx": job_ms / httpx_ms,
+                              "platform_cpu_ms_per_job": cpu_ms,
+                              "platform_cpu_ms_per_direct_request": direct_cpu_ms,
+                              "cpu_ratio": cpu_ms / direct_cpu_ms,
                               "rate_used": "steady" if r["steady_jobs_per_s"] else "end_to_end"}
     n_batch = args.batch
     b1["inputs_per_s"] = n_batch / b1["seconds"]
@@ -476,11 +510,13 @@ def main(argv: list[str] | None = None) -> int:
                   "watch_interval": args.watch_interval, "body": BODY.decode(),
                   "direct_concurrency": args.concurrency, "direct_duration_s": args.duration,
                   "client": "httpx.AsyncClient, keep-alive, in the benchmark process"},
-        "direct": {"rounds": [d1, d2], "rps_mean": direct_rps, "per_request_ms": direct_ms},
+        "direct": {"wrk_rounds": [w1, w2], "httpx_rounds": [d1, d2], "rps_mean": direct_rps,
+                   "per_request_ms": direct_ms, "httpx_per_request_ms": httpx_ms},
         "jobs": {"put": put, "multipart": mp},
         "job_latency": lat,
         "queue_vs_direct": compare,
-        "idle_with_objects_in_bucket": {"objects": args.jobs, **idle.as_dict()},
+        "idle_with_objects_in_bucket": [{"objects": args.jobs, **idle.as_dict()},
+                                        {"objects": 2 * args.jobs, **idle2.as_dict()}],
         "batch": {"inputs": n_batch, "cli_concurrency": 16, "run1": b1, "run2_all_done": b2,
                   "inprocess_loop": loop,
                   "cli_over_loop_time": b1["seconds"] / loop["seconds"],
@@ -497,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = args.out
     print(f"\nJSON: {shown}")
     bad = (put["failed"] or mp["failed"] or put["enqueue_errors"] or mp["enqueue_errors"]
-           or d1["errors"] or d2["errors"] or b1["returncode"] or b2["returncode"]
+           or d1["errors"] or d2["errors"] or w1["errors"] or w2["errors"] or b1["returncode"] or b2["returncode"]
            or b1["outputs"] != n_batch)
     return 1 if bad else 0
 

@@ -458,7 +458,11 @@ class Reconciler:
         self.metrics.replicas.labels(dep.name, "starting").set(starting)
         pool = self.gateway.pools.get(dep.name)
         if pool is not None:
-            pool.set_starting(starting, math.ceil(dep.spec.scale.target_concurrency))
+            scale = dep.spec.scale
+            can_grow = starting > 0 or (
+                dep.spec.mode is Mode.serverless and len(dep.live()) < scale.max
+            )
+            pool.set_limit(math.ceil(scale.target_concurrency) if can_grow else 0)
         self.metrics.queued.labels(dep.name).set(len(pool.queue) if pool else 0)
 
     def _platform_log(self, deployment: str, message: str) -> None:

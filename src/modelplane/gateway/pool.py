@@ -48,11 +48,14 @@ class DeploymentPool:
         self.queue_timeout = queue_timeout
         self.on_demand = on_demand
         self.requests = 0
-        self.starting = 0
-        """Replicas on their way up. While any are, each ready replica takes at most ``cap``
-        requests and the rest wait for the new ones, so a burst from zero spreads out instead
-        of piling onto the first replica that happens to be ready."""
-        self.cap = 1
+        self.limit = 0
+        """Requests in flight per replica while the deployment can still grow (0: no limit).
+
+        Like Knative's activator: while more replicas are starting or could be started, a
+        replica takes at most its target concurrency and the rest wait here, poking the
+        autoscaler — so a burst from zero spreads over the replicas it causes instead of piling
+        onto the first one that happens to be ready. At its maximum size, a deployment takes
+        everything it is sent."""
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -69,10 +72,10 @@ class DeploymentPool:
         ready = self.ready
         if ready:
             replica = ready[0] if len(ready) == 1 else least_loaded(ready)
-            if not self.starting:
+            if not self.limit:
                 replica.send(content_type, body, callback, meta)
                 return
-            if replica.in_flight < self.cap:
+            if replica.in_flight < self.limit:
                 replica.send(content_type, body, self._then_drain(callback), meta)
                 return
         self._enqueue(content_type, body, callback, meta)
@@ -84,11 +87,9 @@ class DeploymentPool:
 
         return done
 
-    def set_starting(self, starting: int, cap: int) -> None:
-        self.starting = starting
-        self.cap = max(1, cap)
-        if not starting:
-            self._drain()
+    def set_limit(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self._drain()
 
     @property
     def in_flight(self) -> int:
@@ -148,10 +149,10 @@ class DeploymentPool:
     def _drain(self) -> None:
         while self.queue and self.ready:
             replica = least_loaded(self.ready)
-            if self.starting and replica.in_flight >= self.cap:
+            if self.limit and replica.in_flight >= self.limit:
                 break
             w = self.queue.popleft()
-            callback = self._then_drain(w.callback) if self.starting else w.callback
+            callback = self._then_drain(w.callback) if self.limit else w.callback
             replica.send(w.content_type, w.body, callback, w.meta)
         if not self.queue:
             self._cancel_timer()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +121,7 @@ class ReplicaProtocol(asyncio.Protocol):
         self._reader = FrameReader(self._on_frame)
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._first_pending = 0.0
         self._stopping = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -152,10 +154,17 @@ class ReplicaProtocol(asyncio.Protocol):
         self._out.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            self._first_pending = time.perf_counter()
             self._loop.call_soon(self._flush)
+        elif time.perf_counter() - self._first_pending > 0.002:
+            # A slow sync model runs many requests in one loop step: don't hold finished
+            # answers back until the whole batch is done.
+            self._flush()
+            self._flush_scheduled = True
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._first_pending = time.perf_counter()
         out, self._out = self._out, []
         if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(out) if len(out) > 1 else out[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,14 @@ async def test_burst_scales_to_max_then_back_to_zero(
         harness, "faulty", fixture_models / "faulty", max=4, target_concurrency=1, idle_timeout=1.0
     )
     responses = await asyncio.gather(
-        *(harness.predict("faulty", {"sleep": 0.3}) for _ in range(64))
+        *(harness.predict("faulty", {"sleep": 0.05}) for _ in range(64))
     )
     assert [r.status_code for r in responses] == [200] * 64
-    pids = {r.json()["pid"] for r in responses}
-    assert len(pids) == 4, "the burst should have been spread over max replicas"
+    per_replica = Counter(r.json()["pid"] for r in responses)
+    assert len(per_replica) == 4, "the burst should have been spread over max replicas"
+    # A forked replica is ready in milliseconds, long before the others; the gateway must
+    # not pile the whole burst onto it.
+    assert min(per_replica.values()) >= 6, per_replica
     last = time.monotonic()
 
     async def at_zero() -> bool:
