@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dataplane import (  # noqa: E402  (bench/ is not a package)
+from dataplane import (  # bench/ is not a package
     HOST,
     MODELPLANE,
     ROOT,
@@ -92,16 +92,21 @@ class Cpu:
         self.t0 = time.monotonic()
         self.p0, self.r0 = process_cpu_s(self.pp), process_cpu_s(self.rp)
         self.m0 = machine_busy_s()
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        self.s0 = ru.ru_utime + ru.ru_stime
+        self.s0 = self._own()
         return self
+
+    @staticmethod
+    def _own() -> float:
+        # this process and its finished children (wrk, the batch CLI)
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.monotonic() - self.t0
         self.platform = process_cpu_s(self.pp) - self.p0
         self.replicas = process_cpu_s(self.rp) - self.r0
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        self.client = ru.ru_utime + ru.ru_stime - self.s0
+        self.client = self._own() - self.s0
         self.machine = machine_busy_s() - self.m0
         # what the rest of the machine (other engineers' tests) used meanwhile, in cores
         self.other_cores = (self.machine - self.platform - self.replicas - self.client) / max(
@@ -261,7 +266,8 @@ async def jobs_run(p: Platform, kind: str, n: int, concurrency: int, per_request
     enq_errors: list[str] = []
     done_enqueue = asyncio.Event()
     enq_end = 0.0
-    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
+    limits = httpx.Limits(max_connections=concurrency + 1,
+                          max_keepalive_connections=concurrency + 1)
     async with httpx.AsyncClient(base_url=p.base, headers=p.server.headers, limits=limits,
                                  timeout=120) as http:
         if kind == "put":
@@ -474,9 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             finished = True
     finally:
         plat.server.stop()
-        if finished:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        if not finished:
             log(f"stopped early; logs and data kept in {tmp}")
     load_after = os.getloadavg()
 
@@ -491,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ms = r["cpu"]["platform_cpu_ms_per_item"]
         compare[r["kind"]] = {"job_ms": job_ms, "direct_ms": direct_ms,
                               "overhead_ms": job_ms - direct_ms, "ratio": job_ms / direct_ms,
-                              "direct_httpx_ms": httpx_ms, "overhead_vs_httpx_ms": job_ms - httpx_ms,
+                              "direct_httpx_ms": httpx_ms,
+                              "overhead_vs_httpx_ms": job_ms - httpx_ms,
                               "ratio_vs_httpx": job_ms / httpx_ms,
                               "platform_cpu_ms_per_job": cpu_ms,
                               "platform_cpu_ms_per_direct_request": direct_cpu_ms,
@@ -531,9 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         shown = args.out.resolve().relative_to(ROOT)
     except ValueError:
         shown = args.out
-    print(f"\nJSON: {shown}")
+    print(f"\nJSON: {shown}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # ~40,000 small files: takes a few seconds
     bad = (put["failed"] or mp["failed"] or put["enqueue_errors"] or mp["enqueue_errors"]
-           or d1["errors"] or d2["errors"] or w1["errors"] or w2["errors"] or b1["returncode"] or b2["returncode"]
+           or d1["errors"] or d2["errors"] or w1["errors"] or w2["errors"]
+           or b1["returncode"] or b2["returncode"]
            or b1["outputs"] != n_batch)
     return 1 if bad else 0
 
@@ -555,7 +562,8 @@ def render(doc: dict[str, Any]) -> str:
                f"{'drain':>8s} {'all done':>9s} {'failed':>6s}  {'other load':>10s}")
     for k, label in (("put", "PUT one object per request, 8 in flight"),
                      ("multipart", f"multipart POST, {J['multipart']['files_per_request']} "
-                                   f"files/req, {J['multipart']['enqueue_concurrency']} in flight")):
+                                   f"files/req, {J['multipart']['enqueue_concurrency']} "
+                                   "in flight")):
         r = J[k]
         label = label.replace(" 8 in flight", f" {r['enqueue_concurrency']} in flight")
         out.append(f"  {label:40s} {r['enqueue_jobs_per_s']:9.0f} "
@@ -563,8 +571,13 @@ def render(doc: dict[str, Any]) -> str:
                    f"{f(r['drain_jobs_per_s'], '8.1f')} {r['all_done_s']:8.1f}s "
                    f"{r['failed']:6d}  {r['cpu']['other_load_cores']:6.2f} cores")
     out.append(f"  {J['put']['jobs']} jobs each. e2e: first upload -> all succeeded; steady: "
-               "10% -> 90% succeeded; drain: after the last upload returned")
-    out.append("  (when >= 10% were still waiting). CPU per job (platform process / replicas): "
+               "10% -> 90% succeeded;")
+    out.append("  drain: after the last upload returned (if >= 10% were still waiting). "
+               "other load: "
+               "busy CPU of the machine")
+    out.append("  minus the platform, replicas and this benchmark (kernel I/O work such as ext4 "
+               "journaling counts there).")
+    out.append("  CPU per job (platform process / replicas): "
                + ", ".join(f"{k} {J[k]['cpu']['platform_cpu_ms_per_item']:.2f} / "
                            f"{J[k]['cpu']['replicas_cpu_ms_per_item']:.2f} ms" for k in J))
     out.append("")
@@ -581,31 +594,42 @@ def render(doc: dict[str, Any]) -> str:
                "wait dominates)")
     out.append("")
     out.append(f"2. Queue overhead per job vs. calling the replica directly "
-               f"(concurrency {s['direct_concurrency']})")
-    d1, d2 = D["rounds"]
-    out.append(f"  direct predict: {d1['rps']:.0f} / {d2['rps']:.0f} req/s (before / after the "
-               f"jobs) -> {D['per_request_ms']:.2f} ms per request; latency p50 "
-               f"{d1['latency_ms']['p50']:.1f} / {d2['latency_ms']['p50']:.1f} ms; platform CPU "
-               f"{d1['cpu']['platform_cpu_ms_per_item']:.2f} ms/request")
-    out.append(f"  {'':12s} {'job time':>9s} {'direct':>9s} {'overhead':>10s} {'ratio':>7s}")
+               f"(POST .../echo/predict, same body, {s['direct_concurrency']} in flight)")
+    w1, w2 = D["wrk_rounds"]
+    d1, d2 = D["httpx_rounds"]
+    out.append(f"  direct, wrk -t1 -c{s['direct_concurrency']}: {w1['rps']:.0f} / {w2['rps']:.0f}"
+               f" req/s (before / after the jobs), p50 {w1['latency_ms']['p50']:.2f} / "
+               f"{w2['latency_ms']['p50']:.2f} ms, platform CPU "
+               f"{w1['cpu']['platform_cpu_ms_per_item']:.3f} ms/request")
+    out.append(f"  direct, httpx (the uploads' client): {d1['rps']:.0f} / {d2['rps']:.0f} req/s, "
+               f"p50 {d1['latency_ms']['p50']:.1f} / {d2['latency_ms']['p50']:.1f} ms "
+               "(client-bound: this process's CPU is the limit)")
+    out.append(f"  {'':10s} {'job time':>9s} {'direct':>8s} {'overhead':>9s} {'ratio':>6s}   "
+               f"{'vs httpx: overhead':>18s} {'ratio':>6s}   "
+               f"{'platform CPU per job / per request':>34s}")
     for k, c in doc["queue_vs_direct"].items():
-        out.append(f"  {k:12s} {c['job_ms']:7.2f}ms {c['direct_ms']:7.2f}ms "
-                   f"{c['overhead_ms']:+8.2f}ms {c['ratio']:6.1f}x   ({c['rate_used']} rate)")
-    out.append("  job time = 1 / jobs/s, direct = 1 / req/s (mean of both rounds); both at "
-               "about 8 in flight")
-    idle = doc["idle_with_objects_in_bucket"]
-    out.append(f"  idle platform with {idle['objects']}+ objects in the input bucket: "
-               f"{idle['platform_cpu_s'] / idle['wall_s']:.2f} cores (bucket watcher scans)")
+        out.append(f"  {k:10s} {c['job_ms']:7.2f}ms {c['direct_ms']:6.3f}ms "
+                   f"{c['overhead_ms']:+7.2f}ms {c['ratio']:5.0f}x   "
+                   f"{c['overhead_vs_httpx_ms']:+16.2f}ms {c['ratio_vs_httpx']:5.1f}x   "
+                   f"{c['platform_cpu_ms_per_job']:13.2f} / "
+                   f"{c['platform_cpu_ms_per_direct_request']:.3f} ms = "
+                   f"{c['cpu_ratio']:.0f}x")
+    out.append("  job time = 1 / steady jobs/s; direct = 1 / req/s, mean of the two rounds; "
+               "overhead = job - direct")
+    for idle in doc["idle_with_objects_in_bucket"]:
+        out.append(f"  idle platform with {idle['objects']} objects in the input bucket: "
+                   f"{idle['platform_cpu_s'] / idle['wall_s']:.2f} cores of CPU "
+                   f"(the bucket watcher rescans every {s['watch_interval']} s)")
     out.append("")
     B = doc["batch"]
     b1, b2, lp = B["run1"], B["run2_all_done"], B["inprocess_loop"]
     out.append(f"3. Batch over {B['inputs']} small JSON files")
-    out.append(f"  {'':52s} {'seconds':>8s} {'inputs/s':>9s} {'÷ loop':>7s}")
-    out.append(f"  {'modelplane batch (CLI, concurrency 16), run 1':52s} {b1['seconds']:8.2f} "
+    out.append(f"  {'':64s} {'seconds':>8s} {'inputs/s':>9s} {'÷ loop':>7s}")
+    out.append(f"  {'modelplane batch (CLI, concurrency 16), run 1':64s} {b1['seconds']:8.2f} "
                f"{b1['inputs_per_s']:9.0f} {b1['inputs_per_s'] / lp['inputs_per_s']:7.3f}")
-    out.append(f"  {'modelplane batch, run 2 (everything already done)':52s} "
+    out.append(f"  {'modelplane batch, run 2 (everything already done)':64s} "
                f"{b2['seconds']:8.2f} {b2['inputs_per_s']:9.0f}")
-    out.append(f"  {'plain Python loop, in-process (read/loads/predict/dumps/write)':52s} "
+    out.append(f"  {'plain Python loop, in-process (read/loads/predict/dumps/write)':64s} "
                f"{lp['seconds']:8.2f} {lp['inputs_per_s']:9.0f} {1:7.3f}")
     out.append(f"  batch run 1 takes {B['cli_over_loop_time']:.0f}x the loop's time; "
                f"other load during run 1: {b1['cpu']['other_load_cores']:.2f} cores; "

@@ -133,17 +133,18 @@ async def run_batch(
     if progress:
         progress(report.skipped, report.total)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     queue: asyncio.Queue[str] = asyncio.Queue()
     for name in todo:
         queue.put_nowait(name)
     path = f"/api/v1/deployments/{deployment}/predict"
 
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=timeout, limits=limits, transport=transport
-    ) as http:
-
-        async def worker() -> None:
+    async def worker() -> None:
+        # One client with one connection per worker: httpx's pool scans all its connections on
+        # every request, which made a shared 16-connection pool the batch's bottleneck.
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=timeout, limits=limits, transport=transport
+        ) as http:
             while True:
                 try:
                     name = queue.get_nowait()
@@ -165,7 +166,7 @@ async def run_batch(
                 if progress:
                     progress(report.skipped + report.done + len(report.failed), report.total)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(todo) or 1)))))
     return report
 
 

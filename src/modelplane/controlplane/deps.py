@@ -15,6 +15,7 @@ from modelplane.store import Store
 
 if TYPE_CHECKING:
     from modelplane.jobs.runner import JobRunner
+    from modelplane.jobs.watcher import BucketWatcher
     from modelplane.storage import BucketStore
     from modelplane.store.jobs import JobStore
 
@@ -31,3 +32,4 @@ class Deps:
     jobs: JobStore | None = None
     storage: BucketStore | None = None
     runner: JobRunner | None = None
+    watcher: BucketWatcher | None = None

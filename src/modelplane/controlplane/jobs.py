@@ -101,6 +101,8 @@ class Jobs:
             )
             row, _ = await asyncio.to_thread(self.jobs.enqueue, job)
             created.append(row)
+            if self.deps.watcher is not None:
+                self.deps.watcher.mark_seen(name, info.key, info.etag)
         if created and self.deps.runner is not None:
             self.deps.runner.wake()
         return created

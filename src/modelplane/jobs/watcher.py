@@ -97,6 +97,10 @@ class BucketWatcher:
         except ModelplaneError:
             return obj
 
+    def mark_seen(self, name: str, key: str, etag: str) -> None:
+        """An upload through the platform already made its job: no need to look again."""
+        self._seen.setdefault(name, set()).add((key, etag))
+
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
 

@@ -115,31 +115,26 @@ class JobStore:
                 and_(JobRow.state == RUNNING, JobRow.lease_expires_at < now),
             ),
         )
-        claimed: list[JobRow] = []
+        # One statement: the subquery picks candidates, and the outer condition is checked again
+        # on each row as it is updated, so a job another runner took meanwhile is skipped.
+        candidates = (
+            select(JobRow.id).where(runnable).order_by(JobRow.created_at).limit(limit)
+        ).scalar_subquery()
         with self.store.session() as s:
-            ids = list(
-                s.scalars(
-                    select(JobRow.id).where(runnable).order_by(JobRow.created_at).limit(limit)
+            rows = s.scalars(
+                update(JobRow)
+                .where(JobRow.id.in_(candidates), runnable)
+                .values(
+                    state=RUNNING,
+                    lease_owner=runner,
+                    lease_expires_at=now + timedelta(seconds=lease),
+                    attempts=JobRow.attempts + 1,
+                    started_at=now,
                 )
+                .returning(JobRow)
+                .execution_options(synchronize_session=False)
             )
-            for job_id in ids:
-                result = s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, runnable)
-                    .values(
-                        state=RUNNING,
-                        lease_owner=runner,
-                        lease_expires_at=now + timedelta(seconds=lease),
-                        attempts=JobRow.attempts + 1,
-                        started_at=now,
-                    )
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    row = s.get(JobRow, job_id)
-                    assert row is not None
-                    s.refresh(row)
-                    claimed.append(row)
-        return claimed
+            return sorted(rows, key=lambda r: r.created_at)
 
     def heartbeat(self, job_ids: list[str], runner: str, lease: float) -> None:
         if not job_ids:
