@@ -197,6 +197,15 @@ async def _serve(settings: Settings, examples: Path | None) -> None:
         lines.append(
             f"  export MODELPLANE_URL={platform.url} MODELPLANE_TOKEN={platform.admin_token}"
         )
+    book = platform.reconciler.reservations
+    if book is not None:
+        inv = book.inventory
+        gpus = ", ".join(str(g.index) for g in inv.gpus) or "none"
+        lines.append(
+            f"node: {inv.cpu:g} reservable cores, {inv.memory / 2**30:.1f} GiB memory, GPUs: {gpus}"
+        )
+    if settings.rate_limit:
+        lines.append(f"rate limit: {settings.rate_limit:g} requests per second per token")
     if created:
         lines.append(f"deployed examples: {', '.join(created)}")
     lines.append("try:  modelplane ls   ·   modelplane predict echo --json '{\"hello\": 1}'")
@@ -490,6 +499,7 @@ def main() -> None:
 
 # Command groups defined in their own modules register themselves on ``app`` when imported.
 from modelplane.cli import jobs as _jobs  # noqa: E402,F401
+from modelplane.cli import oscar as _oscar  # noqa: E402,F401
 from modelplane.cli import users as _users  # noqa: E402,F401
 
 if __name__ == "__main__":

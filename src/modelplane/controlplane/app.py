@@ -14,6 +14,7 @@ from modelplane import __version__
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.routes import deployments, jobs, system, users
 from modelplane.errors import ModelplaneError
+from modelplane.oscar.router import router as oscar_router
 
 log = logging.getLogger("modelplane.api")
 
@@ -32,6 +33,7 @@ def create_app(deps: Deps) -> FastAPI:
     if deps.jobs is not None:
         app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(system.router)
+    app.include_router(oscar_router)  # OSCAR's API at the root: /system, /run, /job, /health
     _install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelplane.controlplane.deps import Deps
 from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.resources.quota import check_job_queue
 from modelplane.security import Principal
 from modelplane.storage import ObjectInfo, validate_bucket_name, validate_key
 from modelplane.store.jobs import NewJob
@@ -86,10 +87,13 @@ class Jobs:
 
     async def trigger(self, bucket: str, info: ObjectInfo) -> list[JobRow]:
         created = []
+        runner = self.deps.runner
         for name, dep in list(self.deps.reconciler.deployments.items()):
             spec = dep.spec
             if spec.input != bucket or spec.output is None:
                 continue
+            if runner is not None:
+                check_job_queue(name, runner.backlog(name), self.deps.settings.max_queued_jobs)
             job = NewJob(
                 name,
                 dep.owner,

@@ -28,6 +28,7 @@ from modelplane.gateway.replicas import ReplicaListener
 from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
+from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota
 from modelplane.resources.ratelimit import RateLimiter
@@ -135,8 +136,10 @@ class Platform:
             jobs=self.jobs,
             storage=self.storage,
             runner=self.runner,
+            watcher=self.watcher,
         )
         self.app = create_app(self.deps)
+        self.app.state.oscar_storage = oscar_storage_info(s)  # env read once, here
         self.listener = ReplicaListener(
             s.replica_socket, self.gateway.on_hello, self.gateway.on_lost
         )

@@ -104,8 +104,9 @@ async def test_quota_refuses_with_403_and_counts_deployments(
         spec = body("a1", examples / "echo", scale={"replicas": 2}, resources={"cpu": 1})
         r = await ann.post("/api/v1/deployments", json=spec)
         assert r.status_code == 403 and r.json()["error"] == "quota_exceeded"
-        assert "cpu: needs 2 cores, 1 core left in the quota of 1 core (short by 1 core)" in (
-            r.json()["message"]
+        assert (
+            "cpu: needs 2 cores, 1 core left in the quota of 1 core (short by 1 core)"
+            in (r.json()["message"])
         )
         spec = body("a1", examples / "echo", resources={"cpu": 0.5, "memory": "128Mi"})
         assert (await ann.post("/api/v1/deployments", json=spec)).status_code == 201

@@ -29,16 +29,25 @@ class Alice:
     deployment = "alice-dep"
     bucket = "alice-in"
     key = "a.txt"
+    service = "alice-svc"
 
     def __init__(self) -> None:
         self.token_id = 0
         self.job_id = ""
         self.spec: dict[str, Any] = {}
+        self.token = ""
+        self.service_job = ""
 
     def value(self, segment: str, param: str) -> str | None:
         """The value of path parameter ``param`` that follows ``segment`` in a route's path."""
         return {
             ("deployments", "name"): self.deployment,
+            # OSCAR: services (deployments with a service definition) and their jobs
+            ("services", "name"): self.service,
+            ("run", "name"): self.service,
+            ("job", "name"): self.service,
+            ("logs", "name"): self.service,
+            ("{name}", "job_id"): self.service_job,
             ("users", "name"): self.user,
             ("tokens", "token_id"): str(self.token_id),
             ("buckets", "bucket"): self.bucket,
@@ -69,11 +78,13 @@ class Ghost(Alice):
     user = "nobody"
     deployment = "nobody-dep"
     bucket = "nobody-in"
+    service = "nobody-svc"
 
     def __init__(self) -> None:
         super().__init__()
         self.token_id = 999_999
         self.job_id = "0" * 32
+        self.service_job = "0" * 32
 
 
 GHOST = Ghost()
@@ -121,6 +132,7 @@ async def alice(harness: Harness, fixture_models: Path) -> Alice:
     for name in ("alice", "bob"):
         assert (await harness.http.post("/api/v1/users", json={"name": name})).status_code == 201
     _, token = await token_for(harness, "alice")
+    who.token = token
     who.token_id, _ = await token_for(harness, "alice")
     async with client(harness, token) as http:
         r = await http.post(
@@ -148,6 +160,12 @@ async def alice(harness: Harness, fixture_models: Path) -> Alice:
             return r.json()["state"] == "succeeded"
 
         await eventually(done, timeout=30)
+        service = {"name": who.service, "image": "alpine", "script": "echo hi"}
+        r = await http.post("/system/services", json=service)
+        assert r.status_code == 201, r.text
+        r = await http.post(f"/job/{who.service}", content=b"x")
+        assert r.status_code == 201, r.text
+        who.service_job = r.json()["jobName"]
     return who
 
 
@@ -203,7 +221,12 @@ async def test_every_route_authenticates_and_hides_other_users_things(
                     assert secret not in r.text, (where, secret)
 
     # the admin may do all of it to Alice's things; deletions last, so the rest still exist
-    order = sorted(table, key=lambda r: (r.method == "DELETE", -len(r.path)))
+    def removes_a_whole_resource(r: Route) -> bool:
+        return r.path.endswith(("/deployments/{name}", "/services/{name}"))
+
+    order = sorted(
+        table, key=lambda r: (r.method == "DELETE", removes_a_whole_resource(r), -len(r.path))
+    )
     for route in order:
         path = fill(route.path, alice)
         assert path is not None
@@ -211,3 +234,7 @@ async def test_every_route_authenticates_and_hides_other_users_things(
             route.method, path, json=alice.body(route.method, route.path)
         )
         assert r.status_code not in (401, 403, 404), (route, r.status_code, r.text)
+        if route.method == "DELETE" and path.endswith("/" + alice.deployment):
+            async with client(harness, alice.token) as http:  # back, for the next deletion
+                r = await http.post("/api/v1/deployments", json=alice.spec)
+                assert r.status_code == 201, r.text

@@ -91,7 +91,7 @@ async def test_cpu_only_replicas_see_no_gpu(world) -> None:  # type: ignore[no-u
 
 
 async def test_removing_a_deployment_releases_its_reservation(world) -> None:  # type: ignore[no-untyped-def]
-    store, backend, rec = world
+    store, _backend, rec = world
     _deploy(store, _spec("gpu", scale={"replicas": 2}, resources={"gpu": 1}))
     await rec.reconcile_once()
     assert rec.reservations.usage().gpu == 2
@@ -125,7 +125,7 @@ async def test_bigger_than_the_node_is_422_naming_the_field(world) -> None:  # t
 
 
 async def test_quota_at_admission_and_at_scale_up(world) -> None:  # type: ignore[no-untyped-def]
-    store, backend, rec = world
+    store, _backend, rec = world
     book = rec.reservations
     with pytest.raises(QuotaExceeded) as caught:
         book.admit(_spec("b1", scale={"replicas": 2}, resources={"cpu": 1}), "bob", creating=True)

@@ -35,7 +35,7 @@ def test_unlimited_by_default() -> None:
 def test_from_dict_validates_and_parses_sizes() -> None:
     assert Quota.from_dict({"memory": "2Gi", "cpu": 1}).to_dict() == {"cpu": 1.0, "memory": 2 * GiB}
     assert Quota.from_dict(None) == Quota()
-    with pytest.raises(InvalidInput, match="quotas.gpu"):
+    with pytest.raises(InvalidInput, match=r"quotas\.gpu"):
         Quota.from_dict({"gpu": -1})
     with pytest.raises(InvalidInput, match="unknown field"):
         Quota.from_dict({"gpus": 1})

@@ -1,0 +1,40 @@
+"""``modelplane import-fdl FILE.yaml``: create (or update) services from an OSCAR FDL file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelplane.cli.main import TokenOpt, UrlOpt, _client, app, friendly, out
+from modelplane.errors import AlreadyExists
+from modelplane.oscar.fdl import read_fdl, service_from_dict
+
+
+@app.command("import-fdl")
+@friendly
+def import_fdl(
+    file: Annotated[Path, typer.Argument(help="an OSCAR FDL file (functions: oscar: …)")],
+    update: Annotated[
+        bool, typer.Option("--update", help="replace services that already exist")
+    ] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Create the services of an OSCAR FDL file (scripts are read relative to it)."""
+    services = read_fdl(file)
+    for service in services:
+        service_from_dict(service)  # every definition is checked before any is created
+    with _client(url, token) as client:
+        for service in services:
+            name = service["name"]
+            try:
+                client._request("POST", "/system/services", json=service)
+                out.print(f"service [bold]{name}[/] created")
+            except AlreadyExists:
+                if not update:
+                    raise
+                client._request("PUT", f"/system/services/{name}", json=service)
+                out.print(f"service [bold]{name}[/] updated")
+    out.print("run one with `oscar-python` or POST /run/<service>; jobs: POST /job/<service>")

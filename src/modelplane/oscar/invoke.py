@@ -1,0 +1,120 @@
+"""Invoking a service as OSCAR does: the event body in, the supervisor's answer out.
+
+Pure helpers for the codec (:func:`decode_event`, :func:`encode_result`) and the two calls:
+:func:`run` (synchronous, through the deployment's pool like any prediction) and :func:`submit`
+(asynchronous: the event becomes an object in the service's input bucket, hence a job).
+
+The event body follows OSCAR's supervisor: a JSON document is passed as it is; anything else is
+base64-decoded (when it is not valid base64 it is passed as it is, where the supervisor would
+decode what it could). A script service answers like the supervisor: its one output file base64
+encoded, several as a base64 zip, none: the script's output as plain text. A service that runs a
+model answers JSON and text as they are and anything else base64-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from modelplane.controlplane.deps import Deps
+from modelplane.controlplane.jobs import Jobs
+from modelplane.errors import InvalidInput, ModelplaneError, NotFound
+from modelplane.model.oscar import LOG_CONTENT_TYPE
+from modelplane.oscar.fdl import service_from_dict
+from modelplane.oscar.records import Record
+
+OCTET = "application/octet-stream"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What goes to the model: the bytes and their content type."""
+
+    data: bytes
+    content_type: str
+
+
+def decode_event(body: bytes, *, script: bool) -> Event:
+    """The model's input from an OSCAR request body (see the module docstring)."""
+    stripped = body.strip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return Event(body, OCTET if script else JSON)
+    compact = b"".join(stripped.split())
+    if compact:
+        try:
+            return Event(base64.b64decode(compact, validate=True), OCTET)
+        except (binascii.Error, ValueError):
+            pass
+    return Event(body, OCTET)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def encode_result(status: int, content_type: str, body: bytes, *, script: bool) -> Answer:
+    """The HTTP answer for what a replica returned."""
+    if status != 200:
+        return Answer(status, content_type or JSON, body)
+    base = content_type.split(";", 1)[0].strip().lower()
+    if content_type == LOG_CONTENT_TYPE:
+        return Answer(200, "text/plain; charset=utf-8", body)
+    if not script and (base == JSON or base.endswith("+json") or base.startswith("text/")):
+        return Answer(200, content_type, body)
+    return Answer(200, "text/plain; charset=utf-8", base64.b64encode(body))
+
+
+async def run(deps: Deps, record: Record, body: bytes) -> Answer:
+    """A synchronous invocation: the same pool, queue and autoscaler as any prediction."""
+    script = record.script is not None
+    event = decode_event(body, script=script)
+    pool = deps.gateway.pools.get(record.name)
+    if pool is None:
+        raise NotFound(f"service {record.name!r} has no deployment", service=record.name)
+    done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
+
+    def reply(status: int, ctype: bytes, data: bytes) -> None:
+        if not done.done():
+            done.set_result((status, ctype, data))
+
+    started = time.perf_counter()
+    pool.submit(event.content_type.encode("latin-1"), event.data, reply)
+    status, ctype, data = await done
+    deps.metrics.observe_request(record.name, status, time.perf_counter() - started)
+    return encode_result(status, ctype.decode("latin-1"), data, script=script)
+
+
+async def submit(deps: Deps, record: Record, body: bytes) -> str:
+    """An asynchronous invocation: the event is stored in the service's input bucket (under its
+    input folder) and becomes a job there. Returns the job's id."""
+    if deps.storage is None or deps.jobs is None:
+        raise ModelplaneError("this platform runs no jobs")
+    extra = {} if record.script is None else {"script": record.script}
+    service = service_from_dict(record.definition | extra)
+    event = decode_event(body, script=True)
+    folder = service.input_folder
+    key = f"{folder}/event-{uuid.uuid4().hex}" if folder else f"event-{uuid.uuid4().hex}"
+    info = await asyncio.to_thread(
+        deps.storage.put, service.input_bucket, key, event.data, event.content_type
+    )
+    for job in await Jobs(deps).trigger(service.input_bucket, info):
+        if job.deployment == record.name:
+            return job.id
+    raise InvalidInput(
+        f"service {record.name!r} took no job for its input bucket {service.input_bucket!r}"
+    )

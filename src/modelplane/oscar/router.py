@@ -1,0 +1,205 @@
+"""The OSCAR REST API at the platform's root, as a FastAPI router: what ``oscar-python`` calls.
+
+Routes decode, call :mod:`modelplane.oscar.services`, :mod:`~modelplane.oscar.invoke` or
+:mod:`~modelplane.oscar.joblog`, and encode. Errors keep modelplane's JSON shape and statuses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from modelplane import __version__
+from modelplane.controlplane.deps import Deps
+from modelplane.errors import InvalidInput, Unauthenticated
+from modelplane.oscar import invoke, joblog
+from modelplane.oscar.auth import invoker, system_principal
+from modelplane.oscar.records import Record
+from modelplane.oscar.services import OscarServices, ServiceNotFound, may_use
+from modelplane.security import Principal
+from modelplane.settings import Settings
+
+router = APIRouter(tags=["OSCAR"])
+Caller = Annotated[Principal, Depends(system_principal)]
+Invoker = Annotated[Principal, Depends(invoker)]
+PLATFORM = "modelplane"
+
+
+def storage_info(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The platform's buckets as OSCAR's ``minio_provider`` (read once, at start-up)."""
+    if settings.storage != "s3":
+        return {}
+    endpoint = settings.s3_endpoint or ""
+    return {
+        "endpoint": endpoint,
+        "verify": True,
+        "access_key": environ.get("AWS_ACCESS_KEY_ID", ""),
+        "secret_key": environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        "region": settings.s3_region or environ.get("AWS_DEFAULT_REGION", ""),
+    }
+
+
+def _deps(request: Request) -> Deps:
+    return request.app.state.deps
+
+
+def _services(request: Request) -> OscarServices:
+    return OscarServices(_deps(request))
+
+
+Services = Annotated[OscarServices, Depends(_services)]
+
+
+async def _json_body(request: Request) -> Any:
+    import orjson
+
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the service definition is not valid JSON: {exc}") from None
+
+
+# -- cluster -------------------------------------------------------------------------------------
+@router.get("/health", response_class=PlainTextResponse, summary="OSCAR: liveness (no token)")
+async def health() -> str:
+    return "Ok"
+
+
+@router.get("/system/info", summary="OSCAR: version and backend")
+async def info(caller: Caller) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "git_commit": "",
+        "platform": PLATFORM,
+        "kubernetes_version": "",
+        "serverless_backend": {"name": PLATFORM, "version": __version__},
+    }
+
+
+@router.get("/system/config", summary="OSCAR: configuration and the buckets' S3 endpoint")
+@router.get("/system/config/", include_in_schema=False)
+async def config(request: Request, caller: Caller) -> dict[str, Any]:
+    deps = _deps(request)
+    provider = dict(
+        getattr(request.app.state, "oscar_storage", None)
+        or {"endpoint": "", "verify": True, "access_key": "", "secret_key": "", "region": ""}
+    )
+    if not caller.admin:  # the platform's own S3 keys are for admins only
+        provider["access_key"] = provider["secret_key"] = ""
+    book = deps.reconciler.reservations
+    gpus = bool(book and book.inventory.gpus)
+    return {
+        "name": PLATFORM,
+        "namespace": "",
+        "services_namespace": "",
+        "gpu_available": gpus,
+        "interLink_available": False,
+        "serverless_backend": PLATFORM,
+        "yunikorn_enable": False,
+        "oidc_groups": [],
+        "minio_provider": provider,
+    }
+
+
+# -- services ------------------------------------------------------------------------------------
+@router.get("/system/services", summary="OSCAR: the services you may see")
+async def list_services(caller: Caller, svc: Services) -> list[dict[str, Any]]:
+    return await svc.list(caller)
+
+
+@router.post("/system/services", status_code=201, summary="OSCAR: create a service")
+async def create_service(request: Request, caller: Caller, svc: Services) -> dict[str, Any]:
+    return await svc.create(await _json_body(request), caller)
+
+
+@router.put("/system/services", status_code=204, summary="OSCAR: update the service in the body")
+async def update_service(request: Request, caller: Caller, svc: Services) -> Response:
+    await svc.update(await _json_body(request), caller)
+    return Response(status_code=204)
+
+
+@router.put("/system/services/{name}", status_code=204, include_in_schema=False)
+async def update_named(name: str, request: Request, caller: Caller, svc: Services) -> Response:
+    await svc.update(await _json_body(request), caller, name)
+    return Response(status_code=204)
+
+
+@router.get("/system/services/{name}", summary="OSCAR: one service, with its token")
+async def get_service(name: str, caller: Caller, svc: Services) -> dict[str, Any]:
+    return await svc.get(name, caller)
+
+
+@router.delete("/system/services/{name}", status_code=204, summary="OSCAR: remove a service")
+async def delete_service(name: str, caller: Caller, svc: Services) -> Response:
+    await svc.delete(name, caller)
+    return Response(status_code=204)
+
+
+# -- invocations ---------------------------------------------------------------------------------
+async def _invocable(name: str, caller: Principal, svc: OscarServices) -> Record:
+    record, owner = await svc.record(name)
+    if caller.deployment is not None:
+        if caller.deployment != name:
+            raise Unauthenticated(f"this token is not the token of service {name!r}")
+        return record
+    if not may_use(caller, owner, record.definition):
+        raise ServiceNotFound(name)
+    return record
+
+
+@router.post("/run/{name}", summary="OSCAR: run a service synchronously")
+async def run(name: str, request: Request, caller: Invoker, svc: Services) -> Response:
+    record = await _invocable(name, caller, svc)
+    answer = await invoke.run(_deps(request), record, await request.body())
+    return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+
+
+@router.post("/job/{name}", status_code=201, summary="OSCAR: run a service asynchronously")
+async def job(name: str, request: Request, caller: Invoker, svc: Services) -> dict[str, str]:
+    record = await _invocable(name, caller, svc)
+    job_id = await invoke.submit(_deps(request), record, await request.body())
+    return {"jobName": job_id}
+
+
+# -- jobs and their logs -------------------------------------------------------------------------
+@router.get("/system/logs/{name}", summary="OSCAR: a page of a service's jobs")
+async def list_jobs(
+    name: str, caller: Caller, svc: Services, page: Annotated[str, Query()] = ""
+) -> dict[str, Any]:
+    await svc.visible(name, caller)
+    return await joblog.list_jobs(svc.deps, name, page)
+
+
+@router.delete("/system/logs/{name}", status_code=204, summary="OSCAR: remove finished jobs")
+async def delete_jobs(
+    name: str,
+    caller: Caller,
+    svc: Services,
+    every: Annotated[bool, Query(alias="all", description="also queued, running, failed")] = False,
+) -> Response:
+    await svc.visible(name, caller)
+    await joblog.remove_jobs(svc.deps, name, every=every)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/system/logs/{name}/{job_id}",
+    response_class=PlainTextResponse,
+    summary="OSCAR: the logs of one job",
+)
+async def job_logs(name: str, job_id: str, caller: Caller, svc: Services) -> str:
+    await svc.visible(name, caller)
+    return await joblog.job_logs(svc.deps, name, job_id, datetime.now(UTC))
+
+
+@router.delete("/system/logs/{name}/{job_id}", status_code=204, summary="OSCAR: remove a job")
+async def delete_job(name: str, job_id: str, caller: Caller, svc: Services) -> Response:
+    await svc.visible(name, caller)
+    await joblog.remove_job(svc.deps, name, job_id)
+    return Response(status_code=204)
