@@ -103,8 +103,10 @@ class Jobs:
                 info.content_type or "application/octet-stream",
                 spec.output,
             )
-            row, _ = await asyncio.to_thread(self.jobs.enqueue, job)
+            row, new = await asyncio.to_thread(self.jobs.enqueue, job)
             created.append(row)
+            if new and runner is not None:
+                runner.wake(backlog_of=name)
             if self.deps.watcher is not None:
                 self.deps.watcher.mark_seen(name, info.key, info.etag)
         if created and self.deps.runner is not None:

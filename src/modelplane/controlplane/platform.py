@@ -121,7 +121,7 @@ class Platform:
             self.storage,
             self.reconciler,
             interval=s.watch_interval,
-            on_new=self.runner.wake,
+            on_new=lambda name: self.runner.wake(backlog_of=name),
         )
         self.autoscaler.queued_jobs = self.runner.backlog
         self.reconciler.on_removed.append(self.watcher.forget)

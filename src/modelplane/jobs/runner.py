@@ -52,6 +52,7 @@ class JobRunner:
         self.runner_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._in_flight: dict[str, set[str]] = {}
         self._backlog: dict[str, int] = {}
+        self._counted_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._closing = False
@@ -61,7 +62,10 @@ class JobRunner:
         """Jobs queued or running for ``name``: extra demand for the autoscaler."""
         return self._backlog.get(name, 0)
 
-    def wake(self) -> None:
+    def wake(self, backlog_of: str | None = None) -> None:
+        """Run a pass soon; ``backlog_of`` names a deployment that just got a job."""
+        if backlog_of is not None:
+            self._backlog[backlog_of] = self._backlog.get(backlog_of, 0) + 1
         self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -85,11 +89,18 @@ class JobRunner:
             self._wake.clear()
 
     async def _pass(self) -> None:
-        counts = await asyncio.to_thread(self.jobs.counts)
-        self._backlog = {name: c.get(QUEUED, 0) + c.get(RUNNING, 0) for name, c in counts.items()}
+        # Counting scans the table: refresh the backlog (for the autoscaler and for knowing
+        # which deployments have work) at most every interval, not on every finished job.
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._counted_at >= self.interval:
+            self._counted_at = loop.time()
+            counts = await asyncio.to_thread(self.jobs.counts)
+            self._backlog = {
+                name: c.get(QUEUED, 0) + c.get(RUNNING, 0) for name, c in counts.items()
+            }
         for name, dep in list(self.deployments.deployments.items()):
             spec = dep.spec
-            if spec.input is None or not counts.get(name, {}).get(QUEUED):
+            if spec.input is None or not self._backlog.get(name):
                 continue
             pool = self.gateway.pools.get(name)
             if pool is None:
@@ -103,6 +114,8 @@ class JobRunner:
             claimed = await asyncio.to_thread(
                 self.jobs.claim, name, self.runner_id, self.lease, room
             )
+            if not claimed and not running:
+                self._backlog[name] = 0  # drained: nothing to claim until the next count
             for job in claimed:
                 running.add(job.id)
                 task = asyncio.create_task(self._execute(job))

@@ -75,8 +75,8 @@ class BucketWatcher:
                     continue
                 seen.add((obj.key, obj.etag))
                 created += new
-        if created and self.on_new is not None:
-            self.on_new()
+                if new and self.on_new is not None:
+                    self.on_new(name)
         return created
 
     def _list_all(self, bucket: str) -> list[ObjectInfo]:
