@@ -72,11 +72,12 @@ def iter_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield bytes(chunk)
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes]) -> Written:
+def write_atomically(path: Path, chunks: Iterable[bytes], *, durable: bool = True) -> Written:
     """Write ``chunks`` to ``path`` through a temporary sibling file and an atomic rename.
 
     The parent folder must exist. On any failure the temporary file is removed and ``path`` is
-    left as it was. Raises ``IsADirectoryError`` if ``path`` is a folder.
+    left as it was. Raises ``IsADirectoryError`` if ``path`` is a folder. ``durable=False``
+    skips the fsync, for data that can be rebuilt if a crash loses it.
     """
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
     try:
@@ -88,8 +89,9 @@ def write_atomically(path: Path, chunks: Iterable[bytes]) -> Written:
                 digest.update(chunk)
                 size += len(chunk)
             tmp.flush()
-            # The rename must not become visible before the data it points at is on disk.
-            os.fsync(tmp.fileno())
+            if durable:
+                # The rename must not become visible before the data it points at is on disk.
+                os.fsync(tmp.fileno())
             mtime_ns = os.fstat(tmp.fileno()).st_mtime_ns
         os.replace(tmp_name, path)
     except BaseException:

@@ -61,6 +61,7 @@ class LocalBucketStore:
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
+        self._resolved_root: Path | None = None
 
     def __repr__(self) -> str:
         return f"LocalBucketStore(root={str(self._root)!r})"
@@ -212,7 +213,10 @@ class LocalBucketStore:
     # -- paths -------------------------------------------------------------------------------
 
     def _real_root(self) -> Path:
-        return Path(os.path.realpath(self._root))
+        # Resolved once, on first use: every operation needs it and realpath walks the tree.
+        if self._resolved_root is None:
+            self._resolved_root = Path(os.path.realpath(self._root))
+        return self._resolved_root
 
     def _bucket_path(self, name: str) -> Path:
         validate_bucket_name(name)
@@ -267,7 +271,9 @@ class LocalBucketStore:
         path = self._meta_path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}")
-        write_atomically(path, [json.dumps(meta).encode("utf-8")])
+        # Metadata is advisory: if a crash loses it, size and etag are computed again from the
+        # object and its type is guessed from its name. So it is not worth an fsync per object.
+        write_atomically(path, [json.dumps(meta).encode("utf-8")], durable=False)
 
     def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
         path = self._meta_path(bucket, key)
