@@ -216,7 +216,7 @@ def _bootstrap_admin(store: Store, token_file: Path) -> str:
     store.ensure_user(ADMIN, admin=True)
     if token_file.exists():
         token = token_file.read_text().strip()
-        if store.principal_for(hash_token(token)) is not None:
+        if UserStore(store).principal_for(hash_token(token)) is not None:
             return token
     token = new_token()
     store.add_token(ADMIN, hash_token(token), name="bootstrap")

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import orjson
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from modelplane.errors import InvalidInput, ModelFailed, ModelplaneError, NotFound
 from modelplane.model.contract import FileInput, FileOutput, LoadedModel, encode_output
@@ -28,6 +27,7 @@ from modelplane.model.deepaas import (
     is_file_field,
     is_multiple,
 )
+from modelplane.worker.inputs import multipart_parts
 
 OPS = (b"predict", b"models", b"model", b"swagger")
 _JSON_UTF8 = b"application/json; charset=utf-8"
@@ -305,59 +305,14 @@ def _multi(pairs: list[tuple[str, str]]) -> Multi:
 
 def _multipart(body: bytes, content_type: str) -> Multi:
     """Form fields as strings and file parts as :class:`FileInput`, in order, repeats kept."""
-    _, opts = parse_options_header(content_type)
-    boundary = opts.get(b"boundary")
-    if not boundary:
-        raise InvalidInput("multipart/form-data request without a boundary")
     fields: Multi = {}
-    part: dict[str, Any] = {}
-
-    def on_part_begin() -> None:
-        part.clear()
-        part.update(headers={}, data=[], hname=b"", hvalue=b"")
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        part["hname"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        part["hvalue"] += data[start:end]
-
-    def on_header_end() -> None:
-        part["headers"][part["hname"].lower()] = part["hvalue"]
-        part["hname"] = part["hvalue"] = b""
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        part["data"].append(data[start:end])
-
-    def on_part_end() -> None:
-        _, disp = parse_options_header(part["headers"].get(b"content-disposition", b""))
-        name = disp.get(b"name", b"").decode("utf-8", "replace")
-        raw = b"".join(part["data"])
-        filename = disp.get(b"filename")
-        if filename is None:
-            fields.setdefault(name, []).append(raw.decode("utf-8", "replace"))
-            return
-        ctype = part["headers"].get(b"content-type", b"application/octet-stream")
-        fields.setdefault(name, []).append(
-            FileInput(name, filename.decode("utf-8", "replace"), ctype.decode("latin-1"), raw)
+    for part in multipart_parts(body, content_type):
+        value: Any = (
+            part.data.decode("utf-8", "replace")
+            if part.filename is None
+            else FileInput(part.name, part.filename, part.content_type, part.data)
         )
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
-    try:
-        parser.write(body)
-        parser.finalize()
-    except Exception as exc:  # the parser's own error types vary between releases
-        raise InvalidInput(f"malformed multipart body: {exc}") from None
+        fields.setdefault(part.name, []).append(value)
     return fields
 
 

@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelplane.errors import AlreadyExists, DeploymentNotFound, NotFound
-from modelplane.security import Principal
 from modelplane.store.models import DeploymentRow, EventRow, TokenRow, UserRow, utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -86,22 +85,6 @@ class Store:
             row = TokenRow(user=user, hash=token_hash, name=name, expires_at=expires_at)
             s.add(row)
             return row
-
-    def principal_for(self, token_hash: str) -> Principal | None:
-        now = utcnow()
-        with self.session() as s:
-            found = s.execute(
-                select(TokenRow, UserRow)
-                .join(UserRow, UserRow.name == TokenRow.user)
-                .where(TokenRow.hash == token_hash)
-            ).first()
-            if found is None:
-                return None
-            token, user = found
-            if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
-                return None
-            scope = token.deployment
-            return Principal(user.name, admin=user.admin, deployment=scope, token=token.id)
 
     # -- deployments --------------------------------------------------------------------------
     def create_deployment(self, name: str, owner: str, spec: dict[str, Any]) -> DeploymentRow:

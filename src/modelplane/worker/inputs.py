@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,54 +32,57 @@ def decode_inputs(body: bytes, content_type: str, metadata: ModelMetadata) -> tu
     )
 
 
-def decode_multipart(body: bytes, content_type: str, metadata: ModelMetadata) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Part:
+    """One part of a multipart/form-data body."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+def multipart_parts(body: bytes, content_type: str) -> list[Part]:
+    """Every part of a multipart/form-data body, in order (python-multipart does the parsing)."""
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInput("multipart/form-data request without a boundary")
-    fields: dict[str, Any] = {}
+    parts: list[Part] = []
     state: dict[str, Any] = {}
 
     def on_part_begin() -> None:
         state.clear()
-        state["headers"] = {}
-        state["data"] = []
+        state.update(headers={}, data=[], hname=b"", hvalue=b"")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["hname"] = state.get("hname", b"") + data[start:end]
+        state["hname"] += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["hvalue"] = state.get("hvalue", b"") + data[start:end]
+        state["hvalue"] += data[start:end]
 
     def on_header_end() -> None:
-        state["headers"][state.pop("hname", b"").lower()] = state.pop("hvalue", b"")
+        state["headers"][state["hname"].lower()] = state["hvalue"]
+        state["hname"] = state["hvalue"] = b""
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         state["data"].append(data[start:end])
 
     def on_part_end() -> None:
-        disposition = state["headers"].get(b"content-disposition", b"")
-        _, opts = parse_options_header(disposition)
+        _, opts = parse_options_header(state["headers"].get(b"content-disposition", b""))
         name = opts.get(b"name", b"").decode("utf-8", "replace")
         if not name:
             raise InvalidInput("multipart part without a field name")
-        raw = b"".join(state["data"])
         filename = opts.get(b"filename")
-        if filename is None:
-            text = raw.decode("utf-8", "replace")
-            try:
-                fields[name] = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                fields[name] = text
-            return
         ctype = state["headers"].get(b"content-type", b"application/octet-stream")
-        ctype_s = ctype.decode("latin-1").split(";", 1)[0].strip().lower()
-        if not metadata.accepts_type(ctype_s):
-            raise UnsupportedMediaType(
-                f"file {filename.decode('utf-8', 'replace')!r} has type {ctype_s!r}; model "
-                f"{metadata.name!r} accepts {', '.join(metadata.accepts)}"
+        parts.append(
+            Part(
+                name,
+                None if filename is None else filename.decode("utf-8", "replace"),
+                ctype.decode("latin-1").split(";", 1)[0].strip().lower(),
+                b"".join(state["data"]),
             )
-        fields[name] = FileInput(name, filename.decode("utf-8", "replace"), ctype_s, raw)
+        )
 
     parser = MultipartParser(
         boundary,
@@ -96,10 +100,27 @@ def decode_multipart(body: bytes, content_type: str, metadata: ModelMetadata) ->
         parser.finalize()
     except InvalidInput:
         raise
-    except UnsupportedMediaType:
-        raise
     except Exception as exc:  # the parser's own error types vary between releases
         raise InvalidInput(f"malformed multipart body: {exc}") from None
+    return parts
+
+
+def decode_multipart(body: bytes, content_type: str, metadata: ModelMetadata) -> dict[str, Any]:
+    """Fields (JSON if they parse as JSON, else text) and files the model accepts."""
+    fields: dict[str, Any] = {}
+    for part in multipart_parts(body, content_type):
+        if part.filename is None:
+            try:
+                fields[part.name] = orjson.loads(part.data)
+            except orjson.JSONDecodeError:
+                fields[part.name] = part.data.decode("utf-8", "replace")
+            continue
+        if not metadata.accepts_type(part.content_type):
+            raise UnsupportedMediaType(
+                f"file {part.filename!r} has type {part.content_type!r}; model "
+                f"{metadata.name!r} accepts {', '.join(metadata.accepts)}"
+            )
+        fields[part.name] = FileInput(part.name, part.filename, part.content_type, part.data)
     if not fields:
         raise InvalidInput("multipart body has no fields")
     return fields
