@@ -142,8 +142,10 @@ class Jobs:
     async def list_jobs(
         self, row: DeploymentRow, state: str | None, limit: int, offset: int
     ) -> dict[str, Any]:
-        rows = await asyncio.to_thread(self.jobs.list, row.name, state, limit, offset)
+        # Counts first: jobs only move forward, so the list read after them is at least as far
+        # along, and a client that waits for "all succeeded" never sees one still running.
         counts = (await asyncio.to_thread(self.jobs.counts)).get(row.name, {})
+        rows = await asyncio.to_thread(self.jobs.list, row.name, state, limit, offset)
         return {"jobs": [job_view(j) for j in rows], "counts": counts}
 
     async def get(self, row: DeploymentRow, job_id: str) -> JobRow:
