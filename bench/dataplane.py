@@ -46,6 +46,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rawclient import descendants
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results" / "dataplane.json"
@@ -141,27 +144,6 @@ def process_cpu_s(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
-def descendants(roots: list[int]) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(entry))
-    seen: set[int] = set()
-    todo = list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.add(pid)
-            todo.extend(kids.get(pid, []))
-    return sorted(seen)
-
-
 class OtherLoad:
     """CPU the rest of the machine used during a measurement, in cores.
 
@@ -170,7 +152,7 @@ class OtherLoad:
     """
 
     def __init__(self, roots: list[int]) -> None:
-        self.pids = descendants([os.getpid(), *roots])
+        self.pids = descendants(os.getpid(), *roots)
 
     def __enter__(self) -> OtherLoad:
         self.t0 = time.monotonic()

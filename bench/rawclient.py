@@ -137,8 +137,8 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it (by parent pid)."""
+def descendants(*roots: int) -> list[int]:
+    """``roots`` and every process below them (by parent pid)."""
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -150,7 +150,7 @@ def descendants(root: int) -> list[int]:
             continue
         kids.setdefault(ppid, []).append(int(entry))
     seen: list[int] = []
-    todo = [root]
+    todo = list(roots)
     while todo:
         pid = todo.pop()
         if pid not in seen:
