@@ -23,6 +23,7 @@ from modelplane.security import Authenticate, Principal
 PREDICT_PREFIX = b"/api/v1/deployments/"
 PREDICT_SUFFIX = b"/predict"
 _JSON = b"application/json"
+_RETRY = b"retry-after: 2\r\n"
 
 
 class ReplicaEvents(Protocol):
@@ -109,6 +110,7 @@ class Gateway:
             return
         if "error" in info:
             self.events.replica_load_failed(replica.replica_id, str(info["error"]))
+            replica.close()  # the replica exits once we hang up, after the error is recorded
             return
         pool = self.pools.get(deployment)
         if pool is None:
@@ -158,7 +160,8 @@ class Gateway:
             if path.endswith(PREDICT_SUFFIX):
                 name = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
                 if name and b"/" not in name:
-                    self.predict(name.decode("latin-1"), req, conn)
+                    # Errors (401, 404, 429) are raised; the HTTP layer answers them.
+                    self.forward(name.decode("latin-1"), req, conn, b"")
                     return
         for prefix, handler in self.fronts:
             if url.startswith(prefix):
@@ -225,37 +228,6 @@ class Gateway:
             if respond is not None:
                 respond(status, content_type, body)
             else:
-                conn.respond(status, body, content_type)
+                conn.respond(status, body, content_type, _RETRY if status == 503 else b"")
 
         pool.submit(req.content_type or _JSON, req.body, done, meta)
-
-    def predict(self, name: str, req: Request, conn: HttpConnection) -> None:
-        principal = self.authenticate(req.authorization)
-        if principal is None:
-            conn.respond_error(
-                Unauthenticated(
-                    "a valid bearer token is required",
-                    hint="send `Authorization: Bearer <token>`; `modelplane up` prints one",
-                )
-            )
-            return
-        if self.limiter is not None:
-            try:
-                self.check_rate(principal)
-            except TooManyRequests as exc:
-                conn.respond_error(exc)
-                return
-        pool = self.pools.get(name)
-        if pool is None or not principal.can_predict(name, pool.owner):
-            conn.respond_error(DeploymentNotFound(name))
-            return
-        started = time.perf_counter()
-        observe = self.metrics.observe_request
-
-        def done(status: int, content_type: bytes, body: bytes) -> None:
-            observe(name, status, time.perf_counter() - started)
-            conn.respond(
-                status, body, content_type, b"retry-after: 2\r\n" if status == 503 else b""
-            )
-
-        pool.submit(req.content_type or _JSON, req.body, done)
