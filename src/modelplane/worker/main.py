@@ -62,8 +62,9 @@ async def serve(args: argparse.Namespace) -> int:
 
         class _Report(asyncio.Protocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                # Stay connected until the gateway hangs up: it does so after recording the
+                # error, so our exit is never seen before the reason for it.
                 transport.write(hello_frame(info))  # type: ignore[attr-defined]
-                transport.close()
 
             def connection_lost(self, exc: Exception | None) -> None:
                 if not done.done():
