@@ -10,9 +10,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from modelplane.cli.main import TokenOpt, UrlOpt, _client, app, err, friendly, out
+from modelplane.cli.common import TokenOpt, UrlOpt, client_for, err, friendly, out
 from modelplane.errors import InvalidInput, ModelplaneError
 from modelplane.storage import validate_key
+
+app = typer.Typer()
+
 
 
 @app.command()
@@ -28,7 +31,7 @@ def upload(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise InvalidInput(f"no such file: {', '.join(missing)}")
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         jobs = client.upload(name, list(files), prefix=prefix)
     for job in jobs:
         out.print(f"job [bold]{job['id']}[/] queued for {job['input']['key']}")
@@ -45,7 +48,7 @@ def jobs(
     token: TokenOpt = None,
 ) -> None:
     """List a deployment's jobs with their state, timings and errors."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         data = client.jobs(name, state=state, limit=limit)
     table = Table("JOB", "STATE", "INPUT", "OUTPUT", "TRIES", "SECONDS", "ERROR")
     for j in data["jobs"]:
@@ -78,7 +81,7 @@ def download(
         directory, target = Path(target), None
     if not all_ and target is None:
         raise InvalidInput("give a job id, or --all")
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         if all_:
             ids, offset = [], 0
             while True:
@@ -111,7 +114,7 @@ def batch(
     """Predict over a whole dataset; run it again to finish what an interruption left."""
     from modelplane.client.batch import run_batch, side_for
 
-    client = _client(url, token)
+    client = client_for(url, token)
     client.close()
     source, target = side_for(input_), side_for(output)
     with Progress(

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from modelplane.cli import jobs, oscar, users
+from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
 from modelplane.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
@@ -30,39 +29,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-UrlOpt = Annotated[
-    str | None, typer.Option("--url", envvar="MODELPLANE_URL", help="platform address")
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option("--token", envvar="MODELPLANE_TOKEN", help="API token", show_default=False),
-]
-
-
-def friendly(fn: F) -> F:
-    """Turn platform errors into a message and a next step, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ModelplaneError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}")
-            if exc.hint:
-                err.print(f"[yellow]next:[/] {exc.hint}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _client(url: str | None, token: str | None) -> Client:
-    return Client(url=url, token=token)
-
-
+# Each command module owns a typer app of its own; mounted without a name, its commands sit at the
+# top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
+for _module in (jobs, oscar, users):
+    app.add_typer(_module.app)
 # -- the platform ---------------------------------------------------------------------------------
 @app.command()
 @friendly
@@ -282,7 +252,7 @@ def deploy(
             "model.entrypoint": entrypoint,
         },
     )
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         client.deploy(spec, update=update)
         out.print(f"deployment [bold]{spec.name}[/] {'updated' if update else 'created'}")
         if wait:
@@ -320,7 +290,7 @@ def _wait_ready(client: Client, name: str, timeout: float) -> None:
 @friendly
 def list_(url: UrlOpt = None, token: TokenOpt = None) -> None:
     """List deployments."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         rows = client.deployments()
     table = Table("NAME", "MODE", "READY", "STATE", "REQUESTS", "RESTARTS", "MODEL")
     for d in rows:
@@ -346,7 +316,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="raw JSON")] = False,
 ) -> None:
     """Replicas, restarts, requests served, errors and recent events of a deployment."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         d = client.get(name)
     if as_json:
         out.print_json(data=d)
@@ -404,7 +374,7 @@ def predict(
             raise InvalidInput(f"--json is not valid JSON: {exc}") from None
     if file is not None and not file.is_file():
         raise InvalidInput(f"--file {file}: no such file")
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         result = client.predict(name, inputs, file=file, field=field)
     if output is not None:
         output.write_bytes(result.content)
@@ -425,7 +395,7 @@ def logs(
     token: TokenOpt = None,
 ) -> None:
     """The model's own stdout/stderr and the platform's notes about its replicas."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         lines = client.logs(name, tail)
         for line in lines:
             print(line)
@@ -443,7 +413,7 @@ def logs(
 @friendly
 def rm(name: str, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Remove a deployment and stop its replicas."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         client.delete(name)
     out.print(f"removed [bold]{name}[/]")
 
@@ -497,14 +467,6 @@ def main() -> None:
     app()
 
 
-# Command groups defined in their own modules register themselves on ``app`` when imported.
-from modelplane.cli import jobs as _jobs  # noqa: E402,F401
-from modelplane.cli import oscar as _oscar  # noqa: E402,F401
-from modelplane.cli import users as _users  # noqa: E402,F401
 
 if __name__ == "__main__":
-    # Run as ``python -m``, this file is ``__main__``, but the command groups registered on the
-    # ``app`` of ``modelplane.cli.main``: run that one.
-    from modelplane.cli.main import main as _registered_main
-
-    _registered_main()
+    main()

@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
-from modelplane.cli.main import TokenOpt, UrlOpt, _client, app, friendly, out
+from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.errors import AlreadyExists
 from modelplane.oscar.fdl import read_fdl, service_from_dict
+
+app = typer.Typer()
+
 
 
 @app.command("import-fdl")
@@ -26,7 +29,7 @@ def import_fdl(
     services = read_fdl(file)
     for service in services:
         service_from_dict(service)  # every definition is checked before any is created
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         for service in services:
             name = service["name"]
             try:

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from modelplane.cli.main import TokenOpt, UrlOpt, _client, app, friendly, out
+from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.resources.amounts import fmt_bytes
 from modelplane.spec import parse_memory
 
 users_app = typer.Typer(help="Users and their quotas (admins).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
+app = typer.Typer()
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
@@ -64,7 +65,7 @@ def users_add(
     """Add a user, with optional quotas (missing: unlimited). Then give them a token with
     `modelplane tokens create --user NAME`."""
     quotas = _quotas(quota_cpu, quota_memory, quota_gpu, quota_deployments)
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         user = client.add_user(name, admin=admin, quotas=quotas)
     kind = "admin" if user["admin"] else "user"
     out.print(f"{kind} [bold]{user['name']}[/] added; quotas: {_show_quotas(user['quotas'])}")
@@ -84,7 +85,7 @@ def users_quota(
 ) -> None:
     """Replace a user's quotas (the ones not given become unlimited)."""
     quotas = _quotas(quota_cpu, quota_memory, quota_gpu, quota_deployments)
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         user = client.set_quotas(name, quotas)
     out.print(f"[bold]{user['name']}[/] quotas: {_show_quotas(user['quotas'])}")
 
@@ -93,7 +94,7 @@ def users_quota(
 @friendly
 def users_ls(url: UrlOpt = None, token: TokenOpt = None) -> None:
     """List users, their quotas and what their replicas hold now."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         rows = client.users()
     table = Table("NAME", "ADMIN", "DEPLOYMENTS", "HOLDS", "QUOTAS")
     for u in rows:
@@ -111,7 +112,7 @@ def users_ls(url: UrlOpt = None, token: TokenOpt = None) -> None:
 @friendly
 def users_rm(name: str, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Remove a user and revoke their tokens (refused while they own deployments or buckets)."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         client.remove_user(name)
     out.print(f"removed user [bold]{name}[/]")
 
@@ -133,7 +134,7 @@ def tokens_create(
     token: TokenOpt = None,
 ) -> None:
     """Create an API token. It is printed once; only its hash is kept."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         if deployment is not None:
             made = client.deployment_token(deployment, name=name, expires_in_days=expires_in)
         else:
@@ -154,7 +155,7 @@ def tokens_ls(
     token: TokenOpt = None,
 ) -> None:
     """List live tokens (never their secrets)."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         rows = client.tokens(user)
     table = Table("ID", "USER", "NAME", "SCOPE", "CREATED", "EXPIRES")
     for t in rows:
@@ -173,7 +174,7 @@ def tokens_ls(
 @friendly
 def tokens_revoke(token_id: int, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Revoke a token; it is refused from the next request on."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         client.revoke_token(token_id)
     out.print(f"revoked token {token_id}")
 
@@ -183,7 +184,7 @@ def tokens_revoke(token_id: int, url: UrlOpt = None, token: TokenOpt = None) -> 
 @friendly
 def resources(url: UrlOpt = None, token: TokenOpt = None) -> None:
     """The node's CPU, memory and GPUs, what is reserved, and by which deployments."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         view = client.resources()
     inv = view["inventory"]
     gpus = ", ".join(f"{g['index']}:{g['name']}" for g in inv["gpus"]) or "none"
