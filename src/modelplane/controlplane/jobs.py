@@ -7,6 +7,7 @@ from typing import Any
 
 from modelplane.controlplane.deps import Deps
 from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.jobs.triggers import triggers
 from modelplane.resources.quota import check_job_queue
 from modelplane.security import Principal
 from modelplane.storage import ObjectInfo, validate_bucket_name, validate_key
@@ -85,12 +86,19 @@ class Jobs:
         info = await asyncio.to_thread(self.storage.put, bucket, key, data, content_type)
         return info, await self.trigger(bucket, info)
 
-    async def trigger(self, bucket: str, info: ObjectInfo) -> list[JobRow]:
+    async def trigger(
+        self, bucket: str, info: ObjectInfo, *, only: str | None = None
+    ) -> list[JobRow]:
+        """Enqueue a job for every deployment the object triggers (:func:`triggers`); ``only``:
+        for that deployment alone, whatever its filters say (an OSCAR ``/job`` event)."""
         created = []
         runner = self.deps.runner
         for name, dep in list(self.deps.reconciler.deployments.items()):
             spec = dep.spec
-            if spec.input != bucket or spec.output is None:
+            if only is not None:
+                if name != only or spec.input != bucket or spec.output is None:
+                    continue
+            elif not triggers(spec, bucket, info.key) or spec.output is None:
                 continue
             if runner is not None:
                 check_job_queue(name, runner.backlog(name), self.deps.settings.max_queued_jobs)

@@ -33,7 +33,10 @@ class Deployments:
         from modelplane.controlplane.jobs import Jobs
 
         jobs = Jobs(self.deps)
-        for name in (spec.input, spec.output):
+        names = [spec.input, spec.output]
+        if spec.files is not None:
+            names += [o.bucket for o in spec.files.outputs]
+        for name in dict.fromkeys(names):
             await jobs.ensure_bucket(name, principal.user)
 
     @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from modelplane.model.contract import LoadedModel
 _CODECS: dict[bytes, str] = {
     b"oip": "modelplane.fronts.oip",
     b"deepaas": "modelplane.fronts.deepaas",
+    b"files": "modelplane.fronts.files",
 }
 _loaded: dict[bytes, Codec] = {}
 

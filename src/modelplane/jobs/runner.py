@@ -21,7 +21,9 @@ import orjson
 
 from modelplane.errors import ModelplaneError, NotFound
 from modelplane.gateway.dataplane import Gateway
-from modelplane.jobs.keys import output_key, retry_delay
+from modelplane.jobs.keys import retry_delay
+from modelplane.jobs.results import store_results
+from modelplane.jobs.triggers import request_meta
 from modelplane.storage import BucketStore
 from modelplane.store.jobs import QUEUED, RUNNING, JobStore
 from modelplane.store.models import JobRow
@@ -149,12 +151,22 @@ class JobRunner:
             if not done.done():
                 done.set_result((status, ctype, body))
 
-        pool.submit(job.content_type.encode("latin-1"), data, reply)
+        dep = self.deployments.deployments.get(job.deployment)
+        spec = dep.spec if dep is not None else None
+        meta = request_meta(spec, job.input_key) if spec is not None else b""
+        pool.submit(job.content_type.encode("latin-1"), data, reply, meta)
         status, ctype, body = await done
         if status == 200:
             content_type = ctype.decode("latin-1")
-            key = output_key(job.input_key, content_type)
-            await asyncio.to_thread(self.storage.put, job.output_bucket, key, body, content_type)
+            key = await asyncio.to_thread(
+                store_results,
+                self.storage,
+                spec,
+                job.output_bucket,
+                job.input_key,
+                content_type,
+                body,
+            )
             await asyncio.to_thread(self.jobs.succeed, job.id, self.runner_id, key)
             return
         message = _message(status, body)

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from modelplane.errors import ModelplaneError
+from modelplane.jobs.triggers import triggers, watch_prefix
 from modelplane.storage import BucketStore, ObjectInfo
 from modelplane.store.jobs import JobStore, NewJob
 
@@ -53,10 +54,10 @@ class BucketWatcher:
             spec = dep.spec
             if spec.input is None or spec.output is None:
                 continue
-            objects = await asyncio.to_thread(self._list_all, spec.input)
+            objects = await asyncio.to_thread(self._list_all, spec.input, watch_prefix(spec))
             seen = self._seen.setdefault(name, set())
             for obj in objects:
-                if (obj.key, obj.etag) in seen:
+                if (obj.key, obj.etag) in seen or not triggers(spec, spec.input, obj.key):
                     continue
                 if not obj.content_type:  # listings carry none; look it up once per object
                     obj = await asyncio.to_thread(self._typed, spec.input, obj)
@@ -79,12 +80,12 @@ class BucketWatcher:
                     self.on_new(name)
         return created
 
-    def _list_all(self, bucket: str) -> list[ObjectInfo]:
+    def _list_all(self, bucket: str, prefix: str = "") -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
         after: str | None = None
         with contextlib.suppress(ModelplaneError):
             while True:
-                page = self.storage.list(bucket, start_after=after, limit=1000)
+                page = self.storage.list(bucket, prefix, start_after=after, limit=1000)
                 out.extend(page)
                 if len(page) < 1000:
                     break

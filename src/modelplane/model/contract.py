@@ -47,6 +47,26 @@ class FileOutput:
 
 
 @dataclass(frozen=True)
+class NamedInput:
+    """The input of a job with storage paths: one object, under its own name (``cat.png``).
+
+    Models that keep files (OSCAR script services) answer it with a :class:`FileSet`; others
+    receive ``{"file": FileInput}`` instead and answer as they always do."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Every file a job left, by its name relative to the output folder (``frames/001.png``)."""
+
+    files: tuple[FileOutput, ...]
+    log: bytes = b""
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     name: str
     version: str = "0"

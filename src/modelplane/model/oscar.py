@@ -4,18 +4,21 @@ Like OSCAR's supervisor, each invocation gets a fresh temporary folder; the inpu
 file there and the script runs under ``/bin/sh`` with, in its environment (besides the replica's,
 which holds the deployment's ``env``):
 
-- ``INPUT_FILE_PATH``: the input file;
+- ``INPUT_FILE_PATH``: the input file, under the object's own name for a job with storage paths
+  (``.../input/cat.png``), else ``event-file-<uuid>`` as the supervisor names a request body;
 - ``TMP_INPUT_DIR``: the folder holding it;
 - ``TMP_OUTPUT_DIR``: an empty folder for the results.
 
-The result is what the script left in ``TMP_OUTPUT_DIR``: one file is returned as it is (its type
-guessed from its name), several are returned as one zip archive (as the supervisor does for
-synchronous calls), none means the script's own output (stdout and stderr) is the result, as
-plain text of type :data:`LOG_CONTENT_TYPE`. The script's output also goes to the replica's log.
-A script that exits with a non-zero status fails the prediction (500), naming the status and the
-last lines it printed.
+A job with storage paths (its input a :class:`NamedInput`) answers every file the script left in
+``TMP_OUTPUT_DIR``, by its path relative to it, as a :class:`FileSet`. A request answers one file
+as it is (its type guessed from its name), several as one zip archive (as the supervisor does for
+synchronous calls), none: the script's own output (stdout and stderr) as plain text of type
+:data:`LOG_CONTENT_TYPE`. The script's output also goes to the replica's log. A script that exits
+with a non-zero status fails the prediction (500), naming the status and the last lines printed.
 
-Model folder: ``script.sh`` (or the file named by ``model.entrypoint``).
+Model folder: ``script.sh`` (or the file named by ``model.entrypoint``), and optionally
+``links.json``: ``{"links": [{"at": "mnt/bucket/folder", "to": "/abs/folder"}]}``, folders linked
+into every invocation's working folder (an OSCAR ``mount`` or ``volume``, prepared by the platform).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,13 +39,22 @@ from typing import Any
 import orjson
 
 from modelplane.errors import InvalidSpec
-from modelplane.model.contract import FileInput, FileOutput, LoadedModel, ModelMetadata
+from modelplane.model.contract import (
+    FileInput,
+    FileOutput,
+    FileSet,
+    LoadedModel,
+    ModelMetadata,
+    NamedInput,
+)
 
 SCRIPT = "script.sh"
+LINKS = "links.json"
 LOG_CONTENT_TYPE = "text/plain; charset=utf-8; x-oscar-result=log"
 """The type of a result that is the script's own output (it wrote no file)."""
 ZIP_CONTENT_TYPE = "application/zip"
 INPUT_NAME = "event-file"
+"""How the supervisor names a request body it saves: ``event-file-<uuid>``."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _TAIL_LINES = 20
 
@@ -62,18 +75,39 @@ class ScriptService:
 
     def __init__(self, script: Path) -> None:
         self.script = script
+        self.links: list[tuple[str, Path]] = []
 
     def load(self) -> None:
         if not self.script.is_file():
             raise FileNotFoundError(f"the service script {self.script} is gone")
+        self.links = read_links(self.script.parent / LINKS)
 
-    async def predict(self, inputs: Any) -> FileOutput:
+    async def predict(self, inputs: Any) -> FileOutput | FileSet:
+        if isinstance(inputs, NamedInput):
+            name = inputs.name if _SAFE_NAME.match(inputs.name) else _event_name()
+            log, out_dir, work = await self._run(name, inputs.data)
+            try:
+                return FileSet(tuple(_files(out_dir)), log)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
         name, data = _input_file(inputs)
+        log, out_dir, work = await self._run(name, data)
+        try:
+            return collect_outputs(out_dir, log)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def _run(self, name: str, data: bytes) -> tuple[bytes, Path, Path]:
+        """Run the script on ``data`` saved as ``name``; the caller removes the work folder."""
         work = Path(tempfile.mkdtemp(prefix="oscar-"))
         try:
             in_dir, out_dir = work / "input", work / "output"
             in_dir.mkdir()
             out_dir.mkdir()
+            for at, target in self.links:
+                link = work / at
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target, target_is_directory=True)
             input_path = in_dir / name
             input_path.write_bytes(data)
             env = {
@@ -96,9 +130,41 @@ class ScriptService:
             if proc.returncode != 0:
                 tail = "\n".join(log.decode("utf-8", "replace").splitlines()[-_TAIL_LINES:])
                 raise RuntimeError(f"the script exited with status {proc.returncode}: {tail}")
-            return collect_outputs(out_dir, log)
-        finally:
+            return log, out_dir, work
+        except BaseException:
             shutil.rmtree(work, ignore_errors=True)
+            raise
+
+
+def read_links(path: Path) -> list[tuple[str, Path]]:
+    """The folders to link into each working folder (see the module docstring)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    out = []
+    for item in data.get("links", []):
+        at = str(item["at"]).strip("/")
+        if not at or any(p in ("", ".", "..") for p in at.split("/")):
+            raise InvalidSpec(f"{path}: link {at!r} must be a relative path", field="links")
+        target = Path(item["to"])
+        target.mkdir(parents=True, exist_ok=True)
+        out.append((at, target))
+    return out
+
+
+def _event_name() -> str:
+    return f"{INPUT_NAME}-{uuid.uuid4()}"
+
+
+def _files(out_dir: Path) -> list[FileOutput]:
+    """Every file under ``out_dir`` (links followed), by its path relative to it, sorted."""
+    out = []
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        name = path.relative_to(out_dir).as_posix()
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        out.append(FileOutput(path.read_bytes(), ctype, name))
+    return out
 
 
 def _input_file(inputs: Any) -> tuple[str, bytes]:
@@ -108,8 +174,8 @@ def _input_file(inputs: Any) -> tuple[str, bytes]:
         if files:
             f = files[0]
             name = f.filename if _SAFE_NAME.match(f.filename) and f.filename != "upload" else ""
-            return name or INPUT_NAME, f.data
-    return INPUT_NAME, orjson.dumps(inputs)
+            return name or _event_name(), f.data
+    return _event_name(), orjson.dumps(inputs)
 
 
 def _echo(log: bytes) -> None:

@@ -8,17 +8,22 @@ mapping (documented in docs/compatibility.md, "OSCAR"):
 - ``synchronous.min_scale``/``max_scale`` are ``scale.min``/``scale.max`` (``max_scale`` 0 or
   absent: the platform's default, at least ``min_scale``);
 - ``environment.variables`` (and ``environment.secrets``) are the deployment's ``env``;
-- the first ``input`` path's bucket is the deployment's ``input`` bucket, the first ``output``
-  path's bucket its ``output`` bucket; without them, ``{name}-in`` and ``{name}-out``, so that
-  ``/job`` always works;
+- ``input`` (one path) and ``output`` (any number) are the deployment's storage paths
+  (``files``, :mod:`modelplane.spec.paths`), with their ``suffix``/``prefix`` filters; without
+  them, the buckets ``{name}-in`` and ``{name}-out``, so that ``/job`` always works;
+- ``mount`` and ``volume`` are folders linked into the script's working folder
+  (:mod:`modelplane.oscar.links`);
 - ``script`` is run by the ``oscar`` loader; ``model`` (a modelplane extension) names a model
   folder instead, as a deployment's ``model`` does;
-- ``image``, ``log_level``, ``visibility``, ``allowed_users`` and every other field are kept
-  and given back as they were sent.
+- ``image``, ``log_level``, ``visibility``, ``allowed_users`` and the other fields with no effect
+  here are kept and given back as they were sent; fields that would need what modelplane lacks
+  (:data:`_REFUSED`, ``expose``) are refused by name, and keys are matched as OSCAR matches them
+  (:mod:`modelplane.oscar.schema`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +31,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelplane.errors import InvalidInput, ModelplaneError
+from modelplane.oscar.schema import canonical
 from modelplane.spec import DeploymentSpec
 from modelplane.spec.deployment import NAME_RE, ModelRef, parse_memory
+from modelplane.spec.paths import JobFiles, StoragePath
 from modelplane.storage import validate_bucket_name
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader, as OSCAR's Go YAML tooling: it accepts a tab after a value (a trailing
+tab), which the pure-Python loader refuses."""
 
 DEFAULT_PROVIDER = "minio.default"
 """The platform's own buckets, as OSCAR calls its cluster's MinIO."""
@@ -54,6 +65,11 @@ class StorageIO(_Open):
     suffix: list[str] = Field(default_factory=list)
     prefix: list[str] = Field(default_factory=list)
 
+    @field_validator("suffix", "prefix", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
     @property
     def bucket(self) -> str:
         return self.path.strip("/").split("/", 1)[0]
@@ -64,10 +80,36 @@ class StorageIO(_Open):
         parts = self.path.strip("/").split("/", 1)
         return parts[1].strip("/") if len(parts) > 1 else ""
 
+    @property
+    def ours(self) -> bool:
+        """On the platform's own buckets (``minio``, ``minio.default``)?"""
+        return self.storage_provider in ("minio", DEFAULT_PROVIDER)
+
+    def storage_path(self) -> StoragePath:
+        return StoragePath(
+            bucket=self.bucket,
+            folder=self.folder,
+            prefix=tuple(self.prefix),
+            suffix=tuple(self.suffix),
+        )
+
 
 class Synchronous(_Open):
     min_scale: int = Field(default=0, ge=0, le=256)
     max_scale: int = Field(default=0, ge=0, le=256)
+
+
+def _go_string(value: Any) -> str:
+    """A YAML scalar as OSCAR's tooling turns it into a string (``false``, not ``False``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 class Environment(_Open):
@@ -78,8 +120,76 @@ class Environment(_Open):
     @classmethod
     def _strings(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            return {str(k): "" if x is None else str(x) for k, x in v.items()}
+            return {str(k): _go_string(x) for k, x in v.items()}
         return v
+
+
+class Volume(_Open):
+    """A persistent folder of the service (OSCAR: a managed volume at ``mount_path``)."""
+
+    name: str = ""
+    size: str = ""
+    mount_path: str
+    lifecycle_policy: Literal["", "delete", "retain"] = ""
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        v = v.strip()
+        parts = v.strip("/").split("/")
+        if not v.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"{v!r} must be an absolute path such as /data")
+        return v
+
+    @model_validator(mode="after")
+    def _named(self) -> Volume:
+        if not self.size and not self.name:
+            raise ValueError("volume.name is required when volume.size is not set")
+        if self.name and not NAME_RE.match(self.name):
+            raise ValueError(f"volume.name {self.name!r}: lowercase letters, digits and '-'")
+        if self.lifecycle_policy and not self.size:
+            raise ValueError("volume.lifecycle_policy is only valid when volume.size is set")
+        return self
+
+    def volume_name(self, service: str) -> str:
+        return self.name or service
+
+    @property
+    def retained(self) -> bool:
+        """A volume named without a size is an existing one; ``retain`` keeps a new one."""
+        return self.lifecycle_policy == "retain" or not self.size
+
+
+# Fields OSCAR defines that modelplane cannot honour: refused when set, with the reason.
+_REFUSED = {
+    "total_memory": "job quotas need Apache YuniKorn; set cpu/memory per replica instead",
+    "total_cpu": "job quotas need Apache YuniKorn; set cpu/memory per replica instead",
+    "ephemeral_storage_request": "replicas are processes: there is no pod storage to request",
+    "enable_sgx": "no SGX device plugin here",
+    "federation": "no federation: services run on this platform only",
+    "replicas": "no delegation of jobs to other clusters",
+    "delegation": "no delegation of jobs to other clusters",
+    "clusters": "no delegation of jobs to other clusters",
+    "kserve": "KServe inference services are not run here; deploy the model natively",
+    "interlink_node_name": "no InterLink virtual nodes",
+    "bucket_list": "only isolation_level SERVICE is supported",
+    "file_stage_in": "the input object is always downloaded for the script",
+}
+
+
+def refused_fields(data: dict[str, Any]) -> list[str]:
+    """Every field set to something modelplane cannot do, with the reason (pure)."""
+    problems = [f"{k}: not supported ({why})" for k, why in _REFUSED.items() if data.get(k)]
+    expose = data.get("expose")
+    if isinstance(expose, dict) and expose.get("api_port"):
+        problems.append(
+            "expose: not supported (exposed long-running HTTP services are not run; serve the "
+            "model as a deployment, which has an HTTP API of its own)"
+        )
+    level = data.get("isolation_level")
+    if level and str(level).upper() != "SERVICE":
+        problems.append(f"isolation_level: {level!r} is not supported (only SERVICE)")
+    return problems
 
 
 class OscarService(_Open):
@@ -101,6 +211,24 @@ class OscarService(_Open):
     log_level: str = "INFO"
     visibility: Literal["private", "public", "restricted"] = "private"
     allowed_users: list[str] = Field(default_factory=list)
+    mount: StorageIO | None = None
+    volume: Volume | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        folded, unknown = canonical(data)
+        problems = [f"{u}: not a field of an OSCAR service" for u in unknown]
+        problems += refused_fields(folded)
+        if problems:
+            raise ValueError("; ".join(problems))
+        mount = folded.get("mount")
+        if isinstance(mount, dict) and not mount.get("path"):
+            folded.pop("mount")  # Go's zero value: no mount
+        folded.pop("token", None)  # the platform makes the service's token
+        return folded
 
     @field_validator("name")
     @classmethod
@@ -124,47 +252,55 @@ class OscarService(_Open):
     def _memory(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
-    @field_validator("input", "output")
+    @field_validator("input")
     @classmethod
-    def _one_path(cls, v: list[StorageIO]) -> list[StorageIO]:
+    def _one_input(cls, v: list[StorageIO]) -> list[StorageIO]:
         if len(v) > 1:
-            raise ValueError("modelplane takes one storage path here, not several")
-        for io in v:
-            if io.storage_provider.split(".", 1)[0] != "minio":
-                raise ValueError(
-                    f"storage provider {io.storage_provider!r}: only the platform's own "
-                    f"buckets ({DEFAULT_PROVIDER}) can trigger and receive jobs"
-                )
-            try:
-                validate_bucket_name(io.bucket)
-            except InvalidInput as exc:
-                raise ValueError(f"path {io.path!r}: {exc.message}") from None
+            raise ValueError("modelplane watches one input path per service, not several")
+        return _on_our_buckets(v, "input")
+
+    @field_validator("output")
+    @classmethod
+    def _outputs(cls, v: list[StorageIO]) -> list[StorageIO]:
+        return _on_our_buckets(v, "output")
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, v: StorageIO | None) -> StorageIO | None:
+        if v is not None:
+            _on_our_buckets([v], "mount")
         return v
 
     @model_validator(mode="after")
     def _what_runs(self) -> OscarService:
         if (self.script is None) == (self.model is None):
             raise ValueError("give either `script` (the shell script's text) or `model`")
-        if self.input and self.output and self.input[0].bucket == self.output[0].bucket:
-            raise ValueError(
-                f"input and output use the same bucket {self.input[0].bucket!r}: on modelplane "
-                "every object in an input bucket becomes a job, so results need a bucket of "
-                f"their own (e.g. path: {self.input[0].bucket}-out/output)"
-            )
+        self.files()  # the paths make no loop
         return self
 
     # -- the mapping ----------------------------------------------------------------------------
+    def files(self) -> JobFiles:
+        """The service's storage paths; without input or output, ``<name>-in``/``<name>-out``."""
+        inp = self.input[0].storage_path() if self.input else StoragePath(bucket=f"{self.name}-in")
+        outs = tuple(o.storage_path() for o in self.output) or (
+            StoragePath(bucket=f"{self.name}-out"),
+        )
+        try:
+            return JobFiles(input=inp, outputs=outs)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
     @property
     def input_bucket(self) -> str:
-        return self.input[0].bucket if self.input else f"{self.name}-in"
+        return self.files().input.bucket
 
     @property
     def input_folder(self) -> str:
-        return self.input[0].folder if self.input else ""
+        return self.files().input.folder
 
     @property
     def output_bucket(self) -> str:
-        return self.output[0].bucket if self.output else f"{self.name}-out"
+        return self.files().outputs[0].bucket
 
     @property
     def is_script(self) -> bool:
@@ -196,8 +332,7 @@ class OscarService(_Open):
             "mode": "serverless",
             "resources": resources,
             "scale": {"min": sync.min_scale, "max": top},
-            "input": self.input_bucket,
-            "output": self.output_bucket,
+            "files": self.files().model_dump(),
             "env": env,
             "description": f"OSCAR service (image {self.image or 'none'})",
         }
@@ -207,8 +342,26 @@ class OscarService(_Open):
             raise _invalid(exc.message) from None
 
     def definition(self) -> dict[str, Any]:
-        """The definition as sent (extra fields included), for storing and echoing."""
+        """The definition as sent (keys as OSCAR spells them, extra fields included)."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _on_our_buckets(v: list[StorageIO], what: str) -> list[StorageIO]:
+    for io in v:
+        if not io.ours:
+            raise ValueError(
+                f"storage provider {io.storage_provider!r}: only the platform's own buckets "
+                f"({DEFAULT_PROVIDER}) can be a service's {what}"
+            )
+        try:
+            validate_bucket_name(io.bucket)
+            io.storage_path()
+        except InvalidInput as exc:
+            raise ValueError(f"path {io.path!r}: {exc.message}") from None
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"path {io.path!r}: {msg}") from None
+    return v
 
 
 def _invalid(message: str) -> InvalidInput:
@@ -236,7 +389,7 @@ def parse_fdl(text: str, base: Path | None = None) -> list[dict[str, Any]]:
     ``storage_providers`` that each service gets. A ``model.path`` is resolved against ``base``.
     """
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_LOADER)  # a safe loader, libyaml's if built
     except yaml.YAMLError as exc:
         raise InvalidInput(f"the FDL file is not valid YAML: {exc}") from None
     entries = (doc or {}).get("functions", {}).get("oscar") if isinstance(doc, dict) else None
@@ -250,7 +403,7 @@ def parse_fdl(text: str, base: Path | None = None) -> list[dict[str, Any]]:
         service = next(iter(entry.values()))
         if not isinstance(service, dict):
             raise InvalidInput("a service in an FDL file is a mapping")
-        service = dict(service)
+        service, _ = canonical(service)  # `Script:` names the script file too
         if base is not None:
             _resolve_files(service, base)
         if providers and "storage_providers" not in service:

@@ -108,11 +108,12 @@ async def submit(deps: Deps, record: Record, body: bytes) -> str:
     service = service_from_dict(record.definition | extra)
     event = decode_event(body, script=True)
     folder = service.input_folder
-    key = f"{folder}/event-{uuid.uuid4().hex}" if folder else f"event-{uuid.uuid4().hex}"
+    name = f"event-file-{uuid.uuid4()}"  # as the supervisor names an event it saves
+    key = f"{folder}/{name}" if folder else name
     info = await asyncio.to_thread(
         deps.storage.put, service.input_bucket, key, event.data, event.content_type
     )
-    for job in await Jobs(deps).trigger(service.input_bucket, info):
+    for job in await Jobs(deps).trigger(service.input_bucket, info, only=record.name):
         if job.deployment == record.name:
             return job.id
     raise InvalidInput(

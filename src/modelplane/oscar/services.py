@@ -19,11 +19,16 @@ from modelplane.controlplane.accounts import Accounts
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.service import Deployments
 from modelplane.errors import AlreadyExists, InvalidInput, ModelplaneError, NotFound
-from modelplane.oscar.fdl import service_from_dict
+from modelplane.oscar import links
+from modelplane.oscar.fdl import OscarService, service_from_dict
 from modelplane.oscar.records import Record, ServiceRecords
 from modelplane.security import Principal
+from modelplane.spec.paths import StoragePath, find_cycle
+from modelplane.storage import LocalBucketStore
+from modelplane.store.users import UserStore
 
 TOKEN_NAME = "oscar-service"
+Links = list[dict[str, str]]
 
 
 class ServiceNotFound(NotFound):
@@ -100,8 +105,41 @@ class OscarServices:
         return out
 
     # -- changing -------------------------------------------------------------------------------
-    async def create(self, data: Any, principal: Principal) -> dict[str, Any]:
+    async def _checked(self, data: Any) -> tuple[OscarService, Links]:
+        """Validate a definition against the platform: users it names, loops it would close,
+        the folders it links (mount, volume)."""
         service = service_from_dict(data)
+        users = UserStore(self.deps.store)
+        for user in service.allowed_users:
+            if await asyncio.to_thread(users.get_user, user) is None:
+                raise InvalidInput(
+                    f"allowed_users: {user!r} is not a user of this platform",
+                    hint="list modelplane user names (modelplane users list)",
+                    field="allowed_users",
+                )
+        graph: dict[str, tuple[StoragePath, tuple[StoragePath, ...]]] = {}
+        for other, dep in list(self.deps.reconciler.deployments.items()):
+            spec = dep.spec
+            if spec.files is not None:
+                graph[other] = (spec.files.input, spec.files.outputs)
+            elif spec.input is not None and spec.output is not None:
+                graph[other] = (StoragePath(bucket=spec.input), (StoragePath(bucket=spec.output),))
+        files = service.files()
+        graph[service.name] = (files.input, files.outputs)
+        loop = find_cycle(graph, service.name)
+        if loop is not None:
+            raise InvalidInput(
+                f"these services would trigger each other forever: {' -> '.join(loop)} "
+                "(an output path of each is the input path of the next)",
+                hint="give one of them an output path outside the others' input paths",
+                field="output",
+            )
+        storage = self.deps.storage
+        root = storage.root if isinstance(storage, LocalBucketStore) else None
+        return service, links.plan(service, root, self.deps.settings.data_dir)
+
+    async def create(self, data: Any, principal: Principal) -> dict[str, Any]:
+        service, linked = await self._checked(data)
         name = service.name
         if await asyncio.to_thread(self.deps.store.get_deployment, name) is not None:
             raise AlreadyExists(
@@ -111,6 +149,7 @@ class OscarServices:
             self.records.write, name, service.definition(), service.script
         )
         try:
+            await asyncio.to_thread(links.write, folder, linked)
             spec = service.to_spec(folder)
             await self.deployments.create(spec, principal)
         except BaseException:
@@ -124,7 +163,7 @@ class OscarServices:
 
     async def update(self, data: Any, principal: Principal, name: str | None = None) -> None:
         """Replace a definition (OSCAR's ``PUT /system/services`` names it in the body)."""
-        service = service_from_dict(data)
+        service, linked = await self._checked(data)
         if name is not None and service.name != name:
             raise InvalidInput(f"name: the body names {service.name!r} but the URL {name!r}")
         row = await self.deployments.get_row(service.name, principal)  # owner or admin only
@@ -135,6 +174,7 @@ class OscarServices:
             self.records.write, service.name, service.definition(), service.script
         )
         try:
+            await asyncio.to_thread(links.write, folder, linked)
             spec = service.to_spec(folder)
             await self.deployments.update(service.name, spec, _as_owner(principal, row.owner))
         except ModelplaneError:
@@ -144,11 +184,14 @@ class OscarServices:
             raise
 
     async def delete(self, name: str, principal: Principal) -> None:
-        _, owner = await self.record(name)
+        record, owner = await self.record(name)
         if not principal.can_see(owner):  # the same 404 as for a missing service: no leak
             raise ServiceNotFound(name)
         await self.deployments.delete(name, principal)  # owner or admin; revokes its token
         await asyncio.to_thread(self.records.remove, name)
+        await asyncio.to_thread(
+            links.remove_volume, record.definition, name, self.deps.settings.data_dir
+        )
 
 
 def _as_owner(principal: Principal, owner: str) -> Principal:

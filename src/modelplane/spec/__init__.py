@@ -11,5 +11,16 @@ from modelplane.spec.deployment import (
     load_spec,
     parse_memory,
 )
+from modelplane.spec.paths import JobFiles, StoragePath
 
-__all__ = ["DeploymentSpec", "Mode", "ModelRef", "Resources", "Scale", "load_spec", "parse_memory"]
+__all__ = [
+    "DeploymentSpec",
+    "JobFiles",
+    "Mode",
+    "ModelRef",
+    "Resources",
+    "Scale",
+    "StoragePath",
+    "load_spec",
+    "parse_memory",
+]

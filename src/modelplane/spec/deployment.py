@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelplane.errors import InvalidSpec
+from modelplane.spec.paths import JobFiles
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[kmgt]i?|B|b)?\s*$")
@@ -127,6 +128,11 @@ class DeploymentSpec(_Frozen):
     scale: Scale = Scale()
     input: str | None = Field(default=None, description="bucket whose uploads become jobs")
     output: str | None = Field(default=None, description="bucket that receives job results")
+    files: JobFiles | None = Field(
+        default=None,
+        description="OSCAR storage paths: jobs triggered under input.folder (its filters "
+        "passed), files kept under their own names and written to every output path",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     description: str = ""
 
@@ -150,10 +156,30 @@ class DeploymentSpec(_Frozen):
                 raise ValueError(f"env variable {key!r}: the MODELPLANE_ prefix is reserved")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _buckets_of_files(cls, data: Any) -> Any:
+        # With storage paths, the input and output buckets are theirs (given or not).
+        if isinstance(data, dict) and isinstance(data.get("files"), dict):
+            files = data["files"]
+            data = dict(data)
+            inp, outs = files.get("input"), files.get("outputs")
+            if isinstance(inp, dict) and "bucket" in inp:
+                data.setdefault("input", inp["bucket"])
+            if isinstance(outs, list | tuple) and outs and isinstance(outs[0], dict):
+                data.setdefault("output", outs[0].get("bucket"))
+        return data
+
     @model_validator(mode="after")
     def _buckets(self) -> DeploymentSpec:
         if (self.input is None) != (self.output is None):
             raise ValueError("input and output buckets go together: set both or neither")
+        if self.files is not None:
+            if self.input != self.files.input.bucket or self.output != self.files.outputs[0].bucket:
+                raise ValueError(
+                    "input and output must be the buckets of files.input and files.outputs[0]"
+                )
+            return self  # same-bucket layouts are checked by the paths (JobFiles)
         if self.input is not None and self.input == self.output:
             raise ValueError(
                 "input and output must be different buckets (results would become new jobs)"

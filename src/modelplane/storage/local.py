@@ -66,6 +66,11 @@ class LocalBucketStore:
     def __repr__(self) -> str:
         return f"LocalBucketStore(root={str(self._root)!r})"
 
+    @property
+    def root(self) -> Path:
+        """The folder holding the buckets (``<root>/<bucket>/<key>``), resolved."""
+        return self._real_root()
+
     # -- buckets -----------------------------------------------------------------------------
 
     def create_bucket(self, name: str) -> None:

@@ -78,13 +78,14 @@ async def test_storage_client_puts_inputs_and_gets_results_on_s3(
             return [j for j in jobs.values() if j["status"] == "Succeeded"]
 
         await eventually(done, timeout=60, interval=0.2)
-        listing = await call(storage.list_files_from_path, "minio.default", "s3upper-out/input")
+        # the script wrote $TMP_OUTPUT_DIR/note.txt.txt: that name, under the output path
+        listing = await call(storage.list_files_from_path, "minio.default", "s3upper-out/output")
         keys = [o["Key"] for o in listing["Contents"]]
-        assert keys == ["input/note.txt.txt"]
+        assert keys == ["output/note.txt.txt"]
         target = tmp_path / "downloads"
         target.mkdir()
         await call(
-            storage.download_file, "minio.default", str(target), "s3upper-out/input/note.txt.txt"
+            storage.download_file, "minio.default", str(target), "s3upper-out/output/note.txt.txt"
         )
         assert (target / "note.txt.txt").read_text() == "STORED IN S3"
     finally:
