@@ -47,7 +47,11 @@ def test_a_whole_bucket_input_takes_every_key() -> None:
 
 
 def test_files_go_to_every_output_whose_filters_pass() -> None:
-    outs = (P("bkt/out/images", suffix=(".png", ".jpg")), P("bkt/out/all"), P("cat", prefix=("log",)))
+    outs = (
+        P("bkt/out/images", suffix=(".png", ".jpg")),
+        P("bkt/out/all"),
+        P("cat", prefix=("log",)),
+    )
     assert destinations(outs, "frame-1.png") == [
         ("bkt", "out/images/frame-1.png"),
         ("bkt", "out/all/frame-1.png"),
