@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
-from modelplane.controlplane.backoff import restart_delay
+from modelplane.controlplane.backoff import failures_after_exit, restart_delay
 from modelplane.controlplane.reservations import ReservationBook, per_replica
 from modelplane.gateway.dataplane import Gateway
 from modelplane.logs import LogBook
@@ -51,6 +51,8 @@ class Replica:
     oom: bool = False
     cold: bool = False
     """Started while the deployment had no ready replica: its start-up is a cold start."""
+    during_request: bool = False
+    """Its connection dropped with requests in flight: a request, not a loop, killed it."""
 
 
 @dataclass
@@ -271,6 +273,9 @@ class Reconciler:
         self._replica_gone(dep, replica, code)
 
     def _replica_gone(self, dep: DeploymentRuntime, replica: Replica, code: int | None) -> None:
+        conn = self.gateway.replicas.get(replica.id)  # its exit may be seen before its hang-up
+        if conn is not None and conn.in_flight > 0:
+            replica.during_request = True
         dep.replicas.pop(replica.id, None)
         self._by_replica.pop(replica.id, None)
         if self.reservations is not None:
@@ -287,11 +292,18 @@ class Reconciler:
             reason, kind = replica.error or "over its memory limit", "oom_killed"
         elif replica.error:
             reason, kind = replica.error, "load_failed"
+        elif replica.during_request and replica.ready_at is not None:
+            reason = f"replica {replica.id} {describe_exit(code)} while handling a request"
+            kind = "request_crash"
         else:
             reason, kind = f"replica {replica.id} {describe_exit(code)}", "crashed"
         ran = now - (replica.ready_at or replica.started_at)
-        dep.failures = (
-            1 if replica.ready_at is not None and ran >= STABLE_AFTER else dep.failures + 1
+        dep.failures = failures_after_exit(
+            dep.failures,
+            ran=ran,
+            was_ready=replica.ready_at is not None,
+            during_request=kind == "request_crash",
+            stable_after=STABLE_AFTER,
         )
         dep.restarts += 1
         delay = restart_delay(dep.failures)
@@ -376,8 +388,10 @@ class Reconciler:
         if found is not None:
             found[1].error = error
 
-    def replica_lost(self, replica_id: str) -> None:
+    def replica_lost(self, replica_id: str, in_flight: int = 0) -> None:
         found = self._by_replica.get(replica_id)
+        if found is not None and in_flight:
+            found[1].during_request = True
         if found is not None and found[1].state == "ready":
             found[1].state = "exiting"
         self.wake()

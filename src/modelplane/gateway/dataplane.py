@@ -31,7 +31,9 @@ class ReplicaEvents(Protocol):
 
     def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None: ...
     def replica_load_failed(self, replica_id: str, error: str) -> None: ...
-    def replica_lost(self, replica_id: str) -> None: ...
+    def replica_lost(self, replica_id: str, in_flight: int = 0) -> None:
+        """The replica hung up; ``in_flight`` requests were still waiting for it."""
+        ...
 
 
 class _NoEvents:
@@ -41,7 +43,7 @@ class _NoEvents:
     def replica_load_failed(self, replica_id: str, error: str) -> None:
         pass
 
-    def replica_lost(self, replica_id: str) -> None:
+    def replica_lost(self, replica_id: str, in_flight: int = 0) -> None:
         pass
 
 
@@ -126,7 +128,7 @@ class Gateway:
             pool = self.pools.get(replica.deployment)
             if pool is not None:
                 pool.remove(replica)
-            self.events.replica_lost(replica.replica_id)
+            self.events.replica_lost(replica.replica_id, replica.lost_in_flight)
 
     def demand(self, name: str) -> tuple[int, int, int] | None:
         """In flight on ready replicas, waiting for one, and requests so far (for autoscaling)."""

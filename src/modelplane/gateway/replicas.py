@@ -53,6 +53,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.deployment = ""
         self.served = 0
         self.closed = False
+        self.lost_in_flight = 0
+        """Requests still waiting when the connection dropped."""
 
     @property
     def in_flight(self) -> int:
@@ -69,6 +71,7 @@ class ReplicaConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         pending, self._pending = self._pending, {}
+        self.lost_in_flight = len(pending)
         if pending:
             err = ReplicaFailed(
                 f"replica {self.replica_id} of deployment {self.deployment!r} exited while "

@@ -146,7 +146,7 @@ class LoadedModel:
 
     def failure(self, exc: BaseException) -> ModelFailed:
         return ModelFailed(
-            f"model {self.metadata.name!r} raised {type(exc).__name__}: {exc}",
+            f"model {self.metadata.name!r} raised {type(exc).__name__}: {safe_str(exc)}",
             model=self.metadata.name,
             exception=type(exc).__name__,
         )
@@ -158,10 +158,25 @@ def encode_output(result: Any) -> tuple[bytes, str]:
         return result.data, result.content_type
     if isinstance(result, bytes | bytearray | memoryview):
         return bytes(result), "application/octet-stream"
-    return (
-        orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY, default=_fallback),
-        "application/json",
-    )
+    return json_bytes(result), "application/json"
+
+
+_OPTS = orjson.OPT_SERIALIZE_NUMPY
+_OPTS_LENIENT = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON as Python's ``json.dumps`` would accept it: non-string keys become strings.
+
+    The fast path is plain orjson; only a value it refuses (say ``{0: [...]}`` from marshmallow's
+    list errors) is retried with non-string keys allowed. Raises TypeError for what JSON cannot
+    hold; NaN and infinities become ``null`` (JSON has no NaN).
+    """
+    try:
+        return orjson.dumps(value, option=_OPTS, default=_fallback)
+    except TypeError:
+        pass
+    return orjson.dumps(value, option=_OPTS_LENIENT, default=_fallback)  # unchained errors
 
 
 def _fallback(obj: Any) -> Any:
@@ -170,4 +185,16 @@ def _fallback(obj: Any) -> Any:
         return tolist()
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
-    raise TypeError(f"model returned a {type(obj).__name__}, which is not JSON-serialisable")
+    raise TypeError(f"a {type(obj).__name__} is not JSON-serialisable")
+
+
+def safe_str(value: object, limit: int = 500) -> str:
+    """``str(value)``, cut to ``limit`` characters, even if its ``__str__`` raises."""
+    try:
+        text = str(value)
+    except Exception as exc:  # a model's exception type may have a broken __str__
+        try:
+            text = f"<{type(value).__name__} whose str() raised {type(exc).__name__}>"
+        except Exception:
+            text = "<unprintable>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 import orjson
 
-from modelplane.errors import ModelplaneError
+from modelplane.worker.reply import error_body as error_body  # the gateway renders with it
 
 HEADER = struct.Struct("<IIB")
 _U16 = struct.Struct("<H")
@@ -45,10 +45,6 @@ def response_frame(request_id: int, status: int, content_type: bytes, body: byte
 
 def hello_frame(info: dict[str, object]) -> bytes:
     return frame(Kind.HELLO, 0, orjson.dumps(info))
-
-
-def error_body(err: ModelplaneError) -> bytes:
-    return orjson.dumps(err.to_dict())
 
 
 def split_request(payload: bytes) -> tuple[bytes, bytes, bytes]:

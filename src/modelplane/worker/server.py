@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from modelplane import fronts
-from modelplane.errors import ModelFailed, ModelplaneError
+from modelplane.errors import ModelplaneError
 from modelplane.fronts import Codec
 from modelplane.model.contract import LoadedModel, encode_output
 from modelplane.worker.inputs import decode_inputs
-from modelplane.worker.protocol import FrameReader, Kind, error_body, response_frame, split_request
+from modelplane.worker.protocol import FrameReader, Kind, response_frame, split_request
+from modelplane.worker.reply import MAX_REPLY, error_body, log_failure, not_encodable, too_large
 
 _JSON = b"application/json"
 Reply = Callable[[int, bytes, bytes], None]
@@ -25,18 +24,28 @@ class Predictor:
     """Runs one prediction from raw bytes to raw bytes; shared by replicas and ``modelplane run``.
 
     A sync model runs inline: a replica is one model in one process, so a thread would only add
-    a hop. An async model's calls run concurrently as tasks.
+    a hop. An async model's calls run concurrently as tasks. Whatever the model returns or raises
+    ends as exactly one reply (see :mod:`modelplane.worker.reply`); nothing escapes to the
+    transport, so one request can never take the replica's other requests down with it.
     """
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, max_reply: int = MAX_REPLY) -> None:
         self.model = model
         self.metadata = model.metadata
+        self.max_reply = max_reply
         self.in_flight = 0
         self.idle: Callable[[], None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def submit(self, content_type: bytes, body: bytes, reply: Reply, meta: bytes = b"") -> None:
         """Decode, predict, encode. ``meta`` names a protocol front (see modelplane.fronts)."""
+        once = self._once(reply)
+        try:
+            self._submit(content_type, body, once, meta)
+        except BaseException as exc:  # the last line of defence of the replica
+            self._failed(exc, once, "failed while handling a request")
+
+    def _submit(self, content_type: bytes, body: bytes, reply: Reply, meta: bytes) -> None:
         model = self.model
         codec: Codec | None = None
         params = b""
@@ -54,8 +63,8 @@ class Predictor:
             return
         try:
             result = model.call(inputs)
-        except Exception as exc:
-            self._failed(exc, reply)
+        except BaseException as exc:  # SystemExit too: a model's predict never ends a replica
+            self._failed(exc, reply, "predict raised")
             return
         if model.is_async:
             self.in_flight += 1
@@ -65,16 +74,39 @@ class Predictor:
         else:
             self._send_front(codec, params, result, reply)
 
+    def _once(self, reply: Reply) -> Reply:
+        """Exactly one reply per request, never over the size limit."""
+        sent = False
+        limit = self.max_reply
+        name = self.metadata.name
+
+        def send(status: int, ctype: bytes, body: bytes) -> None:
+            nonlocal sent
+            if sent:
+                return
+            sent = True
+            if len(body) > limit:
+                err = too_large(name, len(body), limit)
+                status, ctype, body = err.status, _JSON, error_body(err)
+            reply(status, ctype, body)
+
+        return send
+
     async def _finish(self, pending: Any, reply: Reply, codec: Codec | None, params: bytes) -> None:
         try:
             result = await pending
-        except Exception as exc:
-            self._failed(exc, reply)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # see _submit
+            self._failed(exc, reply, "predict raised")
         else:
-            if codec is None:
-                self._send(result, reply)
-            else:
-                self._send_front(codec, params, result, reply)
+            try:
+                if codec is None:
+                    self._send(result, reply)
+                else:
+                    self._send_front(codec, params, result, reply)
+            except BaseException as exc:  # see submit
+                self._failed(exc, reply, "failed while encoding a reply")
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self.idle is not None:
@@ -83,12 +115,9 @@ class Predictor:
     def _send(self, result: Any, reply: Reply) -> None:
         try:
             body, ctype = encode_output(result)
-        except TypeError as exc:
-            err = ModelFailed(
-                f"model {self.metadata.name!r} returned a value that cannot be sent as JSON: {exc}",
-                hint="return JSON-able values, bytes, or a modelplane.model.FileOutput",
-                model=self.metadata.name,
-            )
+        except Exception as exc:  # TypeError, or whatever a result's own tolist() raised
+            log_failure(exc, f"model {self.metadata.name!r}: its result cannot be encoded")
+            err = not_encodable(self.metadata.name, exc)
             reply(err.status, _JSON, error_body(err))
             return
         reply(200, ctype.encode("latin-1"), body)
@@ -97,16 +126,21 @@ class Predictor:
         try:
             status, ctype, body = codec.encode(self.model, result, params)
         except ModelplaneError as exc:
+            if exc.status >= 500:
+                log_failure(exc, f"model {self.metadata.name!r}: {exc.message}")
             reply(exc.status, _JSON, error_body(exc))
             return
         except Exception as exc:
-            self._failed(exc, reply)
+            self._failed(exc, reply, "failed while encoding a reply")
             return
         reply(status, ctype, body)
 
-    def _failed(self, exc: BaseException, reply: Reply) -> None:
-        traceback.print_exception(exc, file=sys.stderr)
-        err = self.model.failure(exc)
+    def _failed(self, exc: BaseException, reply: Reply, context: str) -> None:
+        log_failure(exc, f"model {self.metadata.name!r}: {context}")
+        if isinstance(exc, ModelplaneError):
+            err: ModelplaneError = exc
+        else:
+            err = self.model.failure(exc)
         reply(err.status, _JSON, error_body(err))
 
 

@@ -83,8 +83,63 @@ async def test_replica_that_dies_mid_request_gets_502_and_is_replaced(
     assert second != first
     st = await harness.status("faulty")
     assert st["status"]["restarts"] == 1
-    assert "exited with code 7" in st["status"]["last_error"]
-    assert any(e["kind"] == "crashed" for e in st["events"])
+    assert "exited with code 7 while handling a request" in st["status"]["last_error"]
+    assert any(e["kind"] == "request_crash" for e in st["events"])
+
+
+async def test_misbehaving_replies_never_cost_the_replica(
+    harness: Harness, fixture_models: Path
+) -> None:
+    await harness.deploy("faulty", fixture_models / "faulty")
+    await harness.wait_ready("faulty")
+    pid = (await harness.predict("faulty", {})).json()["pid"]
+    expected = {
+        "int_keys": 200,
+        "set": 200,
+        "nan": 200,
+        "big": 200,
+        "object": 500,
+        "cycle": 500,
+        "tolist": 500,
+        "broken_str": 500,
+        "system_exit": 500,
+        "keyboard": 500,
+    }
+    for kind, status in expected.items():
+        r = await harness.predict("faulty", {"misbehave": kind})
+        assert r.status_code == status, (kind, r.text[:200])
+        if status == 500:
+            assert r.json()["error"] == "model_error", kind
+    assert (await harness.predict("faulty", {"misbehave": "int_keys"})).json()["0"] == [
+        "Not a valid number."
+    ]
+    r = await harness.predict("faulty", {})
+    assert r.status_code == 200 and r.json()["pid"] == pid
+    assert (await harness.status("faulty"))["status"]["restarts"] == 0
+    logs = (await harness.http.get("/api/v1/deployments/faulty/logs?tail=2000")).json()
+    text = "\n".join(logs["lines"])
+    assert "Traceback (most recent call last)" in text
+    assert "SystemExit: 4" in text
+
+
+async def test_requests_that_kill_replicas_are_not_a_crash_loop(
+    harness: Harness, fixture_models: Path
+) -> None:
+    await harness.deploy("faulty", fixture_models / "faulty")
+    await harness.wait_ready("faulty")
+    for _ in range(6):
+        assert (await harness.predict("faulty", {"exit": 9})).status_code == 502
+        await harness.wait_ready("faulty")
+    st = await harness.status("faulty")
+    assert st["status"]["restarts"] == 6
+    assert st["status"]["state"] == "running"
+    notes = [e for e in st["events"] if e["kind"] == "request_crash"]
+    assert len(notes) == 6
+    r = await harness.predict("faulty", {})
+    assert r.status_code == 200
+    lines = (await harness.http.get("/api/v1/deployments/faulty/logs?tail=500")).json()
+    text = "\n".join(lines["lines"])
+    assert text.count("while handling a request; replacing it in 0.0 s") == 6
 
 
 async def test_killed_replica_is_replaced(harness: Harness, examples: Path) -> None:
