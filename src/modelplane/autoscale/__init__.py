@@ -7,6 +7,7 @@ backend to act lives apart from these pure parts, so each is tested on its own.
 from __future__ import annotations
 
 from modelplane.autoscale.policy import Decision, PolicyState, ScaleConfig, ScaleContext, decide
+from modelplane.autoscale.tracker import Tracker
 from modelplane.autoscale.window import ConcurrencyWindow
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "PolicyState",
     "ScaleConfig",
     "ScaleContext",
+    "Tracker",
     "decide",
 ]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from modelplane.autoscale.policy import PolicyState, ScaleConfig, ScaleContext, decide
-from modelplane.autoscale.window import ConcurrencyWindow
+from modelplane.autoscale.policy import ScaleConfig
+from modelplane.autoscale.tracker import Tracker
 from modelplane.spec import DeploymentSpec, Mode
 from modelplane.testing.clock import Clock
 
@@ -44,15 +44,7 @@ class Actuator(Protocol):
 
 
 @dataclass
-class _Entry:
-    config: ScaleConfig
-    window: ConcurrencyWindow
-    created_at: float
-    state: PolicyState = field(default_factory=PolicyState)
-    desired: int = 0
-    reason: str = "no traffic yet"
-    last_request_at: float | None = None
-    last_count: int = 0
+class _Entry(Tracker):
     history: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=200))
 
 
@@ -90,8 +82,7 @@ class Autoscaler:
         if entry is None or self._specs.get(spec.name) != spec:
             config = ScaleConfig.from_spec(spec.scale, **self.tuning)
             old = entry
-            entry = _Entry(config, ConcurrencyWindow(horizon=config.stable_window), now)
-            entry.desired = config.min_replicas
+            entry = _Entry(config, now)
             if old is not None:  # a spec update keeps the current size, then re-decides
                 entry.desired = min(max(old.desired, config.min_replicas), config.max_replicas)
                 entry.last_request_at = old.last_request_at
@@ -130,27 +121,16 @@ class Autoscaler:
         if observed is None:
             return entry.desired
         in_flight, queued, count = observed
-        jobs = self.queued_jobs(spec.name) if self.queued_jobs else 0
-        if in_flight or queued or jobs or count != entry.last_count:
-            entry.last_request_at = now
-        entry.last_count = count
-        entry.window.record(now, in_flight + queued)
-        ctx = ScaleContext.from_window(
-            entry.window,
-            entry.config,
+        before = entry.desired
+        decision = entry.observe(
             now,
             replicas=self.actuator.live_replicas(spec.name),
             in_flight=in_flight,
-            queued_requests=queued,
-            queued_jobs=jobs,
-            last_request_at=entry.last_request_at
-            if entry.last_request_at is not None
-            else entry.created_at,
+            queued=queued,
+            requests_so_far=count,
+            queued_jobs=self.queued_jobs(spec.name) if self.queued_jobs else 0,
         )
-        decision, entry.state = decide(entry.config, ctx, entry.state, now)
-        entry.reason = decision.reason
-        if decision.desired_replicas != entry.desired:
-            before, entry.desired = entry.desired, decision.desired_replicas
+        if decision.desired_replicas != before:
             stamp = datetime.now(UTC).isoformat()
             entry.history.append((stamp, entry.desired))
             self.actuator.record_event(

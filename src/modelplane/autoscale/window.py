@@ -124,8 +124,11 @@ class ConcurrencyWindow:
         g = self._granularity
         first_index = math.floor(start / g)
         total = 0.0
-        for index, mass in self._buckets.items():
-            if index < first_index:
+        # Newest first, stopping at the window's old edge: a short (panic) window reads only
+        # its few buckets, not the whole horizon.
+        for index, mass in reversed(self._buckets.items()):
+            if index > first_index:
+                total += mass
                 continue
             if index == first_index:
                 # The part of this bucket the signal covered is contiguous (the signal is defined
@@ -135,8 +138,7 @@ class ConcurrencyWindow:
                 covered = covered_to - covered_from
                 if covered > 0:
                     total += mass * max(covered_to - max(start, covered_from), 0.0) / covered
-            else:
-                total += mass
+            break
         return total
 
     def _accumulate(self, start: float, end: float, value: float) -> None:

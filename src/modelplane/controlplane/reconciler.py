@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 import signal
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
 from modelplane.controlplane.backoff import failures_after_exit, restart_delay
 from modelplane.controlplane.reservations import ReservationBook, per_replica
+from modelplane.gateway.balance import per_replica_limit, scale_down_order
 from modelplane.gateway.dataplane import Gateway
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
@@ -53,6 +53,10 @@ class Replica:
     """Started while the deployment had no ready replica: its start-up is a cold start."""
     during_request: bool = False
     """Its connection dropped with requests in flight: a request, not a loop, killed it."""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
 
 
 @dataclass
@@ -201,7 +205,7 @@ class Reconciler:
         elif len(live) > want:
             pool = self.gateway.pools.get(dep.name)
             load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
-            victims = sorted(live, key=lambda r: (r.state == "ready", load.get(r.id, 0)))
+            victims = scale_down_order(live, lambda r: load.get(r.id, 0))
             for replica in victims[: len(live) - want]:
                 self._stop(dep, replica, "scaled down")
         if len(dep.live()) >= want:
@@ -476,7 +480,7 @@ class Reconciler:
             can_grow = starting > 0 or (
                 dep.spec.mode is Mode.serverless and len(dep.live()) < scale.max
             )
-            pool.set_limit(math.ceil(scale.target_concurrency) if can_grow else 0)
+            pool.set_limit(per_replica_limit(scale.target_concurrency, can_grow=can_grow))
         self.metrics.queued.labels(dep.name).set(len(pool.queue) if pool else 0)
 
     def _platform_log(self, deployment: str, message: str) -> None:

@@ -1,0 +1,96 @@
+"""What a model costs the platform: load time, cold-start overhead, per-request service time.
+
+These are measured (see :mod:`modelplane.advisor.measure`), never guessed; the simulator only
+replays them. A service time is a distribution: the measured samples, resampled, or for tests
+of known queueing results an exponential with a given mean.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Costs", "ServiceTime"]
+
+
+@dataclass(frozen=True)
+class ServiceTime:
+    """How long one request keeps a replica busy, in seconds.
+
+    ``samples`` (measured) are drawn from uniformly at random; without samples, ``mean`` is
+    used as is, or as the mean of an exponential when ``exponential`` is set.
+    """
+
+    samples: tuple[float, ...] = ()
+    mean_seconds: float = 0.0
+    exponential: bool = False
+
+    def __post_init__(self) -> None:
+        if any(not s >= 0 for s in self.samples):
+            raise ValueError("service time samples must be >= 0 seconds")
+        if not self.samples and not self.mean_seconds > 0:
+            raise ValueError("a service time needs samples or a mean > 0 seconds")
+
+    @classmethod
+    def of(cls, samples: list[float] | tuple[float, ...]) -> ServiceTime:
+        return cls(samples=tuple(float(s) for s in samples))
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else self.mean_seconds
+
+    def draw(self, rng: random.Random) -> float:
+        if self.samples:
+            return self.samples[rng.randrange(len(self.samples))]
+        if self.exponential:
+            return rng.expovariate(1.0 / self.mean_seconds)
+        return self.mean_seconds
+
+    def quantile(self, q: float) -> float:
+        if not self.samples:
+            return self.mean_seconds
+        ordered = sorted(self.samples)
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """One model's measured costs on this platform.
+
+    ``start_overhead``: from "start a replica" to its hello, minus the model's own load time
+    (fork or spawn, imports, the socket). A replica is ready ``start_overhead + load_seconds``
+    after it is asked for. ``stop_seconds``: from the last answer of a stopped replica to its
+    exit. ``source`` says where the figures come from (``history``, ``probe`` or ``given``).
+    """
+
+    load_seconds: float
+    start_overhead: float
+    service: ServiceTime
+    stop_seconds: float = 0.02
+    source: str = "given"
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("load_seconds", "start_overhead", "stop_seconds"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
+
+    @property
+    def startup(self) -> float:
+        """Seconds from asking for a replica to its first possible answer."""
+        return self.start_overhead + self.load_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "load_seconds": round(self.load_seconds, 6),
+            "start_overhead_seconds": round(self.start_overhead, 6),
+            "cold_start_seconds": round(self.startup, 6),
+            "service_seconds_mean": round(self.service.mean, 6),
+            "service_seconds_p50": round(self.service.quantile(0.5), 6),
+            "service_seconds_p99": round(self.service.quantile(0.99), 6),
+            "service_samples": len(self.service.samples),
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,577 @@
+"""A discrete-event simulation of deployments on one node, over a fake clock.
+
+Nothing here is a model *of* the platform's decisions: every decision is made by the platform's
+own pure functions, called with the simulated state —
+
+- scaling: :class:`modelplane.autoscale.tracker.Tracker` (the autoscale loop's per-deployment
+  step: window aggregation, then :func:`modelplane.autoscale.policy.decide`), on the same tick
+  grid as the loop and poked the way the gateway pokes it when a request has to wait;
+- replica choice and the per-replica limit while a deployment can grow:
+  :func:`modelplane.gateway.balance.least_loaded` and
+  :func:`~modelplane.gateway.balance.per_replica_limit`; which replicas go on a scale-down:
+  :func:`~modelplane.gateway.balance.scale_down_order`;
+- placement: :func:`modelplane.resources.placement.place` over the node's inventory.
+
+What is simulated is only what the platform does not decide: time passing. A replica is ready
+``costs.startup`` after it is asked for; a sync model serves its requests one at a time, in
+order (as :class:`modelplane.worker.server.Predictor` does), each taking a service time drawn
+from the measured ones; a stopped replica finishes what it holds, then exits.
+
+Deterministic: one seeded random generator per deployment, ties broken by insertion order.
+Idle stretches are skipped without changing the result: while a deployment is quiet, a tick's
+inputs differ only in ``now``, so the next tick that could decide something else is found with
+:meth:`Tracker.peek` (a binary search over the tick grid) and the ticks between are not run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelplane.advisor.costs import Costs
+from modelplane.autoscale.policy import ScaleConfig
+from modelplane.autoscale.tracker import Tracker
+from modelplane.gateway.balance import least_loaded, per_replica_limit, scale_down_order
+from modelplane.resources.amounts import Usage
+from modelplane.resources.inventory import Inventory
+from modelplane.resources.placement import Grant, Refusal, place
+from modelplane.spec import DeploymentSpec, Mode
+
+__all__ = ["DeploymentResult", "Settings", "SimDeployment", "simulate"]
+
+_ARRIVAL, _READY, _DONE, _EXIT, _TICK = range(5)
+
+
+@dataclass(frozen=True)
+class SimDeployment:
+    """One deployment to simulate: its spec, its traffic and its model's costs.
+
+    ``arrivals``: request times in seconds from the start, sorted. ``jobs``: the requests are
+    async jobs (they queue in the job table and the job runner feeds the pool) rather than
+    synchronous predictions.
+    """
+
+    spec: DeploymentSpec
+    arrivals: Sequence[float]
+    costs: Costs
+    jobs: bool = False
+    owner: str = "sim"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's settings that shape the outcome (the same names as ``modelplane up``'s).
+
+    ``until``: where the simulated time stops (default: the last arrival plus enough time for
+    every deployment to drain and scale back down). ``inventory``: the node; default is one
+    large enough never to refuse a replica.
+    """
+
+    autoscale_interval: float = 0.2
+    stable_window: float = 30.0
+    queue_limit: int = 1000
+    queue_timeout: float = 60.0
+    until: float | None = None
+    seed: int = 0
+    inventory: Inventory | None = None
+    skip_idle: bool = True
+    """Skip the ticks of quiet stretches (same result, fewer ticks); False runs every tick."""
+
+
+@dataclass
+class DeploymentResult:
+    """What happened to one simulated deployment.
+
+    Per request (in arrival order): ``latencies`` in seconds (``nan``: refused or unfinished),
+    ``cold``: it waited for a replica that was still starting. ``steps``: ``(time, replicas)``
+    each time the number of replica processes (starting, ready or stopping) changed.
+    """
+
+    name: str
+    until: float
+    latencies: list[float]
+    cold: list[bool]
+    arrivals: Sequence[float]
+    replica_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    starts: int = 0
+    cold_starts: int = 0
+    refused: int = 0
+    not_placed: int = 0
+    steps: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def served(self) -> list[float]:
+        return [x for x in self.latencies if not math.isnan(x)]
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the served requests' latency (nearest rank); nan if none."""
+        ordered = sorted(self.served)
+        if not ordered:
+            return math.nan
+        return ordered[min(max(math.ceil(q * len(ordered)) - 1, 0), len(ordered) - 1)]
+
+    @property
+    def cold_share(self) -> float:
+        n = len(self.cold)
+        return sum(self.cold) / n if n else 0.0
+
+    def replicas_at(self, t: float) -> int:
+        count = 0
+        for at, n in self.steps:
+            if at > t:
+                break
+            count = n
+        return count
+
+    def timeline(self, buckets: int = 96) -> dict[str, list[float]]:
+        """Per time bucket: mean and peak replicas, p50 and p99 latency (ms) of the requests
+        that arrived in it (nan where none did), requests per second."""
+        width = self.until / buckets if self.until > 0 else 1.0
+        starts = [i * width for i in range(buckets)]
+        mean_r, peak_r = _step_stats(self.steps, starts, width)
+        per: list[list[float]] = [[] for _ in range(buckets)]
+        counts = [0] * buckets
+        for t, lat in zip(self.arrivals, self.latencies, strict=True):
+            b = min(int(t / width), buckets - 1) if width > 0 else 0
+            counts[b] += 1
+            if not math.isnan(lat):
+                per[b].append(lat)
+        p50 = [_nearest(sorted(v), 0.5) * 1000 for v in per]
+        p99 = [_nearest(sorted(v), 0.99) * 1000 for v in per]
+        return {
+            "t": [round(s, 3) for s in starts],
+            "replicas_mean": [round(x, 4) for x in mean_r],
+            "replicas_peak": peak_r,
+            "p50_ms": [round(x, 3) for x in p50],
+            "p99_ms": [round(x, 3) for x in p99],
+            "requests_per_second": [round(c / width, 4) for c in counts],
+        }
+
+
+def _nearest(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return math.nan
+    return ordered[min(max(math.ceil(q * len(ordered)) - 1, 0), len(ordered) - 1)]
+
+
+def _step_stats(
+    steps: list[tuple[float, int]], starts: list[float], width: float
+) -> tuple[list[float], list[float]]:
+    means: list[float] = []
+    peaks: list[float] = []
+    i, current = 0, 0
+    for s in starts:
+        end = s + width
+        while i < len(steps) and steps[i][0] <= s:
+            current = steps[i][1]
+            i += 1
+        area, at, peak = 0.0, s, float(current)
+        j = i
+        while j < len(steps) and steps[j][0] < end:
+            area += current * (steps[j][0] - at)
+            at, current = steps[j][0], steps[j][1]
+            peak = max(peak, current)
+            j += 1
+        area += current * (end - at)
+        i = j
+        means.append(area / width if width > 0 else float(current))
+        peaks.append(peak)
+    return means, peaks
+
+
+# -- the simulated parts ---------------------------------------------------------------------
+
+
+class _Request:
+    __slots__ = ("arrival", "index")
+
+    def __init__(self, index: int, arrival: float) -> None:
+        self.index = index
+        self.arrival = arrival
+
+
+class _Replica:
+    """A replica process as the gateway and the reconciler see it."""
+
+    __slots__ = ("dep", "exiting", "grant", "pending", "ready_at", "started_at", "state")
+
+    def __init__(self, dep: _Dep, started_at: float, grant: Grant | None) -> None:
+        self.dep = dep
+        self.started_at = started_at
+        self.ready_at = math.inf
+        self.state = "starting"  # starting | ready | stopping
+        self.pending: deque[_Request] = deque()
+        self.grant = grant
+        self.exiting = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+class _Dep:
+    """One deployment's runtime: the reconciler's replicas, the gateway's pool, the autoscaler's
+    tracker and, for jobs, the job runner's backlog."""
+
+    def __init__(self, sim: SimDeployment, settings: Settings, seed: int) -> None:
+        self.sim = sim
+        self.spec = sim.spec
+        self.name = sim.spec.name
+        self.costs = sim.costs
+        self.serverless = sim.spec.mode is Mode.serverless
+        self.rng = random.Random(seed)
+        self.replicas: list[_Replica] = []
+        self.ready: list[_Replica] = []
+        self.queue: deque[_Request] = deque()
+        self.limit = 0
+        self.requests = 0
+        self.backlog: deque[_Request] = deque()
+        self.jobs_running = 0
+        self.tracker: Tracker | None = None
+        if self.serverless:
+            config = ScaleConfig.from_spec(sim.spec.scale, stable_window=settings.stable_window)
+            self.tracker = Tracker(config, created_at=0.0)
+        self.tick_at: int | None = None  # the scheduled tick's index; None: parked
+        self.next_arrival = 0
+        r = sim.spec.resources
+        self.usage = Usage(r.cpu, r.memory, r.gpu)
+        n = len(sim.arrivals)
+        self.result = DeploymentResult(
+            self.name, 0.0, [math.nan] * n, [False] * n, sim.arrivals, steps=[(0.0, 0)]
+        )
+
+    def live(self) -> list[_Replica]:
+        return [r for r in self.replicas if r.state != "stopping"]
+
+    def desired(self) -> int:
+        if not self.serverless:
+            return self.spec.scale.replicas
+        assert self.tracker is not None
+        return self.tracker.desired
+
+    def quiet(self) -> bool:
+        return (
+            not self.queue
+            and not self.backlog
+            and self.jobs_running == 0
+            and all(r.state == "ready" and not r.pending for r in self.replicas)
+        )
+
+
+class _Simulation:
+    def __init__(self, deployments: Sequence[SimDeployment], settings: Settings) -> None:
+        self.settings = settings
+        self.deps = [
+            _Dep(d, settings, settings.seed * 1_000_003 + i) for i, d in enumerate(deployments)
+        ]
+        self.inventory = settings.inventory or Inventory(
+            cpu=1e12, memory=2**62, gpus=(), source="simulated"
+        )
+        self.grants: dict[int, Grant] = {}
+        self.events: list[tuple[float, int, int, Any]] = []
+        self.seq = 0
+        last = max((d.arrivals[-1] for d in deployments if d.arrivals), default=0.0)
+        tail = max(
+            (d.spec.scale.idle_timeout + 2 * settings.stable_window + 60.0 for d in deployments),
+            default=60.0,
+        )
+        self.until = settings.until if settings.until is not None else last + tail
+        self.interval = settings.autoscale_interval
+
+    # -- events ------------------------------------------------------------------------------
+    def at(self, t: float, kind: int, obj: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, kind, obj))
+
+    def run(self) -> list[DeploymentResult]:
+        for dep in self.deps:
+            if dep.sim.arrivals:
+                self.at(dep.sim.arrivals[0], _ARRIVAL, dep)
+            self._prestart(dep)
+            if dep.serverless:
+                self._schedule_tick(dep, 0)
+        until = self.until
+        events = self.events
+        while events and events[0][0] <= until:
+            now, _, kind, obj = heapq.heappop(events)
+            if kind == _DONE:
+                self._done(obj, now)
+            elif kind == _ARRIVAL:
+                self._arrival(obj, now)
+            elif kind == _TICK:
+                self._tick(obj, now)
+            elif kind == _READY:
+                self._ready(obj, now)
+            else:
+                self._exit(obj, now)
+        results = []
+        for dep in self.deps:
+            for r in dep.replicas:
+                self._account(dep, r, until)
+            dep.result.until = until
+            results.append(dep.result)
+        return results
+
+    # -- the gateway -------------------------------------------------------------------------
+    def _arrival(self, dep: _Dep, now: float) -> None:
+        index = dep.next_arrival
+        dep.next_arrival += 1
+        if dep.next_arrival < len(dep.sim.arrivals):
+            self.at(dep.sim.arrivals[dep.next_arrival], _ARRIVAL, dep)
+        req = _Request(index, now)
+        if dep.serverless and dep.tick_at is None:
+            # a parked deployment is ticked again on the loop's grid
+            self._schedule_tick(dep, math.floor(now / self.interval) + 1)
+        if dep.sim.jobs:
+            dep.backlog.append(req)
+            self._runner_pass(dep, now)
+        else:
+            self._submit(dep, req, now)
+
+    def _submit(self, dep: _Dep, req: _Request, now: float) -> None:
+        """:meth:`modelplane.gateway.pool.DeploymentPool.submit`."""
+        dep.requests += 1
+        ready = dep.ready
+        if ready:
+            replica = ready[0] if len(ready) == 1 else least_loaded(ready)
+            if not dep.limit or replica.in_flight < dep.limit:
+                self._send(replica, req, now)
+                return
+        if len(dep.queue) >= self.settings.queue_limit:
+            dep.result.refused += 1
+            return
+        dep.queue.append(req)
+        if dep.serverless:  # the pool pokes the autoscaler, which decides at once
+            self._autoscale(dep, now)
+
+    def _send(self, replica: _Replica, req: _Request, now: float) -> None:
+        replica.pending.append(req)
+        if len(replica.pending) == 1:
+            self.at(now + replica.dep.costs.service.draw(replica.dep.rng), _DONE, replica)
+
+    def _drain(self, dep: _Dep, now: float) -> None:
+        timeout = self.settings.queue_timeout
+        while dep.queue and dep.ready:
+            replica = least_loaded(dep.ready)
+            if dep.limit and replica.in_flight >= dep.limit:
+                break
+            req = dep.queue.popleft()
+            if now - req.arrival > timeout:
+                dep.result.refused += 1
+                continue
+            self._send(replica, req, now)
+
+    def _done(self, replica: _Replica, now: float) -> None:
+        dep = replica.dep
+        req = replica.pending.popleft()
+        dep.result.latencies[req.index] = now - req.arrival
+        dep.result.cold[req.index] = replica.ready_at > req.arrival
+        if replica.pending:
+            self.at(now + dep.costs.service.draw(dep.rng), _DONE, replica)
+        elif replica.state == "stopping" and not replica.exiting:
+            replica.exiting = True
+            self.at(now + dep.costs.stop_seconds, _EXIT, replica)
+        if dep.sim.jobs:
+            dep.jobs_running -= 1
+            self._runner_pass(dep, now)
+        self._drain(dep, now)
+
+    # -- the job runner ----------------------------------------------------------------------
+    def _runner_pass(self, dep: _Dep, now: float) -> None:
+        """:meth:`modelplane.jobs.runner.JobRunner._pass` for one deployment: claim no more
+        than the ready replicas take at their target concurrency (at least one)."""
+        per_replica = max(1, math.ceil(dep.spec.scale.target_concurrency))
+        room = max(1, len(dep.ready)) * per_replica - dep.jobs_running
+        while room > 0 and dep.backlog:
+            room -= 1
+            dep.jobs_running += 1
+            self._submit(dep, dep.backlog.popleft(), now)
+
+    # -- the autoscaler ----------------------------------------------------------------------
+    def _schedule_tick(self, dep: _Dep, k: int) -> None:
+        """Tick ``k`` of the loop's grid, at ``k * interval`` (integers: no drift)."""
+        dep.tick_at = k
+        self.at(k * self.interval, _TICK, (dep, k))
+
+    def _tick(self, item: tuple[_Dep, int], now: float) -> None:
+        dep, k = item
+        if dep.tick_at != k:
+            return  # superseded
+        self._autoscale(dep, now)
+        tracker = dep.tracker
+        assert tracker is not None
+        nxt: int | None = k + 1
+        if (
+            self.settings.skip_idle
+            and dep.quiet()
+            and tracker.window.last_value == 0
+            and tracker.window.average(now, tracker.config.stable_window) == 0
+        ):
+            nxt = self._next_change(dep, k)
+        if nxt is None:
+            dep.tick_at = None
+        else:
+            self._schedule_tick(dep, nxt)
+
+    def _autoscale(self, dep: _Dep, now: float) -> None:
+        """One tick of :meth:`modelplane.autoscale.loop.Autoscaler.tick`: observe, decide,
+        converge if the count differs."""
+        tracker = dep.tracker
+        assert tracker is not None
+        in_flight = sum(r.in_flight for r in dep.ready)
+        live = len(dep.live())
+        tracker.observe(
+            now,
+            replicas=live,
+            in_flight=in_flight,
+            queued=len(dep.queue),
+            requests_so_far=dep.requests,
+            queued_jobs=len(dep.backlog) + dep.jobs_running if dep.sim.jobs else 0,
+        )
+        if tracker.desired != live:
+            self._converge(dep, now)
+
+    def _next_change(self, dep: _Dep, k: int) -> int | None:
+        """The first tick after tick ``k``, before the next arrival, at which a quiet
+        deployment's decision or policy state would change; None if there is none."""
+        tracker = dep.tracker
+        assert tracker is not None
+        step = self.interval
+        horizon = self.until
+        if dep.next_arrival < len(dep.sim.arrivals):
+            horizon = min(horizon, dep.sim.arrivals[dep.next_arrival])
+        replicas = len(dep.live())
+        current = (tracker.desired, tracker.state)
+
+        def changed(j: int) -> bool:
+            decision, state = tracker.peek(j * step, replicas=replicas)
+            return (decision.desired_replicas, state) != current
+
+        last = math.floor(horizon / step)
+        if last <= k:
+            return None
+        if changed(k + 1):
+            return k + 1
+        if not changed(last):
+            return None
+        lo, hi = k + 1, last  # changed(lo) is False, changed(hi) is True
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if changed(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    # -- the reconciler ----------------------------------------------------------------------
+    def _prestart(self, dep: _Dep) -> None:
+        """Replicas the deployment has before traffic begins (dedicated, or scale.min): started
+        early enough to be ready at time 0."""
+        want = dep.desired()
+        for _ in range(want):
+            replica = self._start(dep, -dep.costs.startup)
+            if replica is None:
+                break
+        self._publish(dep, 0.0)
+
+    def _converge(self, dep: _Dep, now: float) -> None:
+        """:meth:`modelplane.controlplane.reconciler.Reconciler.converge`."""
+        want = dep.desired()
+        live = dep.live()
+        if len(live) < want:
+            cold = not any(r.ready for r in live)
+            for _ in range(want - len(live)):
+                replica = self._start(dep, now)
+                if replica is None:
+                    break
+                if cold:
+                    dep.result.cold_starts += 1
+        elif len(live) > want:
+            for replica in scale_down_order(live, lambda r: r.in_flight)[: len(live) - want]:
+                self._stop(replica, now)
+        self._publish(dep, now)
+
+    def _start(self, dep: _Dep, now: float) -> _Replica | None:
+        granted = place(self.inventory, self.grants.values(), dep.usage)
+        if isinstance(granted, Refusal):
+            dep.result.not_placed += 1
+            return None
+        replica = _Replica(dep, now, granted)
+        self.grants[id(replica)] = granted
+        dep.replicas.append(replica)
+        dep.result.starts += 1
+        self._step(dep, max(now, 0.0))
+        self.at(now + dep.costs.startup, _READY, replica)
+        return replica
+
+    def _ready(self, replica: _Replica, now: float) -> None:
+        if replica.state != "starting":
+            return  # stopped while it was loading
+        dep = replica.dep
+        replica.state = "ready"
+        replica.ready_at = now
+        dep.ready.append(replica)
+        self._publish(dep, now)
+        self._drain(dep, now)
+        if dep.sim.jobs:
+            self._runner_pass(dep, now)
+
+    def _stop(self, replica: _Replica, now: float) -> None:
+        dep = replica.dep
+        was = replica.state
+        replica.state = "stopping"
+        if was == "ready":
+            dep.ready.remove(replica)
+        if not replica.pending and not replica.exiting:
+            replica.exiting = True
+            self.at(now + dep.costs.stop_seconds, _EXIT, replica)
+
+    def _exit(self, replica: _Replica, now: float) -> None:
+        dep = replica.dep
+        dep.replicas.remove(replica)
+        self.grants.pop(id(replica), None)
+        self._account(dep, replica, now)
+        self._step(dep, now)
+        self._publish(dep, now)
+
+    def _publish(self, dep: _Dep, now: float) -> None:
+        """The per-replica limit the reconciler gives the pool after every change."""
+        starting = sum(1 for r in dep.replicas if r.state == "starting")
+        can_grow = starting > 0 or (dep.serverless and len(dep.live()) < dep.spec.scale.max)
+        limit = per_replica_limit(dep.spec.scale.target_concurrency, can_grow=can_grow)
+        if limit != dep.limit:
+            dep.limit = limit
+            self._drain(dep, now)
+
+    def _account(self, dep: _Dep, replica: _Replica, end: float) -> None:
+        seconds = max(end - max(replica.started_at, 0.0), 0.0)
+        dep.result.replica_seconds += seconds
+        dep.result.gpu_seconds += seconds * dep.spec.resources.gpu
+
+    def _step(self, dep: _Dep, now: float) -> None:
+        steps = dep.result.steps
+        n = len(dep.replicas)
+        if steps and steps[-1][0] == now:
+            steps[-1] = (now, n)
+        else:
+            steps.append((now, n))
+
+
+def simulate(
+    deployments: Sequence[SimDeployment], settings: Settings | None = None
+) -> list[DeploymentResult]:
+    """Run the deployments side by side on one node and report what each one saw.
+
+    Pure and deterministic: the same inputs give the same results, and nothing reads a clock.
+    """
+    return _Simulation(deployments, settings or Settings()).run()
