@@ -12,6 +12,8 @@ fi
 # moto's S3 server (flask) needs Werkzeug 3, so that pin is overridden on purpose.
 .venv/bin/python -m pip install --quiet "deepaas==2.6.0"
 .venv/bin/python -m pip install --quiet "werkzeug>=3.1"
+# jq and GNU coreutils: the tools the OSCAR example-style test services call (as their images would).
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 echo "lint and types…"
 .venv/bin/ruff check src tests
 .venv/bin/mypy

@@ -17,14 +17,17 @@ from fastapi.responses import PlainTextResponse
 from modelplane import __version__
 from modelplane.controlplane.deps import Deps
 from modelplane.errors import InvalidInput, Unauthenticated
-from modelplane.oscar import invoke, joblog
-from modelplane.oscar.auth import invoker, system_principal
+from modelplane.oscar import invoke, joblog, s3api
+from modelplane.oscar.auth import basic_credentials, invoker, system_principal
+from modelplane.oscar.buckets import Buckets
 from modelplane.oscar.records import Record
 from modelplane.oscar.services import OscarServices, ServiceNotFound, may_use
+from modelplane.oscar.status import cluster_status
 from modelplane.security import Principal
 from modelplane.settings import Settings
 
 router = APIRouter(tags=["OSCAR"])
+router.include_router(s3api.router)
 Caller = Annotated[Principal, Depends(system_principal)]
 Invoker = Annotated[Principal, Depends(invoker)]
 PLATFORM = "modelplane"
@@ -82,16 +85,33 @@ async def info(caller: Caller) -> dict[str, Any]:
     }
 
 
+def caller_token(request: Request) -> str:
+    """The token the caller authenticated with (a Basic password or a bearer token)."""
+    header = request.headers.get("authorization", "")
+    creds = basic_credentials(header)
+    if creds is not None:
+        return creds[1]
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
 @router.get("/system/config", summary="OSCAR: configuration and the buckets' S3 endpoint")
 @router.get("/system/config/", include_in_schema=False)
 async def config(request: Request, caller: Caller) -> dict[str, Any]:
     deps = _deps(request)
-    provider = dict(
-        getattr(request.app.state, "oscar_storage", None)
-        or {"endpoint": "", "verify": True, "access_key": "", "secret_key": "", "region": ""}
-    )
-    if not caller.admin:  # the platform's own S3 keys are for admins only
-        provider["access_key"] = provider["secret_key"] = ""
+    provider = dict(getattr(request.app.state, "oscar_storage", None) or {})
+    if provider:
+        if not caller.admin:  # the platform's own S3 keys are for admins only
+            provider["access_key"] = provider["secret_key"] = ""
+    else:
+        # Local buckets: the platform's own S3 endpoint, the caller's token as the access key.
+        provider = {
+            "endpoint": str(request.base_url).rstrip("/") + s3api.router.prefix,
+            "verify": False,
+            "access_key": caller_token(request) or caller.user,
+            "secret_key": s3api.SECRET_KEY,
+            "region": "us-east-1",
+        }
     book = deps.reconciler.reservations
     gpus = bool(book and book.inventory.gpus)
     return {
@@ -203,3 +223,54 @@ async def delete_job(name: str, job_id: str, caller: Caller, svc: Services) -> R
     await svc.visible(name, caller)
     await joblog.remove_job(svc.deps, name, job_id)
     return Response(status_code=204)
+
+
+# -- buckets -------------------------------------------------------------------------------------
+def _buckets(request: Request) -> Buckets:
+    return Buckets(_deps(request))
+
+
+BucketsDep = Annotated[Buckets, Depends(_buckets)]
+
+
+@router.get("/system/buckets", summary="OSCAR: the buckets you may use")
+async def list_buckets(caller: Caller, buckets: BucketsDep) -> list[dict[str, Any]]:
+    return await buckets.list(caller)
+
+
+@router.post("/system/buckets", status_code=201, summary="OSCAR: create a bucket")
+async def create_bucket(request: Request, caller: Caller, buckets: BucketsDep) -> Response:
+    await buckets.create(await _json_body(request), caller)
+    return Response(status_code=201)
+
+
+@router.put("/system/buckets", status_code=204, summary="OSCAR: change a bucket's visibility")
+async def update_bucket(request: Request, caller: Caller, buckets: BucketsDep) -> Response:
+    await buckets.update(await _json_body(request), caller)
+    return Response(status_code=204)
+
+
+@router.get("/system/buckets/{name}", summary="OSCAR: a bucket and a page of its objects")
+async def get_bucket(
+    name: str, caller: Caller, buckets: BucketsDep, page: Annotated[str, Query()] = ""
+) -> dict[str, Any]:
+    return await buckets.get(name, caller, page)
+
+
+@router.delete("/system/buckets/{name}", status_code=204, summary="OSCAR: delete a bucket")
+async def delete_bucket(name: str, caller: Caller, buckets: BucketsDep) -> Response:
+    await buckets.delete(name, caller)
+    return Response(status_code=204)
+
+
+@router.post("/system/buckets/{name}/presign", summary="OSCAR: a presigned URL for an object")
+async def presign(
+    name: str, request: Request, caller: Caller, buckets: BucketsDep
+) -> dict[str, Any]:
+    return await buckets.presign(name, await _json_body(request), caller, str(request.base_url))
+
+
+# -- status --------------------------------------------------------------------------------------
+@router.get("/system/status", summary="OSCAR: the platform's resources, services and buckets")
+async def status(request: Request, caller: Caller) -> dict[str, Any]:
+    return await cluster_status(_deps(request), caller)

@@ -17,6 +17,7 @@ from typing import Any
 
 from modelplane.controlplane.accounts import Accounts
 from modelplane.controlplane.deps import Deps
+from modelplane.controlplane.jobs import Jobs
 from modelplane.controlplane.service import Deployments
 from modelplane.errors import AlreadyExists, InvalidInput, ModelplaneError, NotFound
 from modelplane.oscar import links
@@ -138,6 +139,11 @@ class OscarServices:
         root = storage.root if isinstance(storage, LocalBucketStore) else None
         return service, links.plan(service, root, self.deps.settings.data_dir)
 
+    async def _mount_bucket(self, service: OscarService, owner: str) -> None:
+        """The mounted bucket is the owner's (created if new; someone else's is a 409)."""
+        if service.mount is not None and self.deps.jobs is not None:
+            await Jobs(self.deps).ensure_bucket(service.mount.bucket, owner)
+
     async def create(self, data: Any, principal: Principal) -> dict[str, Any]:
         service, linked = await self._checked(data)
         name = service.name
@@ -145,6 +151,7 @@ class OscarServices:
             raise AlreadyExists(
                 f"a service or deployment named {name!r} already exists", service=name
             )
+        await self._mount_bucket(service, principal.user)
         folder = await asyncio.to_thread(
             self.records.write, name, service.definition(), service.script
         )
@@ -170,6 +177,7 @@ class OscarServices:
         before = await asyncio.to_thread(self.records.read, service.name)
         if before is None:
             raise ServiceNotFound(service.name)
+        await self._mount_bucket(service, row.owner)
         folder = await asyncio.to_thread(
             self.records.write, service.name, service.definition(), service.script
         )
