@@ -128,4 +128,10 @@ def test_package_exports_exactly_its_public_names() -> None:
     import modelplane.autoscale as autoscale
 
     exported = {name for name in dir(autoscale) if not name.startswith("_")}
-    assert set(autoscale.__all__) == exported - {"policy", "window", "loop", "tracker", "annotations"}
+    assert set(autoscale.__all__) == exported - {
+        "policy",
+        "window",
+        "loop",
+        "tracker",
+        "annotations",
+    }
