@@ -16,15 +16,15 @@ from urllib.parse import parse_qsl
 import orjson
 
 from modelplane.errors import InvalidInput, ModelFailed, ModelplaneError, NotFound
+from modelplane.fronts.deepaas_swagger import swagger
 from modelplane.model.contract import FileInput, FileOutput, LoadedModel, encode_output
 from modelplane.model.deepaas import (
     ACCEPT,
     DeepaasCall,
     DeepaasModel,
     DeepaasOutput,
+    InvalidArguments,
     field_location,
-    field_schema,
-    is_file_field,
     is_multiple,
 )
 from modelplane.worker.inputs import multipart_parts
@@ -36,21 +36,10 @@ _SKIP_HEADERS = frozenset({b"authorization", b"cookie", b"host", b"content-lengt
 Multi = dict[str, list[Any]]
 
 
-class DeepaasArgumentsError(InvalidInput):
-    """Arguments webargs would reject; the body is DEEPaaS's ``{"field": ["message"]}``."""
-
-    status: ClassVar[int] = 422
-    code: ClassVar[str] = "invalid_arguments"
-
-    def __init__(self, messages: Any) -> None:
-        super().__init__(f"invalid arguments: {messages}")
-        self.messages = messages
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.messages if isinstance(self.messages, dict) else {"_schema": self.messages}
+DeepaasArgumentsError = InvalidArguments  # the name this front used before it moved
 
 
-class DeepaasBadJson(DeepaasArgumentsError):
+class DeepaasBadJson(InvalidArguments):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "invalid_json"
 
@@ -116,14 +105,9 @@ class DeepaasCodec:
             value = args.find(key, f)
             if value is not _MISSING:
                 raw[key] = value
-        from marshmallow import ValidationError
-
-        try:
-            kwargs = adapter.schema_class()().load(raw)
-        except ValidationError as exc:
-            raise DeepaasArgumentsError(exc.messages) from None
+        kwargs = adapter.load_args(raw)
         accept = kwargs.get(ACCEPT, "application/json")
-        return DeepaasCall("predict", dict(kwargs), str(accept))
+        return DeepaasCall("predict", kwargs, str(accept))
 
     def encode(self, model: LoadedModel, result: Any, params: bytes) -> tuple[int, bytes, bytes]:
         adapter = _adapter(model)
@@ -135,7 +119,7 @@ class DeepaasCodec:
             return 200, _JSON_UTF8, _json(_model_entry(adapter, result, path.rstrip("/")))
         if op == b"swagger":
             base = path[: -len("/swagger.json")] if path.endswith("/swagger.json") else ""
-            return 200, _JSON_UTF8, _json(swagger(adapter, result, base))
+            return 200, _JSON_UTF8, _json(swagger(adapter, base))
         assert isinstance(result, DeepaasOutput)
         return _prediction(adapter, result)
 
@@ -314,68 +298,6 @@ def _multipart(body: bytes, content_type: str) -> Multi:
         )
         fields.setdefault(part.name, []).append(value)
     return fields
-
-
-# -- swagger.json ---------------------------------------------------------------------------
-_IN = {"form": "formData", "headers": "header", "json": "formData", "querystring": "query"}
-
-
-def swagger(adapter: DeepaasModel, meta: Any, base: str) -> dict[str, Any]:
-    """A Swagger 2.0 document of the paths this front serves for the model."""
-    name = adapter.name
-    parameters = []
-    for argname, f in adapter.predict_args.items():
-        schema = field_schema(f)
-        location = field_location(f) or "querystring"
-        param: dict[str, Any] = {
-            "in": "formData" if is_file_field(f) else _IN.get(location, "query"),
-            "name": getattr(f, "data_key", None) or argname,
-            "required": bool(getattr(f, "required", False)),
-        }
-        if is_file_field(f):
-            param["type"] = "file"
-        else:
-            kind = schema.get("type", "string")
-            param["type"] = kind[0] if isinstance(kind, list) else kind
-            for key in ("format", "enum", "default", "items", "minimum", "maximum"):
-                if key in schema:
-                    param[key] = schema[key]
-            if param["type"] == "array":
-                param["collectionFormat"] = "multi"
-        if "description" in schema:
-            param["description"] = schema["description"]
-        parameters.append(param)
-    produces = adapter.accept_choices or ["application/json"]
-    meta_dict = meta if isinstance(meta, dict) else {}
-    return {
-        "swagger": "2.0",
-        "info": {
-            "title": "DEEP as a Service API endpoint",
-            "version": str(meta_dict.get("version", "0")),
-            "description": str(meta_dict.get("description", "")),
-        },
-        "basePath": base or "/",
-        "paths": {
-            "/": {"get": {"tags": ["versions"], "summary": "Get available API versions"}},
-            "/v2/": {"get": {"tags": ["versions"], "summary": "Get V2 API version information"}},
-            "/v2/models/": {
-                "get": {"tags": ["models"], "summary": "Return loaded models and its information"}
-            },
-            f"/v2/models/{name}/": {
-                "get": {"tags": ["models"], "summary": "Return model's metadata"}
-            },
-            f"/v2/models/{name}/predict/": {
-                "post": {
-                    "tags": ["models"],
-                    "summary": "Make a prediction given the input data",
-                    "consumes": ["multipart/form-data", "application/x-www-form-urlencoded"],
-                    "produces": produces,
-                    "parameters": parameters,
-                    "responses": {"200": {"description": "the prediction"}},
-                }
-            },
-        },
-    }
 
 
 CODEC = DeepaasCodec()

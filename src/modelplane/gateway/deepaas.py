@@ -18,6 +18,7 @@ import orjson
 from modelplane.errors import NotFound
 from modelplane.fronts.deepaas import pack_params
 from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.swagger_ui import SwaggerUi
 
 if TYPE_CHECKING:
     from modelplane.gateway.dataplane import Gateway
@@ -40,6 +41,12 @@ def route(method: bytes, path: bytes) -> tuple[str, bytes, bytes]:
         return _want(method, b"GET", "versions", b"", b"")
     if path == b"/v2/":
         return _want(method, b"GET", "v2", b"", b"")
+    if path == b"/v2/debug/":
+        return _want(method, b"GET", "debug", b"", b"")
+    if path == b"/api":
+        return _want(method, b"GET", "api", b"", b"")
+    if path.startswith(b"/api/static/"):
+        return _want(method, b"GET", "asset", b"", path[len(b"/api/static/") :])
     if path == b"/v2/models/":
         return _want(method, b"GET", "forward", b"models", b"")
     if path == b"/swagger.json":
@@ -65,7 +72,8 @@ def versions_doc(base: str) -> dict[str, Any]:
     return {
         "versions": [v2_doc(base)],
         "links": [
-            {"rel": "describedby", "type": "application/json", "href": f"{base}/swagger.json"}
+            {"rel": "help", "type": "text/html", "href": f"{base}/api"},
+            {"rel": "describedby", "type": "application/json", "href": f"{base}/swagger.json"},
         ],
     }
 
@@ -78,7 +86,9 @@ def v2_doc(base: str) -> dict[str, Any]:
     }
 
 
-def serve(req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward: Forward) -> None:
+def serve(
+    req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward: Forward, ui: SwaggerUi
+) -> None:
     """Answer one DEEPaaS request whose URL is ``base + rest``."""
     path, _, query = rest.partition(b"?")
     kind, op, name = route(req.method, path)
@@ -89,6 +99,15 @@ def serve(req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward:
         conn.respond(200, orjson.dumps(versions_doc(base_s)), _JSON_UTF8)
     elif kind == "v2":
         conn.respond(200, orjson.dumps(v2_doc(base_s)), _JSON_UTF8)
+    elif kind == "debug":  # as deepaas-run without --debug: nothing to show
+        conn.respond(204, b"", b"text/plain")
+    elif kind == "api":
+        conn.respond(200, ui.page(base_s, base_s or "model"), b"text/html; charset=utf-8")
+    elif kind == "asset":
+        found = ui.asset(name.decode("latin-1"))
+        if found is None:
+            raise NotFound(f"no Swagger UI asset {name.decode('latin-1')!r}")
+        conn.respond(200, found[1], found[0])
     elif kind == "redirect":
         location = base + path + b"/" + (b"?" + query if query else b"")
         conn.respond(
@@ -103,15 +122,16 @@ def serve(req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward:
         raise NotFound(
             f"no DEEPaaS route {req.method.decode()} {path.decode('latin-1')}",
             hint="DEEPaaS paths: /, /v2/, /v2/models/, /v2/models/{name}/, "
-            "POST /v2/models/{name}/predict/, /swagger.json",
+            "POST /v2/models/{name}/predict/, /swagger.json, /api",
         )
 
 
 class DeepaasRouter:
     """``/deepaas/{deployment}/…`` on the platform's gateway."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, ui: SwaggerUi | None = None) -> None:
         self.gateway = gateway
+        self.ui = ui or SwaggerUi()
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         rest = req.url[len(PREFIX) :]
@@ -129,4 +149,4 @@ class DeepaasRouter:
         def forward(meta: bytes) -> None:
             self.gateway.forward(name, req, conn, b"deepaas\x00" + meta)
 
-        serve(req, conn, base, rest[end:], forward)
+        serve(req, conn, base, rest[end:], forward, self.ui)

@@ -13,6 +13,7 @@ import orjson
 from modelplane.errors import NotFound
 from modelplane.gateway import deepaas
 from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.swagger_ui import SwaggerUi
 from modelplane.model.contract import LoadedModel
 from modelplane.model.deepaas import DeepaasModel
 from modelplane.worker.server import Predictor
@@ -31,11 +32,15 @@ class LocalModelServer:
         }
         self._metadata = orjson.dumps(model.metadata.to_dict())
         self._deepaas = isinstance(model.instance, DeepaasModel)
+        self._ui = SwaggerUi()
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         path = req.url.partition(b"?")[0]
-        if self._deepaas and (path in (b"/", b"/v2", b"/swagger.json") or path.startswith(b"/v2/")):
-            deepaas.serve(req, conn, b"", req.url, self._forward_deepaas(req, conn))
+        if self._deepaas and (
+            path in (b"/", b"/v2", b"/swagger.json", b"/api")
+            or path.startswith((b"/v2/", b"/api/static/"))
+        ):
+            deepaas.serve(req, conn, b"", req.url, self._forward_deepaas(req, conn), self._ui)
             return
         if req.method == b"POST" and path in self._predict_paths:
             self.predictor.submit(

@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import importlib.machinery
 import importlib.metadata
+import importlib.util
 import io
 import os
 import sys
@@ -30,11 +31,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
-from modelplane.errors import InvalidSpec
+from modelplane.errors import InvalidInput, InvalidSpec
 from modelplane.model.contract import FileInput, FileOutput, LoadedModel, ModelMetadata
 
 GROUP = "deepaas.v2.model"
@@ -42,12 +43,45 @@ ACCEPT = "accept"
 
 
 class UploadedFile(NamedTuple):
-    """A file argument as DEEPaaS hands it to ``predict``: ``filename`` is a temporary path."""
+    """A file argument as DEEPaaS hands it to ``predict``: ``filename`` is a temporary path.
+
+    Used only where deepaas itself is not installed; a module whose environment has deepaas gets
+    ``deepaas.model.v2.wrapper.UploadedFile``, so its own ``isinstance`` checks hold.
+    """
 
     name: str | None = None
     filename: str | None = None
     content_type: str | None = None
     original_filename: str | None = None
+
+
+def uploaded_file_class() -> Any:
+    """deepaas's own ``UploadedFile`` when deepaas is importable here, else ours (same fields)."""
+    if importlib.util.find_spec("deepaas") is None:
+        return UploadedFile
+    try:
+        from deepaas.model.v2.wrapper import UploadedFile as Theirs
+    except Exception:  # an installed but broken deepaas: the module will say so itself
+        return UploadedFile
+    return Theirs
+
+
+class InvalidArguments(InvalidInput):
+    """Arguments webargs would reject: 422, and the body is marshmallow's messages as they are.
+
+    DEEPaaS answers ``json.dumps(error.messages)``: ``{"field": ["message"]}``, nested for nested
+    fields, with integer keys (as strings) for the items of a list.
+    """
+
+    status: ClassVar[int] = 422
+    code: ClassVar[str] = "invalid_arguments"
+
+    def __init__(self, messages: Any) -> None:
+        super().__init__(f"invalid arguments: {messages}")
+        self.messages = messages
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.messages if isinstance(self.messages, dict) else {"_schema": self.messages}
 
 
 @dataclass(frozen=True)
@@ -366,6 +400,8 @@ class DeepaasModel:
                     break
         self.response_schema = getattr(obj, "schema", None)
         self._schema_class: Any = None
+        self._train_schema_class: Any = None
+        self.uploaded_file = uploaded_file_class()
 
     # what the model contract asks
     def load(self) -> None:
@@ -376,15 +412,37 @@ class DeepaasModel:
             if inputs.op == "predict":
                 return DeepaasOutput(self._run(inputs.kwargs), inputs.accept)
             return self.get_metadata()
+        # The native API: a JSON object or a multipart form, checked by the module's own
+        # schema like a DEEPaaS request (required arguments, conversions, defaults).
         if not isinstance(inputs, dict):
             inputs = {"data": inputs}
-        kwargs = {k: v for k, v in inputs.items() if k in self.predict_args}
+        raw: dict[str, Any] = {}
         for name, f in self.predict_args.items():
-            if name not in kwargs:
-                default = field_default(f)
-                if default is not None and not is_missing(default):
-                    kwargs[name] = default() if callable(default) else default
-        return _plain(self._run(kwargs))
+            key = getattr(f, "data_key", None) or name
+            if key in inputs:
+                value = inputs[key]
+                raw[key] = [value] if is_multiple(f) and not isinstance(value, list) else value
+        kwargs = self.load_args(raw)
+        accept = kwargs.get(ACCEPT)
+        result = self._run(kwargs)
+        if isinstance(accept, str) and accept not in ("application/json", "*/*"):
+            if isinstance(result, FileOutput):
+                return FileOutput(result.data, accept, result.filename)
+            if isinstance(result, str):
+                return FileOutput(result.encode(), accept)
+            if isinstance(result, bytes | bytearray):
+                return FileOutput(bytes(result), accept)
+        return _plain(result)
+
+    def load_args(self, raw: dict[str, Any], train: bool = False) -> dict[str, Any]:
+        """The module's own marshmallow load of raw arguments; 422 with its messages."""
+        from marshmallow import ValidationError  # only a DEEPaaS model's own dependency
+
+        schema = self.train_schema_class() if train else self.schema_class()
+        try:
+            return dict(schema().load(raw))
+        except ValidationError as exc:
+            raise InvalidArguments(exc.messages) from None
 
     # DEEPaaS behaviour
     def get_metadata(self) -> dict[str, Any]:
@@ -405,6 +463,13 @@ class DeepaasModel:
 
             self._schema_class = Schema.from_dict(dict(self.predict_args), name="PredictArgs")
         return self._schema_class
+
+    def train_schema_class(self) -> Any:
+        if self._train_schema_class is None:
+            from marshmallow import Schema
+
+            self._train_schema_class = Schema.from_dict(dict(self.train_args), name="TrainArgs")
+        return self._train_schema_class
 
     def response_schema_class(self) -> Any:
         schema = self.response_schema
@@ -431,15 +496,21 @@ class DeepaasModel:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
 
-    @staticmethod
-    def _file_arg(name: str, value: Any, temps: list[str]) -> Any:
+    def _file_arg(self, name: str, value: Any, temps: list[str]) -> Any:
+        if isinstance(value, list):
+            return [self._file_arg(name, v, temps) for v in value]
         if not isinstance(value, FileInput):
             return value
         fd, path = tempfile.mkstemp()
         with os.fdopen(fd, "wb") as f:
             f.write(value.data)
         temps.append(path)
-        return UploadedFile(value.field or name, path, value.content_type, value.filename)
+        return self.uploaded_file(
+            name=value.field or name,
+            filename=path,
+            content_type=value.content_type,
+            original_filename=value.filename,
+        )
 
 
 def _plain(result: Any) -> Any:
@@ -518,6 +589,7 @@ __all__ = [
     "DeepaasLoader",
     "DeepaasModel",
     "DeepaasOutput",
+    "InvalidArguments",
     "UploadedFile",
     "field_schema",
     "object_schema",

@@ -179,7 +179,7 @@ def test_load_warms_once_and_adapts_predict(tmp_path: Path) -> None:
     temp = module.CALLS[-1]
     assert os.path.isabs(temp) and not os.path.exists(temp)  # removed after predict
     raw = model.call({"f": FileInput("f", "a.txt", "text/plain", b"hi"), "accept": "text/plain"})
-    assert raw == FileOutput(b"hihi")
+    assert raw == FileOutput(b"hihi", "text/plain")  # `accept` decides the content type
     # the DEEPaaS front's calls
     call = DeepaasCall("predict", {"f": FileInput("f", "b", "x/y", b"z"), "n": 1}, "*/*")
     result = model.call(call)
