@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.integration.fronts.test_deepaas_compat import both, deepaas_run, same, start, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
