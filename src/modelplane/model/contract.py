@@ -67,6 +67,33 @@ class FileSet:
 
 
 @dataclass(frozen=True)
+class BatchPolicy:
+    """How a replica gathers concurrent requests into one ``predict_batch`` call.
+
+    A batch is sent to the model as soon as it holds ``max_size`` inputs, or ``max_wait_ms``
+    after its first input arrived, whichever comes first.
+    """
+
+    max_size: int
+    max_wait_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_size, bool) or not isinstance(self.max_size, int):
+            raise ValueError("batch.max_size must be a whole number")
+        if not 1 <= self.max_size <= 4096:
+            raise ValueError(f"batch.max_size must be between 1 and 4096, not {self.max_size}")
+        if isinstance(self.max_wait_ms, bool) or not isinstance(self.max_wait_ms, int | float):
+            raise ValueError("batch.max_wait_ms must be a number of milliseconds")
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise ValueError(
+                f"batch.max_wait_ms must be between 0 and 10000, not {self.max_wait_ms}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_size": self.max_size, "max_wait_ms": self.max_wait_ms}
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     name: str
     version: str = "0"
@@ -75,6 +102,7 @@ class ModelMetadata:
     output_schema: dict[str, Any] | None = None
     accepts: tuple[str, ...] = ("application/json",)
     extra: dict[str, Any] = field(default_factory=dict)
+    batch: BatchPolicy | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +113,7 @@ class ModelMetadata:
             "output_schema": self.output_schema,
             "accepts": list(self.accepts),
             **({"extra": self.extra} if self.extra else {}),
+            **({"batch": self.batch.to_dict()} if self.batch else {}),
         }
 
     def accepts_type(self, content_type: str) -> bool:
@@ -111,6 +140,18 @@ class LoadedModel:
             raise TypeError(f"model {metadata.name!r} has no predict(inputs) method")
         self.is_async = inspect.iscoroutinefunction(predict)
         self._predict: Callable[[Any], Any] = predict
+        # Dynamic batching needs both the model's consent (``predict_batch``) and a policy.
+        predict_batch = getattr(instance, "predict_batch", None)
+        self.batch = metadata.batch if callable(predict_batch) else None
+        if metadata.batch is not None and not callable(predict_batch):
+            raise TypeError(
+                f"model {metadata.name!r} declares `batch:` but has no predict_batch(inputs) "
+                "method taking a list of inputs and returning a list of outputs"
+            )
+        self._predict_batch: Callable[[list[Any]], Any] | None = (
+            predict_batch if callable(predict_batch) else None
+        )
+        self.batch_is_async = inspect.iscoroutinefunction(predict_batch)
         self._validator: jsonschema.protocols.Validator | None = None
         if metadata.input_schema:
             cls = jsonschema.validators.validator_for(metadata.input_schema)
@@ -143,6 +184,11 @@ class LoadedModel:
     def call(self, inputs: Any) -> Any | Awaitable[Any]:
         """Run predict; an async model returns an awaitable, a sync one the result."""
         return self._predict(inputs)
+
+    def call_batch(self, inputs: list[Any]) -> Any | Awaitable[Any]:
+        """Run predict_batch on several inputs; only for a model with a batch policy."""
+        assert self._predict_batch is not None
+        return self._predict_batch(inputs)
 
     def failure(self, exc: BaseException) -> ModelFailed:
         return ModelFailed(

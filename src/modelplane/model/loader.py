@@ -9,6 +9,7 @@ modelplane.yaml::
     accepts: [application/json, image/png]
     input_schema: {...JSON Schema...}
     output_schema: {...}
+    batch: {max_size: 32, max_wait_ms: 5}    # optional: the class has predict_batch(list)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import yaml
 
 from modelplane.errors import InvalidSpec
-from modelplane.model.contract import LoadedModel, ModelMetadata
+from modelplane.model.contract import BatchPolicy, LoadedModel, ModelMetadata
 
 MANIFEST = "modelplane.yaml"
 _KNOWN_KEYS = {
@@ -34,6 +35,7 @@ _KNOWN_KEYS = {
     "input_schema",
     "output_schema",
     "extra",
+    "batch",
 }
 
 
@@ -79,8 +81,25 @@ def read_manifest(folder: str | Path, entrypoint: str | None = None) -> Manifest
         output_schema=data.get("output_schema"),
         accepts=tuple(str(a).lower() for a in accepts),
         extra=data.get("extra") or {},
+        batch=_batch_policy(path, data.get("batch")),
     )
     return Manifest(folder=folder, entrypoint=entry, metadata=metadata)
+
+
+def _batch_policy(path: Path, value: Any) -> BatchPolicy | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"max_size", "max_wait_ms"}:
+        raise InvalidSpec(
+            f"{path}: batch must be a mapping with max_size and optionally max_wait_ms",
+            field="batch",
+        )
+    if "max_size" not in value:
+        raise InvalidSpec(f"{path}: batch.max_size is required", field="batch.max_size")
+    try:
+        return BatchPolicy(value["max_size"], value.get("max_wait_ms", 0.0))
+    except ValueError as exc:
+        raise InvalidSpec(f"{path}: {exc}", field="batch") from None
 
 
 def import_model_class(manifest: Manifest) -> Any:

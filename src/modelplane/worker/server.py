@@ -11,6 +11,7 @@ from modelplane import fronts
 from modelplane.errors import ModelplaneError
 from modelplane.fronts import Codec
 from modelplane.model.contract import LoadedModel, encode_output
+from modelplane.worker.batching import Batcher
 from modelplane.worker.inputs import decode_inputs
 from modelplane.worker.protocol import FrameReader, Kind, response_frame, split_request
 from modelplane.worker.reply import MAX_REPLY, error_body, log_failure, not_encodable, too_large
@@ -36,6 +37,7 @@ class Predictor:
         self.in_flight = 0
         self.idle: Callable[[], None] | None = None
         self._loop = asyncio.get_running_loop()
+        self.batcher = Batcher(model) if model.batch is not None else None
 
     def submit(self, content_type: bytes, body: bytes, reply: Reply, meta: bytes = b"") -> None:
         """Decode, predict, encode. ``meta`` names a protocol front (see modelplane.fronts)."""
@@ -60,6 +62,14 @@ class Predictor:
                     model.validate(inputs)
         except ModelplaneError as exc:
             reply(exc.status, _JSON, error_body(exc))
+            return
+        if self.batcher is not None:
+            self.in_flight += 1
+            self.batcher.add(
+                inputs,
+                lambda result: self._settle(result, None, reply, codec, params),
+                lambda exc: self._settle(None, exc, reply, codec, params),
+            )
             return
         try:
             result = model.call(inputs)
@@ -111,6 +121,34 @@ class Predictor:
             self.in_flight -= 1
             if self.in_flight == 0 and self.idle is not None:
                 self.idle()
+
+    def _settle(
+        self,
+        result: Any,
+        exc: BaseException | None,
+        reply: Reply,
+        codec: Codec | None,
+        params: bytes,
+    ) -> None:
+        """One batched input's outcome: answer it and account for it."""
+        try:
+            if isinstance(exc, ModelplaneError):
+                reply(exc.status, _JSON, error_body(exc))
+            elif exc is not None:
+                self._failed(exc, reply)
+            elif codec is None:
+                self._send(result, reply)
+            else:
+                self._send_front(codec, params, result, reply)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.idle is not None:
+                self.idle()
+
+    def flush(self) -> None:
+        """Send any inputs still gathering for a batch (the replica is asked to stop)."""
+        if self.batcher is not None:
+            self.batcher.flush()
 
     def _send(self, result: Any, reply: Reply) -> None:
         try:
@@ -182,6 +220,7 @@ class ReplicaProtocol(asyncio.Protocol):
             )
         elif kind == Kind.STOP:
             self._stopping = True
+            self.predictor.flush()
             self._maybe_finish()
 
     def _write(self, data: bytes) -> None:
