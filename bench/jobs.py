@@ -145,6 +145,20 @@ class Platform:
         self.token = ""
 
     def start(self) -> None:
+        self.boot()
+        spec = {"name": "echo", "mode": "dedicated", "scale": {"replicas": self.replicas},
+                "model": {"path": str(ECHO_FOLDER)}, "input": "echo-in", "output": "echo-out"}
+        self.deploy(spec)
+
+        def echoes() -> bool:
+            s = self.server
+            a = httpx.post(s.url, content=BODY, headers={**JSON_CT, **s.headers}, timeout=5)
+            return a.status_code == 200 and a.json() == json.loads(BODY)
+
+        wait_until("echo answer", echoes, self.server, 60)
+
+    def boot(self) -> None:
+        """Start ``modelplane up`` and wait until its API answers with the admin token."""
         s = self.server
         s.start()
         token_file = self.data_dir / "admin.token"
@@ -159,23 +173,21 @@ class Platform:
         wait_until("control plane answer", api_up, s, 60)
         self.token = token_file.read_text().strip()
         s.headers = {"Authorization": f"Bearer {self.token}"}
-        spec = {"name": "echo", "mode": "dedicated", "scale": {"replicas": self.replicas},
-                "model": {"path": str(ECHO_FOLDER)}, "input": "echo-in", "output": "echo-out"}
+
+    def deploy(self, spec: dict[str, Any]) -> None:
+        """Create a deployment over REST and wait for its replicas (dedicated specs)."""
+        s = self.server
         r = httpx.post(f"{self.base}/api/v1/deployments", json=spec, headers=s.headers,
                        timeout=30)
         if r.status_code not in (200, 201):
             raise RuntimeError(f"creating the deployment: {r.status_code} {r.text}")
-        wait_until(f"{self.replicas} ready replicas",
-                   lambda: (self.status()["status"].get("ready") or 0) >= self.replicas, s, 120)
+        want = spec.get("scale", {}).get("replicas", 1)
+        name = spec["name"]
+        wait_until(f"{want} ready replicas of {name}",
+                   lambda: (self.status(name)["status"].get("ready") or 0) >= want, s, 120)
 
-        def echoes() -> bool:
-            a = httpx.post(s.url, content=BODY, headers={**JSON_CT, **s.headers}, timeout=5)
-            return a.status_code == 200 and a.json() == json.loads(BODY)
-
-        wait_until("echo answer", echoes, s, 60)
-
-    def status(self) -> dict[str, Any]:
-        r = httpx.get(f"{self.base}/api/v1/deployments/echo", headers=self.server.headers,
+    def status(self, name: str = "echo") -> dict[str, Any]:
+        r = httpx.get(f"{self.base}/api/v1/deployments/{name}", headers=self.server.headers,
                       timeout=5)
         r.raise_for_status()
         return dict(r.json())
