@@ -26,6 +26,7 @@ from modelplane.gateway.http import HttpLimits, serve_http
 from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
 from modelplane.jobs import BucketWatcher, JobRunner
+from modelplane.jobs.changes import LocalChanges
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.oscar.router import storage_info as oscar_storage_info
@@ -122,6 +123,9 @@ class Platform:
             self.reconciler,
             interval=s.watch_interval,
             on_new=lambda name: self.runner.wake(backlog_of=name),
+            changes=LocalChanges(self.storage)
+            if isinstance(self.storage, LocalBucketStore)
+            else None,
         )
         self.autoscaler.queued_jobs = self.runner.backlog
         self.reconciler.on_removed.append(self.watcher.forget)

@@ -25,7 +25,7 @@ from modelplane.jobs.keys import retry_delay
 from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.storage import BucketStore
-from modelplane.store.jobs import QUEUED, RUNNING, JobStore
+from modelplane.store.jobs import JobStore
 from modelplane.store.models import JobRow
 
 log = logging.getLogger("modelplane.jobs")
@@ -96,10 +96,7 @@ class JobRunner:
         loop = asyncio.get_running_loop()
         if loop.time() - self._counted_at >= self.interval:
             self._counted_at = loop.time()
-            counts = await asyncio.to_thread(self.jobs.counts)
-            self._backlog = {
-                name: c.get(QUEUED, 0) + c.get(RUNNING, 0) for name, c in counts.items()
-            }
+            self._backlog = await asyncio.to_thread(self.jobs.active_counts)
         for name, dep in list(self.deployments.deployments.items()):
             spec = dep.spec
             if spec.input is None or not self._backlog.get(name):

@@ -1,7 +1,13 @@
 """Notices objects written straight into input buckets (any S3 client, or a file dropped into a
 local bucket folder) and makes them jobs.
 
-Each pass lists the bucket; the store's unique key on (deployment, bucket, key, etag) makes
+Where the storage tells us what changed (local buckets: the kernel's file events, see
+:mod:`.changes`), the watcher lists each input bucket once — at start and when a deployment
+starts reading a bucket — and from then on only looks at the objects the events name, so a
+quiet bucket costs nothing however large it is. Where it cannot (S3), it lists the input
+buckets every ``interval``.
+
+Each listing pass lists the bucket; the store's unique key on (deployment, bucket, key, etag) makes
 enqueuing idempotent, and a memory of what was already seen keeps a pass over a large, quiet
 bucket from touching the store at all. A listing cursor alone (``start_after``) would miss
 objects whose keys sort before the newest one, which arrive all the time.
@@ -15,11 +21,15 @@ import logging
 from typing import Any
 
 from modelplane.errors import ModelplaneError
+from modelplane.jobs.changes import Changed
 from modelplane.jobs.triggers import triggers, watch_prefix
 from modelplane.storage import BucketStore, ObjectInfo
 from modelplane.store.jobs import JobStore, NewJob
 
 log = logging.getLogger("modelplane.jobs")
+
+_SUBSCRIPTION_CHECK = 0.25
+"""Seconds between looks at which buckets the deployments read (a dict in memory)."""
 
 
 class BucketWatcher:
@@ -31,22 +41,85 @@ class BucketWatcher:
         *,
         interval: float = 2.0,
         on_new: Any = None,
+        changes: Any = None,
     ) -> None:
         self.jobs = jobs
         self.storage = storage
         self.deployments = deployments
         self.interval = interval
         self.on_new = on_new
+        self.changes = changes
+        """A change feed (``watch(buckets, stop)``, e.g. :class:`.changes.LocalChanges`), or
+        ``None`` to list the buckets every ``interval``."""
         self._seen: dict[str, set[tuple[str, str]]] = {}
         self._closing = False
+        self._stop = asyncio.Event()
 
     async def run(self) -> None:
+        if self.changes is None:
+            while not self._closing:
+                await self._scan_logged()
+                await self._pause(self.interval)
+            return
         while not self._closing:
+            buckets = self._input_buckets()
+            # Subscribe first, then list: an object landing in between is seen by one or both,
+            # and enqueuing is idempotent.
+            stop = asyncio.Event()
+            self._stop = stop
+            follow = asyncio.create_task(self._follow(buckets, stop))
+            await asyncio.sleep(0)
+            await self._scan_logged()
+            # Deployments come and go: re-subscribe when the set of input buckets changes.
+            # Checking that set is a look at a dict in memory, no I/O.
+            while not self._closing and self._input_buckets() == buckets and not follow.done():
+                await self._pause(_SUBSCRIPTION_CHECK)
+            stop.set()
+            await asyncio.gather(follow, return_exceptions=True)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _scan_logged(self) -> None:
+        try:
+            await self.scan()
+        except Exception:
+            log.exception("bucket scan failed; retrying")
+
+    def _input_buckets(self) -> set[str]:
+        return {
+            dep.spec.input
+            for dep in list(self.deployments.deployments.values())
+            if dep.spec.input is not None and dep.spec.output is not None
+        }
+
+    async def _follow(self, buckets: set[str], stop: asyncio.Event) -> None:
+        try:
+            async for changed in self.changes.watch(buckets, stop):
+                await self.notice(changed)
+        except Exception:
+            log.exception("bucket change feed failed; listing the buckets again")
+
+    async def notice(self, changed: Changed) -> int:
+        """Make jobs of the objects ``changed`` names, for every deployment reading them."""
+        readers: dict[str, list[tuple[str, Any]]] = {}
+        for name, dep in list(self.deployments.deployments.items()):
+            spec = dep.spec
+            if spec.input is not None and spec.output is not None:
+                readers.setdefault(spec.input, []).append((name, dep))
+        created = 0
+        for bucket, key in sorted(changed):
+            if bucket not in readers:
+                continue
             try:
-                await self.scan()
-            except Exception:
-                log.exception("bucket scan failed; retrying")
-            await asyncio.sleep(self.interval)
+                obj = await asyncio.to_thread(self.storage.head, bucket, key)
+            except ModelplaneError:
+                continue  # gone again, or not an object
+            for name, dep in readers[bucket]:
+                if triggers(dep.spec, bucket, key):
+                    created += await self._enqueue(name, dep, bucket, obj)
+        return created
 
     async def scan(self) -> int:
         created = 0
@@ -61,24 +134,30 @@ class BucketWatcher:
                     continue
                 if not obj.content_type:  # listings carry none; look it up once per object
                     obj = await asyncio.to_thread(self._typed, spec.input, obj)
-                job = NewJob(
-                    name,
-                    dep.owner,
-                    spec.input,
-                    obj.key,
-                    obj.etag,
-                    obj.content_type or "application/octet-stream",
-                    spec.output,
-                )
-                try:
-                    _, new = await asyncio.to_thread(self.jobs.enqueue, job)
-                except ModelplaneError:
-                    continue
-                seen.add((obj.key, obj.etag))
-                created += new
-                if new and self.on_new is not None:
-                    self.on_new(name)
+                created += await self._enqueue(name, dep, spec.input, obj)
         return created
+
+    async def _enqueue(self, name: str, dep: Any, bucket: str, obj: ObjectInfo) -> int:
+        seen = self._seen.setdefault(name, set())
+        if (obj.key, obj.etag) in seen:
+            return 0
+        job = NewJob(
+            name,
+            dep.owner,
+            bucket,
+            obj.key,
+            obj.etag,
+            obj.content_type or "application/octet-stream",
+            dep.spec.output,
+        )
+        try:
+            _, new = await asyncio.to_thread(self.jobs.enqueue, job)
+        except ModelplaneError:
+            return 0
+        seen.add((obj.key, obj.etag))
+        if new and self.on_new is not None:
+            self.on_new(name)
+        return int(new)
 
     def _list_all(self, bucket: str, prefix: str = "") -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
@@ -107,3 +186,4 @@ class BucketWatcher:
 
     def close(self) -> None:
         self._closing = True
+        self._stop.set()

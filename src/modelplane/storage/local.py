@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 from modelplane.errors import AlreadyExists, InvalidInput, NotFound
-from modelplane.storage._files import CHUNK_SIZE, iter_chunks, write_atomically
+from modelplane.storage._files import CHUNK_SIZE, is_temp_name, iter_chunks, write_atomically
 from modelplane.storage._tree import walk_objects
 from modelplane.storage.base import DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, ObjectInfo, PutData
 from modelplane.storage.keys import (
@@ -216,6 +216,26 @@ class LocalBucketStore:
         return found
 
     # -- paths -------------------------------------------------------------------------------
+
+    def bucket_folder(self, name: str) -> Path:
+        """The folder holding bucket ``name``'s objects (for change notifications)."""
+        return self._bucket_path(name)
+
+    def key_of(self, bucket: str, path: Path) -> str | None:
+        """The key a file under ``bucket``'s folder is stored as; ``None`` if it is no object
+        (a temporary file, a hidden name, a path outside the bucket)."""
+        try:
+            rel = Path(path).relative_to(self._bucket_path(bucket))
+        except ValueError:
+            return None
+        if not rel.parts or any(is_temp_name(part) for part in rel.parts):
+            return None
+        key = rel.as_posix()
+        try:
+            validate_key(key)
+        except InvalidInput:
+            return None
+        return key
 
     def _real_root(self) -> Path:
         # Resolved once, on first use: every operation needs it and realpath walks the tree.

@@ -219,6 +219,17 @@ class JobStore:
                 out.setdefault(deployment, {})[state] = n
             return out
 
+    def active_counts(self) -> dict[str, int]:
+        """``{deployment: queued + running}``, for deployments with such jobs; reads only those
+        rows (through the state index), however many finished jobs the table keeps."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(JobRow.deployment, func.count())
+                .where(JobRow.state.in_((QUEUED, RUNNING)))
+                .group_by(JobRow.deployment)
+            )
+            return {deployment: n for deployment, n in rows}
+
     def delete_for(self, deployment: str) -> None:
         with self.store.session() as s:
             s.execute(delete(JobRow).where(JobRow.deployment == deployment))

@@ -1,0 +1,43 @@
+"""Local buckets are watched by the kernel's file events, not by listing them again and again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.integration.conftest import Harness
+from tests.integration.jobs.test_jobs import all_finished, deploy_async
+
+pytestmark = pytest.mark.integration
+
+# An hour between listings: within the test only the change feed can notice a dropped file.
+NO_LISTING = {"stable_window": 2.0, "autoscale_interval": 0.05, "watch_interval": 3600.0}
+
+
+@pytest.mark.parametrize("platform_settings", [NO_LISTING])
+async def test_files_dropped_into_a_bucket_folder_become_jobs_without_a_rescan(
+    harness: Harness, examples: Path
+) -> None:
+    folder = harness.platform.settings.buckets_dir / "echo-in"
+    folder.mkdir(parents=True)
+    (folder / "before.json").write_bytes(b'{"n": 0}')  # there before the deployment: listed once
+    await deploy_async(harness, "echo", examples / "echo")
+    await all_finished(harness, "echo", 1)
+
+    (folder / "deep" / "er").mkdir(parents=True)  # new sub-folders are watched too
+    (folder / "deep" / "er" / "one.json").write_bytes(b'{"n": 1}')
+    (folder / "two.json").write_bytes(b'{"n": 2}')
+    # An atomic write's temporary file is never an object (the renamed result is).
+    (folder / ".modelplane-tmp-0123abcd.part").write_bytes(b"half written")
+    data = await all_finished(harness, "echo", 3)
+    assert data["counts"] == {"succeeded": 3}
+    keys = sorted(j["input"]["key"] for j in data["jobs"])
+    assert keys == ["before.json", "deep/er/one.json", "two.json"]
+
+    # Overwriting an object with new content is a new input; the same content again is not.
+    (folder / "two.json").write_bytes(b'{"n": 22}')
+    data = await all_finished(harness, "echo", 4)
+    r = await harness.http.get("/api/v1/buckets/echo-out/objects/two.json.json")
+    assert r.json() == {"n": 22}
+    # Results written to the output bucket never trigger anything.
+    assert data["counts"] == {"succeeded": 4}
