@@ -100,7 +100,7 @@ class Batcher:
         self.batches += 1
         try:
             result = self.model.call_batch([item.inputs for item in items])
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: a model never ends a replica
             _fail_all(items, exc)
             return
         if self.model.batch_is_async:
@@ -111,7 +111,9 @@ class Batcher:
     async def _finish(self, items: list[_Item], pending: Any) -> None:
         try:
             result = await pending
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
             _fail_all(items, exc)
         else:
             self._deliver(items, result)

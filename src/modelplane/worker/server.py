@@ -132,14 +132,14 @@ class Predictor:
     ) -> None:
         """One batched input's outcome: answer it and account for it."""
         try:
-            if isinstance(exc, ModelplaneError):
-                reply(exc.status, _JSON, error_body(exc))
-            elif exc is not None:
-                self._failed(exc, reply)
+            if exc is not None:
+                self._failed(exc, reply, "predict_batch failed")
             elif codec is None:
                 self._send(result, reply)
             else:
                 self._send_front(codec, params, result, reply)
+        except BaseException as problem:  # see submit
+            self._failed(problem, reply, "failed while encoding a reply")
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self.idle is not None:
