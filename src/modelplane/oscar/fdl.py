@@ -154,10 +154,6 @@ class Volume(_Open):
     def volume_name(self, service: str) -> str:
         return self.name or service
 
-    @property
-    def retained(self) -> bool:
-        """A volume named without a size is an existing one; ``retain`` keeps a new one."""
-        return self.lifecycle_policy == "retain" or not self.size
 
 
 # Fields OSCAR defines that modelplane cannot honour: refused when set, with the reason.

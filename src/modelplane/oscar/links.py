@@ -9,23 +9,18 @@ both ways (files the script writes there are objects of the bucket at once); a v
 folder of the platform's data directory that outlives the service unless its
 ``lifecycle_policy`` is ``delete``.
 
-:func:`plan` is pure; :func:`write` and :func:`remove_volume` are the I/O.
+:func:`plan` is pure; :func:`write` is the I/O (volumes themselves: :mod:`.volumes`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 from modelplane.errors import InvalidInput
 from modelplane.model.oscar import LINKS
 from modelplane.oscar.fdl import OscarService
-
-
-def volumes_root(data_dir: Path) -> Path:
-    return data_dir / "oscar-volumes"
+from modelplane.oscar.volumes import volumes_root
 
 
 def plan(service: OscarService, buckets_root: Path | None, data_dir: Path) -> list[dict[str, str]]:
@@ -64,13 +59,3 @@ def write(folder: Path, links: list[dict[str, str]]) -> None:
     for link in links:
         Path(link["to"]).mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"links": links}, indent=2))
-
-
-def remove_volume(definition: dict[str, Any], name: str, data_dir: Path) -> None:
-    """Remove the service's volume unless it is kept (``retain``, or a named existing one)."""
-    vol = definition.get("volume")
-    if not isinstance(vol, dict) or not vol.get("size"):
-        return
-    if vol.get("lifecycle_policy") == "retain":
-        return
-    shutil.rmtree(volumes_root(data_dir) / (vol.get("name") or name), ignore_errors=True)

@@ -23,6 +23,7 @@ from modelplane.oscar.buckets import Buckets
 from modelplane.oscar.records import Record
 from modelplane.oscar.services import OscarServices, ServiceNotFound, may_use
 from modelplane.oscar.status import cluster_status
+from modelplane.oscar.volumes import Volumes
 from modelplane.security import Principal
 from modelplane.settings import Settings
 
@@ -274,3 +275,32 @@ async def presign(
 @router.get("/system/status", summary="OSCAR: the platform's resources, services and buckets")
 async def status(request: Request, caller: Caller) -> dict[str, Any]:
     return await cluster_status(_deps(request), caller)
+
+
+# -- volumes -------------------------------------------------------------------------------------
+def _volumes(request: Request) -> Volumes:
+    return Volumes(_deps(request))
+
+
+VolumesDep = Annotated[Volumes, Depends(_volumes)]
+
+
+@router.get("/system/volumes", summary="OSCAR: your managed volumes")
+async def list_volumes(caller: Caller, volumes: VolumesDep) -> list[dict[str, Any]]:
+    return await volumes.list(caller)
+
+
+@router.post("/system/volumes", status_code=201, summary="OSCAR: create a managed volume")
+async def create_volume(request: Request, caller: Caller, volumes: VolumesDep) -> dict[str, Any]:
+    return await volumes.create(await _json_body(request), caller)
+
+
+@router.get("/system/volumes/{name}", summary="OSCAR: one managed volume")
+async def get_volume(name: str, caller: Caller, volumes: VolumesDep) -> dict[str, Any]:
+    return await volumes.get(name, caller)
+
+
+@router.delete("/system/volumes/{name}", status_code=204, summary="OSCAR: delete a volume")
+async def delete_volume(name: str, caller: Caller, volumes: VolumesDep) -> Response:
+    await volumes.delete(name, caller)
+    return Response(status_code=204)

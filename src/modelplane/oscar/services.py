@@ -23,6 +23,7 @@ from modelplane.errors import AlreadyExists, InvalidInput, ModelplaneError, NotF
 from modelplane.oscar import links
 from modelplane.oscar.fdl import OscarService, service_from_dict
 from modelplane.oscar.records import Record, ServiceRecords
+from modelplane.oscar.volumes import Volumes
 from modelplane.security import Principal
 from modelplane.spec.paths import StoragePath, find_cycle
 from modelplane.storage import LocalBucketStore
@@ -139,6 +140,9 @@ class OscarServices:
         root = storage.root if isinstance(storage, LocalBucketStore) else None
         return service, links.plan(service, root, self.deps.settings.data_dir)
 
+    def _volumes(self) -> Volumes:
+        return Volumes(self.deps)
+
     async def _mount_bucket(self, service: OscarService, owner: str) -> None:
         """The mounted bucket is the owner's (created if new; someone else's is a 409)."""
         if service.mount is not None and self.deps.jobs is not None:
@@ -152,10 +156,13 @@ class OscarServices:
                 f"a service or deployment named {name!r} already exists", service=name
             )
         await self._mount_bucket(service, principal.user)
+        volumes = self._volumes()
+        await asyncio.to_thread(volumes.check_service, service, principal.user)
         folder = await asyncio.to_thread(
             self.records.write, name, service.definition(), service.script
         )
         try:
+            await asyncio.to_thread(volumes.attach, service, principal.user)
             await asyncio.to_thread(links.write, folder, linked)
             spec = service.to_spec(folder)
             await self.deployments.create(spec, principal)
@@ -178,10 +185,13 @@ class OscarServices:
         if before is None:
             raise ServiceNotFound(service.name)
         await self._mount_bucket(service, row.owner)
+        volumes = self._volumes()
+        await asyncio.to_thread(volumes.check_service, service, row.owner)
         folder = await asyncio.to_thread(
             self.records.write, service.name, service.definition(), service.script
         )
         try:
+            await asyncio.to_thread(volumes.attach, service, row.owner)
             await asyncio.to_thread(links.write, folder, linked)
             spec = service.to_spec(folder)
             await self.deployments.update(service.name, spec, _as_owner(principal, row.owner))
@@ -197,9 +207,7 @@ class OscarServices:
             raise ServiceNotFound(name)
         await self.deployments.delete(name, principal)  # owner or admin; revokes its token
         await asyncio.to_thread(self.records.remove, name)
-        await asyncio.to_thread(
-            links.remove_volume, record.definition, name, self.deps.settings.data_dir
-        )
+        await asyncio.to_thread(self._volumes().detach, record.definition, name)
 
 
 def _as_owner(principal: Principal, owner: str) -> Principal:

@@ -292,5 +292,27 @@ async def test_volume_persists_across_invocations_and_replicas(platform: Platfor
     assert (await call(client.run_service, "tally", input="three")).text == "3\n"
     volume = platform.settings.data_dir / "oscar-volumes" / "tally"
     assert (volume / "calls.log").read_text() == "one\ntwo\nthree\n"
+    (listed,) = (await call(client.list_volumes)).json()
+    assert listed["name"] == "tally" and listed["size"] == "1Gi"
+    assert listed["creation_mode"] == "service" and listed["lifecycle_policy"] == "delete"
+    assert listed["attachments"] == [{"service_name": "tally", "mount_path": "/data"}]
     assert (await call(client.remove_service, "tally")).status_code == 204
     assert not volume.exists()  # lifecycle_policy delete (the default for a sized volume)
+    assert (await call(client.list_volumes)).json() == []
+
+    # a volume made through the API, attached by name, kept after its service goes
+    assert (await call(client.create_volume, "ledger", "2Gi")).status_code == 201
+    named = {**definition, "name": "tally2", "volume": {"name": "ledger", "mount_path": "/data"}}
+    named.pop("token", None)
+    assert (await call(client.create_service, named)).status_code == 201
+    assert (await call(client.run_service, "tally2", input="x")).text == "1\n"
+    with pytest.raises(Exception) as info:
+        await call(client.delete_volume, "ledger")
+    assert "in use by tally2" in info.value.response.text  # type: ignore[attr-defined]
+    assert (await call(client.remove_service, "tally2")).status_code == 204
+    got = (await call(client.get_volume, "ledger")).json()
+    assert got["attachments"] == [] and got["status"]["phase"] == "ready"
+    ledger = platform.settings.data_dir / "oscar-volumes" / "ledger"
+    assert (ledger / "calls.log").read_text() == "x\n"
+    assert (await call(client.delete_volume, "ledger")).status_code == 204
+    assert not ledger.exists()
