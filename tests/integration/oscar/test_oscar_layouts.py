@@ -1,11 +1,12 @@
 """OSCAR's own layouts with OSCAR's own client, on local buckets and on S3 (moto's server).
 
 The services are FDL files and scripts written the way the upstream examples are
-(tests/fixtures/oscar/layouts): same-bucket ``in``/``out``, input filters, several outputs with
-filters, a chain of services, ``mount``, ``volume``, secrets, ``Variables`` in upper case. They
-are created with oscar-python (``create_service`` from the FDL file) or ``modelplane import-fdl``,
-fed through oscar-python's storage client, and every result is checked object by object: its
-bucket, its key (the name the script gave it) and its content.
+(tests/fixtures/oscar/layouts, and examples/oscar, which the README uses): same-bucket
+``in``/``out``, input filters, several outputs with filters, a chain of services, ``mount``,
+``volume``, secrets, ``Variables`` in upper case. They are created with oscar-python
+(``create_service`` from the FDL file) or ``modelplane import-fdl``, fed through oscar-python's
+storage client, and every result is checked object by object: its bucket, its key (the name the
+script gave it) and its content.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pytestmark = [
 ]
 
 LAYOUTS = Path(__file__).resolve().parents[2] / "fixtures" / "oscar" / "layouts"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "oscar"  # the README's
 FAST = {"watch_interval": 0.2, "autoscale_interval": 0.05, "stable_window": 2.0}
 call = asyncio.to_thread
 
@@ -111,7 +113,7 @@ async def test_same_bucket_layout_filters_and_file_names(
     platform: Platform, tmp_path: Path
 ) -> None:
     client = oscar(platform)
-    r = await call(client.create_service, str(LAYOUTS / "shout" / "shout.yaml"))
+    r = await call(client.create_service, str(EXAMPLES / "shout" / "shout.yaml"))
     assert r.status_code == 201
     storage = await call(client.create_storage_client, "shout")
 
