@@ -14,6 +14,14 @@ fi
 .venv/bin/python -m pip install --quiet "werkzeug>=3.1"
 # jq and GNU coreutils: the tools the OSCAR example-style test services call (as their images would).
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+# A real PostgreSQL for the store suite; the fixture runs initdb into a temp folder (no service).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "note: PostgreSQL is not installed; its tests will be skipped (apt-get install postgresql)"
+  fi
+fi
 echo "lint and types…"
 .venv/bin/ruff check src tests
 .venv/bin/mypy

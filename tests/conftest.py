@@ -17,3 +17,7 @@ def examples() -> Path:
 @pytest.fixture
 def fixture_models() -> Path:
     return FIXTURE_MODELS
+
+
+# A real PostgreSQL server (Debian's package, initdb into a temp folder), for every suite.
+from tests.pgserver import postgres_server, postgres_url  # noqa: E402,F401

@@ -143,6 +143,12 @@ class Unavailable(ModelplaneError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(Unavailable):
+    """The store (SQLite file or PostgreSQL server) cannot be reached or opened."""
+
+    code = "store_unavailable"
+
+
 class Timeout(ModelplaneError):
     status = 504
     code = "timeout"

@@ -55,7 +55,12 @@ def up(
     max_body: Annotated[str, typer.Option(help="largest request body, e.g. 16Mi")] = "16Mi",
     store_url: Annotated[
         str | None,
-        typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the data directory)"),
+        typer.Option(
+            "--store",
+            "--store-url",
+            help="where state lives: postgresql://user:pass@host/db, or any SQLAlchemy URL "
+            "[default: SQLite in the data directory]",
+        ),
     ] = None,
     request_timeout: Annotated[
         float, typer.Option(help="seconds a replica may take to answer before a 504")

@@ -1,7 +1,12 @@
 """The store: one narrow facade over SQLAlchemy, migrated by Alembic at open.
 
-SQLite (WAL, one file in the data directory) is the default; a ``postgresql+psycopg://`` URL
-works the same. Methods are synchronous and short; async callers use ``asyncio.to_thread``.
+SQLite (WAL, one file in the data directory) is the default; a ``postgresql://`` URL keeps the
+same tables in PostgreSQL, which several platform processes can share. Methods are synchronous and
+short; async callers use ``asyncio.to_thread``.
+
+The PostgreSQL driver is psycopg 3 (``psycopg[binary]``, the ``postgres`` extra): it is the one
+the psycopg project develops (psycopg2 only gets fixes), ships binary wheels with libpq inside,
+and SQLAlchemy 2 supports it as ``postgresql+psycopg``. A bare ``postgresql://`` URL means it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelplane.errors import AlreadyExists, DeploymentNotFound, NotFound
+from modelplane.errors import AlreadyExists, DeploymentNotFound, NotFound, StoreUnavailable
 from modelplane.store.models import DeploymentRow, EventRow, TokenRow, UserRow, utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -42,12 +47,46 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; anything else is passed through."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def open_store(url: str) -> Store:
-    engine = create_engine(url, future=True)
+    url = normalize_url(url)
+    if url.startswith("postgresql"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StoreUnavailable(
+                "the PostgreSQL store needs the psycopg driver",
+                hint='install it with `pip install "modelplane[postgres]"`',
+            ) from None
+        # Every statement is short; a dead connection (server restarted) is replaced, not raised.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreUnavailable(
+            f"cannot open the store at {_redact(url)}: {str(exc.orig).strip().splitlines()[0]}",
+            hint="check that the database server runs and the URL (user, host, database) is right",
+        ) from None
     return Store(engine)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def sqlite_url(path: Path) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from modelplane.store.db import Store
 from modelplane.store.models import BucketRow, JobRow, utcnow
@@ -105,25 +107,37 @@ class JobStore:
     ) -> list[JobRow]:
         """Take up to ``limit`` runnable jobs: queued ones, or running ones whose lease expired."""
         now = now or utcnow()
-        runnable = and_(
-            JobRow.deployment == deployment,
-            or_(
-                and_(
-                    JobRow.state == QUEUED,
-                    or_(JobRow.not_before.is_(None), JobRow.not_before <= now),
+
+        def runnable(j: Any) -> Any:
+            return and_(
+                j.deployment == deployment,
+                or_(
+                    and_(j.state == QUEUED, or_(j.not_before.is_(None), j.not_before <= now)),
+                    and_(j.state == RUNNING, j.lease_expires_at < now),
                 ),
-                and_(JobRow.state == RUNNING, JobRow.lease_expires_at < now),
-            ),
-        )
+            )
+
         # One statement: the subquery picks candidates, and the outer condition is checked again
-        # on each row as it is updated, so a job another runner took meanwhile is skipped.
-        candidates = (
-            select(JobRow.id).where(runnable).order_by(JobRow.created_at).limit(limit)
-        ).scalar_subquery()
+        # on each row as it is updated, so a job another runner took meanwhile is skipped. On
+        # PostgreSQL the candidates are locked with SKIP LOCKED: runners in several platform
+        # processes each take different jobs at once instead of queueing on the same rows.
+        # (SQLite has one writer at a time and no row locks; SQLAlchemy renders no FOR UPDATE.)
+        # The candidates are a CTE over an alias: a subquery over the UPDATE's own table would be
+        # correlated with the row being updated, and PostgreSQL may rerun an IN (subquery) per
+        # row; either way its LIMIT would no longer hold for the statement. A CTE runs once.
+        pick = aliased(JobRow)
+        picked = (
+            select(pick.id)
+            .where(runnable(pick))
+            .order_by(pick.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).cte("picked")
+        candidates = select(picked.c.id)
         with self.store.session() as s:
             rows = s.scalars(
                 update(JobRow)
-                .where(JobRow.id.in_(candidates), runnable)
+                .where(JobRow.id.in_(candidates), runnable(JobRow))
                 .values(
                     state=RUNNING,
                     lease_owner=runner,
