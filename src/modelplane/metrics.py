@@ -104,6 +104,16 @@ class RequestStats(Collector):
         series = self._series.get(deployment)
         return sum(series.codes.values()) if series else 0
 
+    def snapshot(self, deployment: str) -> tuple[int, int, int, tuple[int, ...]]:
+        """Cumulative (requests, 5xx answers, 4xx answers, requests per latency bucket)."""
+        series = self._series.get(deployment)
+        if series is None:
+            return 0, 0, 0, (0,) * (len(LATENCY_BUCKETS) + 1)
+        codes = dict(series.codes)
+        errors = sum(n for code, n in codes.items() if code >= 500)
+        rejected = sum(n for code, n in codes.items() if 400 <= code < 500)
+        return sum(codes.values()), errors, rejected, tuple(series.buckets)
+
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         requests = CounterMetricFamily(
             "modelplane_requests", "Prediction requests answered", labels=["deployment", "code"]

@@ -54,6 +54,13 @@ class Settings:
     max_queued_jobs: int | None = None
     """Jobs that may wait per deployment (see ``resources.quota.check_job_queue``)."""
 
+    history_interval: float = 2.0
+    """Seconds between samples of each deployment's traffic kept for the dashboard's charts."""
+    history_keep: int = 900
+    """Samples kept per deployment (900 x 2 s: the last half hour)."""
+    max_model_upload: int = 256 * 1024 * 1024
+    """Bytes a model folder uploaded as a zip may unpack to."""
+
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -72,6 +79,11 @@ class Settings:
     @property
     def buckets_dir(self) -> Path:
         return self.data_dir / "buckets"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Model folders uploaded as zips, one folder per upload."""
+        return self.data_dir / "uploads"
 
     @property
     def cache_dir(self) -> Path:

@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelplane import __version__
+from modelplane.controlplane import ui
 from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.routes import deployments, jobs, system, users
+from modelplane.controlplane.routes import deployments, jobs, models, system, users
 from modelplane.errors import ModelplaneError
 from modelplane.oscar.router import router as oscar_router
 
@@ -30,16 +31,13 @@ def create_app(deps: Deps) -> FastAPI:
     app.state.deps = deps
     app.include_router(deployments.router, prefix="/api/v1")
     app.include_router(users.router, prefix="/api/v1")
+    app.include_router(models.router, prefix="/api/v1")
     if deps.jobs is not None:
         app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(system.router)
     app.include_router(oscar_router)  # OSCAR's API at the root: /system, /run, /job, /health
+    app.include_router(ui.router)  # the dashboard at /, over the API above
     _install_error_handlers(app)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from modelplane.controlplane.history import History
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.gateway.dataplane import Gateway
 from modelplane.logs import LogBook
@@ -33,3 +34,4 @@ class Deps:
     storage: BucketStore | None = None
     runner: JobRunner | None = None
     watcher: BucketWatcher | None = None
+    history: History | None = None

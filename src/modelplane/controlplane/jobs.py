@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from modelplane.controlplane.deps import Deps
-from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from modelplane.jobs.triggers import triggers
 from modelplane.resources.quota import check_job_queue
 from modelplane.security import Principal
@@ -161,6 +161,18 @@ class Jobs:
         if job is None or job.deployment != row.name:
             raise NotFound(f"job {job_id!r} does not exist in deployment {row.name!r}")
         return job
+
+    async def retry(self, row: DeploymentRow, job_id: str) -> JobRow:
+        """Queue a failed job again (after its input or the model was fixed)."""
+        job = await self.get(row, job_id)
+        if not await asyncio.to_thread(self.jobs.retry, job.id):
+            raise Conflict(
+                f"job {job_id} is {job.state}: only a failed job can be retried",
+                hint="a queued or running job runs anyway; a succeeded one has its result",
+            )
+        if self.deps.runner is not None:
+            self.deps.runner.wake(backlog_of=row.name)
+        return await self.get(row, job_id)
 
     async def result(self, row: DeploymentRow, job_id: str) -> tuple[bytes, str, str]:
         job = await self.get(row, job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from modelplane.autoscale.loop import Autoscaler
@@ -16,6 +17,7 @@ from modelplane.backends.base import RuntimeBackend
 from modelplane.backends.local import LocalProcessBackend
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.deps import Deps
+from modelplane.controlplane.history import History, Reading
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
 from modelplane.gateway.asgi import AsgiBridge
@@ -141,6 +143,7 @@ class Platform:
             storage=self.storage,
             runner=self.runner,
             watcher=self.watcher,
+            history=History(keep=s.history_keep),
         )
         self.app = create_app(self.deps)
         self.app.state.oscar_storage = oscar_storage_info(s)  # env read once, here
@@ -159,7 +162,36 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.autoscaler.run()))
         self._tasks.append(asyncio.create_task(self.runner.run()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
+        self._tasks.append(asyncio.create_task(self._sample_history()))
         self.gateway.start_timeouts()
+
+    def readings(self) -> dict[str, Reading]:
+        """Every deployment's counters and replica counts now, for the traffic history."""
+        out = {}
+        now = self.clock.now()
+        for name, dep in self.reconciler.deployments.items():
+            requests, errors, rejected, buckets = self.metrics.requests.snapshot(name)
+            pool = self.gateway.pools.get(name)
+            states = [r.state for r in dep.replicas.values()]
+            out[name] = Reading(
+                requests=requests,
+                errors=errors,
+                rejected=rejected,
+                latency_buckets=buckets,
+                ready=states.count("ready"),
+                desired=self.reconciler.desired(dep, now),
+                starting=states.count("starting"),
+                queued=len(pool.queue) if pool else 0,
+                in_flight=sum(r.in_flight for r in pool.ready) if pool else 0,
+            )
+        return out
+
+    async def _sample_history(self) -> None:
+        history = self.deps.history
+        assert history is not None
+        while True:
+            history.record(time.time(), self.readings())  # wall time: the charts' x axis
+            await asyncio.sleep(self.settings.history_interval)
 
     @property
     def url(self) -> str:

@@ -126,4 +126,5 @@ class Deployments:
             "updated_at": row.updated_at.isoformat(),
             "spec": row.spec,
             "status": self.deps.reconciler.status(row.name),
+            "traffic": self.deps.history.summary(row.name) if self.deps.history else None,
         }

@@ -196,6 +196,23 @@ class JobStore:
             row.lease_expires_at = None
             return row.state
 
+    def retry(self, job_id: str) -> bool:
+        """Put a failed job back in the queue with fresh attempts. False if it is not failed."""
+        with self.store.session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == FAILED)
+                .values(
+                    state=QUEUED,
+                    attempts=0,
+                    error=None,
+                    not_before=None,
+                    started_at=None,
+                    finished_at=None,
+                )
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
     def release_all(self, runner: str | None = None) -> int:
         """Put running jobs back in the queue (at start-up: whoever ran them is gone)."""
         with self.store.session() as s:

@@ -62,6 +62,35 @@ async def logs(
     return {"deployment": name, "lines": lines}
 
 
+@router.get(
+    "/deployments/{name}/metrics",
+    summary="Recent traffic and replicas over time, for charts",
+    description=(
+        "Points sampled every few seconds (the platform's `history_interval`), newest last, for "
+        "the last half hour at most: requests, 5xx errors, 4xx rejections, p50/p99 latency of "
+        "each interval, replicas ready/desired/starting, queued requests; and the recent cold "
+        "starts with their durations. Kept in memory: a restart starts afresh."
+    ),
+)
+async def metrics(
+    name: str,
+    caller: Caller,
+    svc: Service,
+    since: Annotated[float | None, Query(description="only points after this Unix time")] = None,
+) -> dict[str, Any]:
+    await svc.get_row(name, caller)
+    deps = svc.deps
+    history = deps.history
+    status = deps.reconciler.status(name)
+    return {
+        "deployment": name,
+        "interval": deps.settings.history_interval,
+        "points": history.points(name, since) if history is not None else [],
+        "cold_starts": status.get("cold_starts", []),
+        "summary": history.summary(name) if history is not None else None,
+    }
+
+
 @router.post(
     "/deployments/{name}/predict",
     summary="Run a prediction",

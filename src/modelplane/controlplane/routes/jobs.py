@@ -81,6 +81,18 @@ async def get_job(
     return job_view(await jobs.get(row, job_id))
 
 
+@router.post(
+    "/deployments/{name}/jobs/{job_id}/retry",
+    summary="Queue a failed job again, with fresh attempts",
+    responses={409: {}},
+)
+async def retry_job(
+    name: str, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
+) -> dict[str, Any]:
+    row = await deployments.get_row(name, caller)
+    return job_view(await jobs.retry(row, job_id))
+
+
 @router.get(
     "/deployments/{name}/jobs/{job_id}/result",
     summary="A succeeded job's result",
