@@ -51,6 +51,7 @@ class Alice:
             ("users", "name"): self.user,
             ("tokens", "token_id"): str(self.token_id),
             ("buckets", "bucket"): self.bucket,
+            ("buckets", "name"): self.bucket,  # OSCAR: /system/buckets/{name}
             ("objects", "key"): self.key,
             ("jobs", "job_id"): self.job_id,
         }.get((segment, param))
@@ -62,6 +63,10 @@ class Alice:
             ("POST", "/api/v1/deployments/{name}/tokens"): {},
             ("PUT", "/api/v1/users/{name}/quotas"): {},
             ("POST", "/api/v1/users"): {"name": "mallory"},
+            ("POST", "/system/buckets/{name}/presign"): {
+                "object_key": self.key,
+                "operation": "download",
+            },
         }.get((method, path))
 
 
