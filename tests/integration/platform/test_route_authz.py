@@ -30,6 +30,7 @@ class Alice:
     bucket = "alice-in"
     key = "a.txt"
     service = "alice-svc"
+    volume = "alice-vol"
 
     def __init__(self) -> None:
         self.token_id = 0
@@ -52,6 +53,7 @@ class Alice:
             ("tokens", "token_id"): str(self.token_id),
             ("buckets", "bucket"): self.bucket,
             ("buckets", "name"): self.bucket,  # OSCAR: /system/buckets/{name}
+            ("volumes", "name"): self.volume,
             ("objects", "key"): self.key,
             ("jobs", "job_id"): self.job_id,
         }.get((segment, param))
@@ -84,6 +86,7 @@ class Ghost(Alice):
     deployment = "nobody-dep"
     bucket = "nobody-in"
     service = "nobody-svc"
+    volume = "nobody-vol"
 
     def __init__(self) -> None:
         super().__init__()
@@ -165,6 +168,8 @@ async def alice(harness: Harness, fixture_models: Path) -> Alice:
             return r.json()["state"] == "succeeded"
 
         await eventually(done, timeout=30)
+        r = await http.post("/system/volumes", json={"name": who.volume, "size": "1Mi"})
+        assert r.status_code == 201, r.text
         service = {"name": who.service, "image": "alpine", "script": "echo hi"}
         r = await http.post("/system/services", json=service)
         assert r.status_code == 201, r.text
