@@ -15,7 +15,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from modelplane.cli import jobs, oscar, users
+from modelplane.cli import export, jobs, oscar, users
 from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 # Each command module owns a typer app of its own; mounted without a name, its commands sit at the
 # top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
-for _module in (jobs, oscar, users):
+for _module in (export, jobs, oscar, users):
     app.add_typer(_module.app)
 # -- the platform ---------------------------------------------------------------------------------
 @app.command()
@@ -432,18 +432,22 @@ def run(
     port: Annotated[int, typer.Option()] = 5000,
     entrypoint: Annotated[str | None, typer.Option(help="module:Class override")] = None,
     loader: Annotated[str, typer.Option(help="auto, python, deepaas or oscar")] = "auto",
+    name: Annotated[
+        str | None,
+        typer.Option(help="the name it answers to (Open Inference Protocol model name)"),
+    ] = None,
 ) -> None:
     """Serve one model in this process, without the platform: for trying and debugging."""
     try:
         import uvloop
 
-        uvloop.run(_run_local(folder, host, port, entrypoint, loader))
+        uvloop.run(_run_local(folder, host, port, entrypoint, loader, name))
     except ImportError:  # pragma: no cover
-        asyncio.run(_run_local(folder, host, port, entrypoint, loader))
+        asyncio.run(_run_local(folder, host, port, entrypoint, loader, name))
 
 
 async def _run_local(
-    folder: Path, host: str, port: int, entrypoint: str | None, loader: str
+    folder: Path, host: str, port: int, entrypoint: str | None, loader: str, name: str | None
 ) -> None:
     from modelplane.gateway.http import serve_http
     from modelplane.gateway.local import LocalModelServer
@@ -453,7 +457,7 @@ async def _run_local(
     with out.status(f"loading {model.metadata.name}…"):
         started = time.monotonic()
         model.load()
-    server = await serve_http(LocalModelServer(model), host, port)
+    server = await serve_http(LocalModelServer(model, name), host, port)
     bound = server.sockets[0].getsockname()[1]
     out.print(
         f"[bold]{model.metadata.name}[/] loaded in {time.monotonic() - started:.2f} s; "

@@ -112,8 +112,8 @@ class OipFront:
             "name": name,
             "versions": [str(meta.get("version", "0"))],
             "platform": "modelplane",
-            "inputs": [_tensor(t) for t in tensors.get("inputs") or []],
-            "outputs": [_tensor(t) for t in tensors.get("outputs") or []],
+            "inputs": [tensor_metadata(t) for t in tensors.get("inputs") or []],
+            "outputs": [tensor_metadata(t) for t in tensors.get("outputs") or []],
         }
         conn.respond(200, orjson.dumps(body))
 
@@ -153,9 +153,9 @@ class OipFront:
         def respond(status: int, content_type: bytes, body: bytes) -> None:
             if status >= 400:
                 extra = b"retry-after: 2\r\n" if status == 503 else b""
-                conn.respond(status, _oip_error_body(body), _JSON, extra)
+                conn.respond(status, error_body(body), _JSON, extra)
                 return
-            ctype, header_length = _split_content_type(content_type)
+            ctype, header_length = split_content_type(content_type)
             extra = (
                 b"" if header_length is None else _HEADER_LENGTH + b": " + header_length + b"\r\n"
             )
@@ -170,7 +170,7 @@ def respond_error(conn: HttpConnection, status: int, message: str) -> None:
     conn.respond(status, orjson.dumps({"error": message}), _JSON, extra)
 
 
-def _oip_error_body(body: bytes) -> bytes:
+def error_body(body: bytes) -> bytes:
     # An error from the replica or the pool comes in modelplane's shape; errors are rare, so
     # decoding this small body here does not cost the hot path.
     try:
@@ -181,7 +181,7 @@ def _oip_error_body(body: bytes) -> bytes:
     return orjson.dumps({"error": str(message or body[:200].decode("utf-8", "replace"))})
 
 
-def _split_content_type(content_type: bytes) -> tuple[bytes, bytes | None]:
+def split_content_type(content_type: bytes) -> tuple[bytes, bytes | None]:
     """The content type without the header-length parameter, and that parameter's value."""
     if HEADER_LENGTH_PARAM not in content_type:
         return content_type, None
@@ -197,5 +197,5 @@ def _split_content_type(content_type: bytes) -> tuple[bytes, bytes | None]:
     return b";".join([base, *kept]), length
 
 
-def _tensor(t: dict[str, Any]) -> dict[str, Any]:
+def tensor_metadata(t: dict[str, Any]) -> dict[str, Any]:
     return {"name": t.get("name"), "datatype": t.get("datatype"), "shape": t.get("shape")}

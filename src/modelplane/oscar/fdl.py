@@ -14,7 +14,9 @@ mapping (documented in docs/compatibility.md, "OSCAR"):
 - ``mount`` and ``volume`` are folders linked into the script's working folder
   (:mod:`modelplane.oscar.links`);
 - ``script`` is run by the ``oscar`` loader; ``model`` (a modelplane extension) names a model
-  folder instead, as a deployment's ``model`` does;
+  folder instead, as a deployment's ``model`` does, and wins when both are given (an exported
+  FDL carries both: the script for a real OSCAR cluster, the model for modelplane);
+- ``description`` (kept as sent) is the deployment's description;
 - ``image``, ``log_level``, ``visibility``, ``allowed_users`` and the other fields with no effect
   here are kept and given back as they were sent; fields that would need what modelplane lacks
   (:data:`_REFUSED`, ``expose``) are refused by name, and keys are matched as OSCAR matches them
@@ -269,7 +271,7 @@ class OscarService(_Open):
 
     @model_validator(mode="after")
     def _what_runs(self) -> OscarService:
-        if (self.script is None) == (self.model is None):
+        if self.script is None and self.model is None:
             raise ValueError("give either `script` (the shell script's text) or `model`")
         self.files()  # the paths make no loop
         return self
@@ -330,7 +332,9 @@ class OscarService(_Open):
             "scale": {"min": sync.min_scale, "max": top},
             "files": self.files().model_dump(),
             "env": env,
-            "description": f"OSCAR service (image {self.image or 'none'})",
+            "description": (self.model_extra or {}).get(
+                "description", f"OSCAR service (image {self.image or 'none'})"
+            ),
         }
         try:
             return DeploymentSpec.parse(data)

@@ -60,12 +60,19 @@ def test_a_service_may_name_a_model_instead_of_a_script(tmp_path: Path) -> None:
     assert spec.model.path == "/models/echo" and spec.model.loader == "python"
 
 
+def test_with_both_a_script_and_a_model_the_model_runs(tmp_path: Path) -> None:
+    # An exported FDL carries both: the script for a real OSCAR cluster, the model for modelplane.
+    data = base(model={"path": "/models/echo", "loader": "python"}, description="kept")
+    spec = service_from_dict(data).to_spec(tmp_path)
+    assert spec.model.path == "/models/echo" and spec.model.loader == "python"
+    assert spec.description == "kept"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"name": "Bad_Name"}, "name"),
         ({"script": None}, "either `script`"),
-        ({"model": {"path": "/m"}}, "either `script`"),
         ({"visibility": "everyone"}, "visibility"),
         ({"input": [{"path": "bkt/in"}], "output": [{"path": "bkt/in/out"}]}, "within input"),
         ({"input": [{"path": "bkt"}], "output": [{"path": "bkt/out"}]}, "within input"),
