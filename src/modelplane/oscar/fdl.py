@@ -16,7 +16,7 @@ mapping (documented in docs/compatibility.md, "OSCAR"):
 - ``script`` is run by the ``oscar`` loader; ``model`` (a modelplane extension) names a model
   folder instead, as a deployment's ``model`` does, and wins when both are given (an exported
   FDL carries both: the script for a real OSCAR cluster, the model for modelplane);
-- ``description`` (kept as sent) is the deployment's description;
+- the annotation :data:`DESCRIPTION_ANNOTATION` is the deployment's description;
 - ``image``, ``log_level``, ``visibility``, ``allowed_users`` and the other fields with no effect
   here are kept and given back as they were sent; fields that would need what modelplane lacks
   (:data:`_REFUSED`, ``expose``) are refused by name, and keys are matched as OSCAR matches them
@@ -43,6 +43,8 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader, as OSCAR's Go YAML tooling: it accepts a tab after a value (a trailing
 tab), which the pure-Python loader refuses."""
 
+DESCRIPTION_ANNOTATION = "modelplane.dev/description"
+"""The annotation that carries a deployment's description (an FDL has no description field)."""
 DEFAULT_PROVIDER = "minio.default"
 """The platform's own buckets, as OSCAR calls its cluster's MinIO."""
 
@@ -324,6 +326,8 @@ class OscarService(_Open):
         sync = self.synchronous
         top = sync.max_scale or max(default_max, sync.min_scale, 1)
         env = {**self.environment.variables, **self.environment.secrets}
+        notes = (self.model_extra or {}).get("annotations")
+        notes = notes if isinstance(notes, dict) else {}
         data = {
             "name": self.name,
             "model": model,
@@ -332,8 +336,8 @@ class OscarService(_Open):
             "scale": {"min": sync.min_scale, "max": top},
             "files": self.files().model_dump(),
             "env": env,
-            "description": (self.model_extra or {}).get(
-                "description", f"OSCAR service (image {self.image or 'none'})"
+            "description": notes.get(
+                DESCRIPTION_ANNOTATION, f"OSCAR service (image {self.image or 'none'})"
             ),
         }
         try:

@@ -62,7 +62,10 @@ def test_a_service_may_name_a_model_instead_of_a_script(tmp_path: Path) -> None:
 
 def test_with_both_a_script_and_a_model_the_model_runs(tmp_path: Path) -> None:
     # An exported FDL carries both: the script for a real OSCAR cluster, the model for modelplane.
-    data = base(model={"path": "/models/echo", "loader": "python"}, description="kept")
+    data = base(
+        model={"path": "/models/echo", "loader": "python"},
+        annotations={"modelplane.dev/description": "kept"},
+    )
     spec = service_from_dict(data).to_spec(tmp_path)
     assert spec.model.path == "/models/echo" and spec.model.loader == "python"
     assert spec.description == "kept"

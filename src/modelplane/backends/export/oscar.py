@@ -7,7 +7,7 @@ the model's own script; for any other model a two-line script that runs one pred
 :mod:`modelplane.backends.export.oneshot`. Resources are ``cpu``/``memory``/``enable_gpu``, the
 scale bounds ``synchronous.min_scale/max_scale``, the buckets ``input``/``output`` paths on the
 cluster's MinIO. The ``model`` field (a modelplane extension an OSCAR cluster ignores) and
-``description`` keep what modelplane needs to give back the same deployment.
+the description annotation keep what modelplane needs to give back the same deployment.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from modelplane.backends.export.bundle import (
     k8s_memory,
     replicas_range,
 )
-from modelplane.oscar.fdl import DEFAULT_PROVIDER
+from modelplane.oscar.fdl import DEFAULT_PROVIDER, DESCRIPTION_ANNOTATION
 from modelplane.spec import DeploymentSpec
 from modelplane.spec.deployment import Scale
+from modelplane.spec.paths import JobFiles, StoragePath
 
 CLUSTER_ID = "oscar-cluster"
 SCRIPT = "script.sh"
@@ -73,10 +74,17 @@ def _lost(spec: DeploymentSpec, bundle: Bundle) -> None:
             f"no buckets: an OSCAR service always has an input and an output; the FDL names "
             f"{spec.name}-in and {spec.name}-out"
         )
+    elif spec.files is None:
+        bundle.warnings.append(
+            f"buckets {spec.input} -> {spec.output}: OSCAR keeps a job's files under their own "
+            "names (not one result at <input key>.<ext>); import-fdl gives back these buckets "
+            "as storage paths (files)"
+        )
 
 
 def service(spec: DeploymentSpec, options: ExportOptions, bundle: Bundle) -> dict[str, Any]:
     low, high = replicas_range(spec)
+    files = job_files(spec)
     model: dict[str, Any] = spec.model.model_dump(mode="json", exclude_none=True)
     out: dict[str, Any] = {
         "name": spec.name,
@@ -87,16 +95,34 @@ def service(spec: DeploymentSpec, options: ExportOptions, bundle: Bundle) -> dic
         "log_level": "INFO",
         "script": SCRIPT,
         "synchronous": {"min_scale": low, "max_scale": high},
-        "input": [{"storage_provider": DEFAULT_PROVIDER, "path": spec.input or f"{spec.name}-in"}],
-        "output": [
-            {"storage_provider": DEFAULT_PROVIDER, "path": spec.output or f"{spec.name}-out"}
-        ],
+        "input": [storage_io(files.input)],
+        "output": [storage_io(out) for out in files.outputs],
     }
     if spec.env:
         out["environment"] = {"variables": dict(sorted(spec.env.items()))}
     out["model"] = model
-    out["description"] = spec.description  # even empty: import-fdl would make one up
+    # An FDL has no description; even an empty one is kept, or import-fdl would make one up.
+    out["annotations"] = {DESCRIPTION_ANNOTATION: spec.description}
     return out
+
+
+def job_files(spec: DeploymentSpec) -> JobFiles:
+    """The spec's storage paths; bucket-to-bucket (or none) as whole-bucket paths."""
+    if spec.files is not None:
+        return spec.files
+    return JobFiles(
+        input=StoragePath(bucket=spec.input or f"{spec.name}-in"),
+        outputs=(StoragePath(bucket=spec.output or f"{spec.name}-out"),),
+    )
+
+
+def storage_io(path: StoragePath) -> dict[str, Any]:
+    io: dict[str, Any] = {"storage_provider": DEFAULT_PROVIDER, "path": str(path)}
+    if path.prefix:
+        io["prefix"] = list(path.prefix)
+    if path.suffix:
+        io["suffix"] = list(path.suffix)
+    return io
 
 
 def render(spec: DeploymentSpec, options: ExportOptions) -> Bundle:

@@ -15,6 +15,7 @@ from modelplane.backends.export import ExportOptions, render
 from modelplane.backends.export.files import inspect_model, write_folder
 from modelplane.oscar.fdl import read_fdl, service_from_dict
 from modelplane.spec import DeploymentSpec, Scale
+from modelplane.spec.paths import JobFiles, StoragePath
 
 
 def export_and_import(spec: DeploymentSpec, out: Path) -> tuple[DeploymentSpec, list[str]]:
@@ -32,15 +33,36 @@ def on_disk(case: str) -> DeploymentSpec:
     return spec.model_copy(update={"model": spec.model.model_copy(update={"path": path})})
 
 
-def test_a_serverless_deployment_with_buckets_comes_back_equal(tmp_path: Path) -> None:
-    spec = on_disk("buckets")
+def test_a_serverless_deployment_with_storage_paths_comes_back_equal(tmp_path: Path) -> None:
+    files = JobFiles(
+        input=StoragePath(bucket="digits-in", folder="input", suffix=(".json", ".png")),
+        outputs=(
+            StoragePath(bucket="digits-out", folder="results"),
+            StoragePath(bucket="digits-out", folder="pngs", suffix=(".png",)),
+        ),
+    )
+    spec = DeploymentSpec.parse(
+        {**on_disk("buckets").model_dump(mode="json"), "files": files.model_dump(mode="json")}
+    )
     back, warnings = export_and_import(spec, tmp_path / "out")
     assert back == spec
     assert warnings == [w for w in warnings if "requirements.txt" in w]  # nothing else was lost
 
 
+def test_bucket_to_bucket_jobs_come_back_as_whole_bucket_storage_paths(tmp_path: Path) -> None:
+    spec = on_disk("buckets")
+    back, warnings = export_and_import(spec, tmp_path / "out")
+    assert back.files == JobFiles(
+        input=StoragePath(bucket="digits-in"), outputs=(StoragePath(bucket="digits-out"),)
+    )
+    assert back.model_copy(update={"files": None}) == spec
+    assert any("under their own names" in w for w in warnings)
+
+
 def test_a_deepaas_module_comes_back_equal(tmp_path: Path) -> None:
-    spec = on_disk("deepaas").model_copy(update={"input": "dp-in", "output": "dp-out"})
+    files = {"input": {"bucket": "dp-in"}, "outputs": [{"bucket": "dp-out"}]}
+    base = on_disk("deepaas").model_dump(mode="json", exclude={"input", "output"})
+    spec = DeploymentSpec.parse({**base, "files": files})
     back, warnings = export_and_import(spec, tmp_path / "out")
     # OSCAR has no concurrency target: the one setting lost, and the one warned about
     assert back == spec.model_copy(update={"scale": Scale(min=0, max=2)})
@@ -56,8 +78,7 @@ def test_an_oscar_script_service_keeps_its_own_script(tmp_path: Path) -> None:
         {
             "name": "upper",
             "model": {"path": str(folder), "loader": "oscar"},
-            "input": "upper-in",
-            "output": "upper-out",
+            "files": {"input": {"bucket": "upper-in"}, "outputs": [{"bucket": "upper-out"}]},
         }
     )
     back, warnings = export_and_import(spec, tmp_path / "out")
@@ -73,7 +94,13 @@ def test_what_oscar_cannot_hold_is_exactly_what_the_warnings_name(tmp_path: Path
     assert (back.input, back.output) == ("digits-gpu-in", "digits-gpu-out")
     assert (
         back.model_copy(
-            update={"mode": spec.mode, "scale": spec.scale, "input": None, "output": None}
+            update={
+                "mode": spec.mode,
+                "scale": spec.scale,
+                "input": None,
+                "output": None,
+                "files": None,
+            }
         )
         == spec
     )
