@@ -154,6 +154,13 @@ class Timeout(ModelplaneError):
     code = "timeout"
 
 
+class EnvironmentFailed(ModelplaneError):
+    """A model's own Python environment could not be built (its requirements did not install)."""
+
+    status = 422
+    code = "environment_failed"
+
+
 def error_from_dict(status: int, body: dict[str, Any]) -> ModelplaneError:
     """Rebuild the error class a server reported, for the client side."""
     code = body.get("error", "")

@@ -53,6 +53,8 @@ class Settings:
     """Requests per second per token (predictions and REST); None: no limit."""
     max_queued_jobs: int | None = None
     """Jobs that may wait per deployment (see ``resources.quota.check_job_queue``)."""
+    envs_cache: Path | None = None
+    """The wheel cache of per-model environments; None: ``envs/.cache`` in the data directory."""
 
     history_interval: float = 2.0
     """Seconds between samples of each deployment's traffic kept for the dashboard's charts."""
@@ -84,6 +86,11 @@ class Settings:
     def uploads_dir(self) -> Path:
         """Model folders uploaded as zips, one folder per upload."""
         return self.data_dir / "uploads"
+
+    @property
+    def envs_dir(self) -> Path:
+        """Per-model Python environments and their wheel cache (see modelplane.envs)."""
+        return self.data_dir / "envs"
 
     @property
     def cache_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelplane.spec import DeploymentSpec
 
@@ -47,6 +47,11 @@ class RuntimeBackend(Protocol):
 
     async def prepare(self, spec: DeploymentSpec) -> object:
         """Get ready to start replicas of ``spec`` fast (a warm template); optional work."""
+        ...
+
+    def environment(self, spec: DeploymentSpec) -> dict[str, Any] | None:
+        """The model's own Python environment: None when it runs on the platform's interpreter,
+        else ``{"key", "state": building | ready | failed, "last_lines", "error"?}``."""
         ...
 
     async def release(self, deployment: str, keep: DeploymentSpec | None = None) -> None:

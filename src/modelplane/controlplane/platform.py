@@ -20,6 +20,8 @@ from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.history import History, Reading
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
+from modelplane.envs import EnvBuilder, EnvManager
+from modelplane.envs.build import find_uv
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import Gateway
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
@@ -85,7 +87,8 @@ class Platform:
             queue_timeout=s.queue_timeout,
             request_timeout=s.request_timeout,
         )
-        backend = self._backend or LocalProcessBackend(log=self.logs.write)
+        self.envs = EnvManager(EnvBuilder(s.envs_dir, uv=find_uv(), cache=s.envs_cache))
+        backend = self._backend or LocalProcessBackend(log=self.logs.write, envs=self.envs)
         self.reconciler = Reconciler(
             self.store,
             backend,

@@ -170,7 +170,7 @@ class Reconciler:
                 if self.reservations is not None:
                     self.reservations.commit(row.name, row.owner, spec)
                 self.gateway.add_deployment(row.name, row.owner)
-                self._background(self.backend.prepare(spec))
+                self._background(self._prepare(spec))
             elif dep.generation != row.generation:
                 dep.spec = DeploymentSpec.model_validate(row.spec)
                 dep.generation = row.generation
@@ -181,7 +181,7 @@ class Reconciler:
                 for replica in dep.live():  # replaced by replicas of the new spec below
                     self._stop(dep, replica, "spec updated")
                 self._background(self.backend.release(dep.name, keep=dep.spec))
-                self._background(self.backend.prepare(dep.spec))
+                self._background(self._prepare(dep.spec))
         for name in [n for n in self.deployments if n not in seen]:
             self._teardown(name)
 
@@ -197,7 +197,10 @@ class Reconciler:
         now = self.clock.now()
         want = self.desired(dep, now)
         live = dep.live()
-        if len(live) < want and now >= dep.next_start_at:
+        env = self.backend.environment(dep.spec)
+        if env is not None and env["state"] != "ready" and len(live) < want:
+            self._environment_not_ready(dep, env)
+        elif len(live) < want and now >= dep.next_start_at:
             cold = not any(r.state == "ready" for r in live)
             for _ in range(want - len(live)):
                 if not await self._start(dep, cold=cold):
@@ -211,6 +214,28 @@ class Reconciler:
         if len(dep.live()) >= want:
             dep.pending = None
         self._publish(dep)
+
+    async def _prepare(self, spec: DeploymentSpec) -> None:
+        """Warm up what replicas of ``spec`` need (its environment, a template), then look again."""
+        try:
+            await self.backend.prepare(spec)
+        finally:
+            self.wake()
+
+    def _environment_not_ready(self, dep: DeploymentRuntime, env: dict[str, Any]) -> None:
+        """No replica starts while the model's environment builds; a failed build is reported
+        once, as the deployment's error, and requests waiting for a replica are answered."""
+        if env["state"] != "failed":
+            return
+        reason = f"the model's environment could not be built: {env.get('error')}"
+        if dep.last_error != reason:
+            dep.last_error = reason
+            dep.last_error_at = datetime.now(UTC)
+            self._platform_log(dep.name, reason)
+            self._event(dep.name, "environment_failed", reason)
+        pool = self.gateway.pools.get(dep.name)
+        if pool is not None:
+            pool.fail_waiting(f"deployment {dep.name!r}: {reason}", retry_after=30.0)
 
     # -- starting and stopping ------------------------------------------------------------------
     async def _start(self, dep: DeploymentRuntime, cold: bool = False) -> bool:
@@ -441,7 +466,12 @@ class Reconciler:
         ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
         starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
         want = self.desired(dep, self.clock.now())
-        if ready >= want and want > 0:
+        env = self.backend.environment(dep.spec)
+        if env is not None and env["state"] == "building" and not ready:
+            state = "building"
+        elif env is not None and env["state"] == "failed" and not ready:
+            state = "failing"
+        elif ready >= want and want > 0:
             state = "running"
         elif want == 0:
             state = "idle"
@@ -467,6 +497,7 @@ class Reconciler:
             "model": dep.metadata,
             "cold_starts": dep.cold_starts,
             "pending": dep.pending,
+            "environment": env,
         }
 
     def _publish(self, dep: DeploymentRuntime) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch
+from modelplane.spec import DeploymentSpec
 
 
 class FakeBackend:
@@ -17,6 +19,8 @@ class FakeBackend:
         self._pid = 1000
         self.prepared: list[object] = []
         self.released: list[str] = []
+        self.environments: dict[str, dict[str, Any]] = {}
+        """What environment() reports, by deployment name (tests set it)."""
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
         self._pid += 1
@@ -44,6 +48,9 @@ class FakeBackend:
 
     async def prepare(self, spec: object) -> None:
         self.prepared.append(spec)
+
+    def environment(self, spec: DeploymentSpec) -> dict[str, Any] | None:
+        return self.environments.get(spec.name)
 
     async def release(self, deployment: str, keep: object | None = None) -> None:
         self.released.append(deployment)

@@ -17,9 +17,13 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
 from modelplane.backends.local.forkserver import Template, TemplateFailed
+from modelplane.envs import EnvManager
+from modelplane.errors import EnvironmentFailed
 from modelplane.spec import DeploymentSpec
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -27,11 +31,16 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 class LocalProcessBackend:
     def __init__(
-        self, log: LogLine, base_env: dict[str, str] | None = None, python: str = sys.executable
+        self,
+        log: LogLine,
+        base_env: dict[str, str] | None = None,
+        python: str = sys.executable,
+        envs: EnvManager | None = None,
     ) -> None:
         self._log = log
+        self.envs = envs
         self._base_env = dict(os.environ if base_env is None else base_env)
-        self._python = python
+        self._python_default = python
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._forked: dict[str, ReplicaHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -43,8 +52,41 @@ class LocalProcessBackend:
     def _key(spec: DeploymentSpec) -> str:
         return spec.model_dump_json()
 
+    # -- the model's own environment ------------------------------------------------------------
+    def environment(self, spec: DeploymentSpec) -> dict[str, Any] | None:
+        if self.envs is None:
+            return None
+        state = self.envs.state(spec.model.path)
+        return state.to_dict() if state is not None else None
+
+    async def _python(self, spec: DeploymentSpec) -> tuple[str, dict[str, str]]:
+        """The interpreter for the spec's replicas, and what to drop from their environment."""
+        if self.envs is None:
+            return self._python_default, {}
+        python = await self.envs.python_for(spec.model.path)
+        if python is None:
+            return self._python_default, {}
+        # The platform's own paths must not leak into the model's interpreter.
+        return python, {"PYTHONPATH": "", "VIRTUAL_ENV": str(Path(python).parent.parent)}
+
+    def _process_env(self, spec: DeploymentSpec, extra: dict[str, str]) -> dict[str, str]:
+        env = {**self._base_env, **spec.env, **extra, "PYTHONUNBUFFERED": "1"}
+        return {k: v for k, v in env.items() if v != "" or k not in ("PYTHONPATH",)}
+
     async def prepare(self, spec: DeploymentSpec) -> Template | None:
-        """Start (once) the warm template for this spec; None if it cannot import the model."""
+        """Start (once) the warm template for this spec; None if it cannot import the model.
+
+        A model folder with requirements gets its environment built first (see envs/).
+        """
+        if self.envs is not None:
+            self.envs.retry(spec.model.path)  # a deploy or an update tries a failed build again
+            try:
+                await self._python(spec)
+            except EnvironmentFailed:
+                return None  # status shows it; no replica can start
+        return await self._template(spec)
+
+    async def _template(self, spec: DeploymentSpec) -> Template | None:
         if not spec.scale.warm_template:
             return None
         key = self._key(spec)
@@ -58,8 +100,9 @@ class LocalProcessBackend:
         return await asyncio.shield(task)
 
     async def _start_template(self, key: str, spec: DeploymentSpec) -> Template | None:
-        env = {**self._base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
-        template = Template(key, spec, env, self._log, self._python)
+        python, extra = await self._python(spec)
+        env = self._process_env(spec, extra)
+        template = Template(key, spec, env, self._log, python)
         try:
             await template.start()
         except TemplateFailed as exc:
@@ -85,7 +128,7 @@ class LocalProcessBackend:
 
     # -- replicas -------------------------------------------------------------------------------
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
-        template = await self.prepare(launch.spec)
+        template = await self._template(launch.spec)
         if template is not None:
             try:
                 handle = await template.spawn(launch, self._log)
@@ -101,9 +144,10 @@ class LocalProcessBackend:
 
     async def _spawn(self, launch: ReplicaLaunch) -> ReplicaHandle:
         spec = launch.spec
-        env = {**self._base_env, **spec.env, **launch.env, "PYTHONUNBUFFERED": "1"}
+        python, extra = await self._python(spec)
+        env = self._process_env(spec, {**launch.env, **extra})
         args = [
-            self._python,
+            python,
             "-m",
             "modelplane.worker",
             "--connect",
