@@ -9,10 +9,9 @@ import typer
 
 from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.errors import AlreadyExists
-from modelplane.oscar.fdl import read_fdl, service_from_dict
+from modelplane.oscar.fdl import check_together, read_fdl, service_from_dict
 
 app = typer.Typer()
-
 
 
 @app.command("import-fdl")
@@ -27,8 +26,8 @@ def import_fdl(
 ) -> None:
     """Create the services of an OSCAR FDL file (scripts are read relative to it)."""
     services = read_fdl(file)
-    for service in services:
-        service_from_dict(service)  # every definition is checked before any is created
+    # every definition is checked, alone and together, before any is created
+    check_together([service_from_dict(service) for service in services])
     with client_for(url, token) as client:
         for service in services:
             name = service["name"]

@@ -36,7 +36,7 @@ from modelplane.errors import InvalidInput, ModelplaneError
 from modelplane.oscar.schema import canonical
 from modelplane.spec import DeploymentSpec
 from modelplane.spec.deployment import NAME_RE, ModelRef, parse_memory
-from modelplane.spec.paths import JobFiles, StoragePath
+from modelplane.spec.paths import JobFiles, StoragePath, find_cycle
 from modelplane.storage import validate_bucket_name
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -157,7 +157,6 @@ class Volume(_Open):
 
     def volume_name(self, service: str) -> str:
         return self.name or service
-
 
 
 # Fields OSCAR defines that modelplane cannot honour: refused when set, with the reason.
@@ -384,6 +383,24 @@ def service_from_dict(data: Any) -> OscarService:
             loc = ".".join(str(p) for p in err["loc"]) or "service"
             problems.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
         raise _invalid("; ".join(problems)) from None
+
+
+def check_together(services: list[OscarService]) -> None:
+    """Services of one FDL file must not trigger each other in a loop (checked before any is
+    created; the platform checks them against the services it already has)."""
+    graph = {}
+    for service in services:
+        files = service.files()
+        graph[service.name] = (files.input, files.outputs)
+    for service in services:
+        loop = find_cycle(graph, service.name)
+        if loop is not None:
+            raise InvalidInput(
+                f"these services would trigger each other forever: {' -> '.join(loop)} "
+                "(an output path of each is the input path of the next)",
+                hint="give one of them an output path outside the others' input paths",
+                field="output",
+            )
 
 
 def parse_fdl(text: str, base: Path | None = None) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from modelplane.cli.main import app
 from modelplane.controlplane.platform import Platform
+from modelplane.oscar.fdl import read_fdl
 
 pytestmark = [
     pytest.mark.integration,
@@ -200,8 +201,16 @@ async def test_a_loop_of_services_is_refused_naming_them(platform: Platform) -> 
     args = ["import-fdl", str(LAYOUTS / "loop" / "loop.yaml"), "--url", platform.url]
     result = await call(runner.invoke, app, [*args, "--token", platform.admin_token])
     assert result.exit_code == 1
-    assert "pong -> ping -> pong" in " ".join(result.output.split())
+    assert "ping -> pong -> ping" in " ".join(result.output.split())
     client = oscar(platform)
+    assert (await call(client.list_services)).json() == []  # checked before any was created
+    # one at a time, through the API: the second closes the loop and is refused
+    services = read_fdl(LAYOUTS / "loop" / "loop.yaml")
+    assert (await call(client.create_service, services[0])).status_code == 201
+    with pytest.raises(Exception) as info:
+        await call(client.create_service, services[1])
+    assert info.value.response.status_code == 400  # type: ignore[attr-defined]
+    assert "pong -> ping -> pong" in info.value.response.text  # type: ignore[attr-defined]
     assert [s["name"] for s in (await call(client.list_services)).json()] == ["ping"]
 
 
