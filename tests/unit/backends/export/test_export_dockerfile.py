@@ -11,7 +11,7 @@ from tests.unit.backends.export.cases import CASES
 
 from modelplane.backends.export import render
 from modelplane.backends.export.bundle import MODEL_DIR, PORT, run_command
-from modelplane.backends.export.image import HEALTHCHECK, install_steps
+from modelplane.backends.export.image import HEALTHCHECK, PIP_CACHE, install_steps
 
 
 def parse(text: str) -> DockerfileParser:
@@ -35,9 +35,12 @@ def test_the_dockerfile_installs_copies_and_runs_the_model(case: str) -> None:
     assert instructions(parser, "COPY") == [f"model/ {MODEL_DIR}/"]
     assert instructions(parser, "WORKDIR") == [MODEL_DIR]
     runs = instructions(parser, "RUN")
-    assert runs[: len(install_steps(c.spec, options))] == install_steps(c.spec, options)
+    steps = install_steps(c.spec, options)
+    mount = f"--mount=type=cache,target={PIP_CACHE} "
+    assert runs[: len(steps)] == [mount + step for step in steps]
     if c.facts.requirements:
-        assert f"pip install --no-cache-dir -r {MODEL_DIR}/requirements.txt" in runs
+        assert f"pip install -r {MODEL_DIR}/requirements.txt" in steps
+    assert bundle.files["Dockerfile"].startswith("# syntax=docker/dockerfile:1\n")
     assert instructions(parser, "USER") == ["10001"]
     assert instructions(parser, "EXPOSE") == [str(PORT)]
     assert json.loads(parser.cmd) == run_command(c.spec, c.facts)
