@@ -38,7 +38,7 @@ from modelplane.autoscale.policy import ScaleConfig
 from modelplane.autoscale.tracker import Tracker
 from modelplane.gateway.balance import least_loaded, per_replica_limit, scale_down_order
 from modelplane.resources.amounts import Usage
-from modelplane.resources.inventory import Inventory
+from modelplane.resources.inventory import Gpu, Inventory
 from modelplane.resources.placement import Grant, Refusal, place
 from modelplane.spec import DeploymentSpec, Mode
 
@@ -275,7 +275,7 @@ class _Simulation:
             _Dep(d, settings, settings.seed * 1_000_003 + i) for i, d in enumerate(deployments)
         ]
         self.inventory = settings.inventory or Inventory(
-            cpu=1e12, memory=2**62, gpus=(), source="simulated"
+            cpu=1e12, memory=2**62, gpus=tuple(Gpu(i) for i in range(512)), source="simulated"
         )
         self.grants: dict[int, Grant] = {}
         self.events: list[tuple[float, int, int, Any]] = []

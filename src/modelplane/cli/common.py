@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modelplane.client import Client
 from modelplane.errors import ModelplaneError
@@ -37,9 +38,9 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ModelplaneError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}")
+            err.print(f"[bold red]error:[/] {escape(exc.message)}")
             if exc.hint:
-                err.print(f"[yellow]next:[/] {exc.hint}")
+                err.print(f"[yellow]next:[/] {escape(exc.hint)}")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

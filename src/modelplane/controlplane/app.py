@@ -13,7 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelplane import __version__
 from modelplane.controlplane import ui
 from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.routes import deployments, export, jobs, models, system, users
+from modelplane.controlplane.routes import (
+    advise,
+    deployments,
+    export,
+    jobs,
+    models,
+    system,
+    users,
+)
 from modelplane.errors import ModelplaneError
 from modelplane.oscar.router import router as oscar_router
 
@@ -33,6 +41,7 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(export.router, prefix="/api/v1")
     app.include_router(users.router, prefix="/api/v1")
     app.include_router(models.router, prefix="/api/v1")
+    app.include_router(advise.router, prefix="/api/v1")
     if deps.jobs is not None:
         app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(system.router)

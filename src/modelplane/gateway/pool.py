@@ -48,6 +48,8 @@ class DeploymentPool:
         self.queue_timeout = queue_timeout
         self.on_demand = on_demand
         self.requests = 0
+        self.service_times: deque[float] = deque(maxlen=512)
+        """The most recent answers' service times on any replica (seconds), for the advisor."""
         self.limit = 0
         """Requests in flight per replica while the deployment can still grow (0: no limit).
 
@@ -97,6 +99,7 @@ class DeploymentPool:
 
     # -- replicas coming and going --------------------------------------------------------------
     def add(self, replica: ReplicaConnection) -> None:
+        replica.service_times = self.service_times
         self.ready.append(replica)
         self._drain()
 

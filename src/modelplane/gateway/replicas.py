@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ class ReplicaConnection(asyncio.Protocol):
         self.deployment = ""
         self.served = 0
         self.closed = False
+        self.service_times: deque[float] | None = None
+        """Set by the pool: where to record each answer's service time (for the advisor)."""
+        self._last_done = 0.0
         self.lost_in_flight = 0
         """Requests still waiting when the connection dropped."""
 
@@ -91,6 +95,12 @@ class ReplicaConnection(asyncio.Protocol):
             entry = self._pending.pop(request_id, None)
             if entry is not None:  # None: it timed out and was answered already
                 self.served += 1
+                if self.service_times is not None:
+                    # A sync replica answers in order, one at a time: a request's service began
+                    # when it was sent or when the one before it was answered, if later.
+                    now = self._loop.time()
+                    self.service_times.append(now - max(entry[1], self._last_done))
+                    self._last_done = now
                 status, ctype, body = split_response(payload)
                 entry[0](status, ctype, body)
         elif kind == Kind.HELLO:

@@ -1,0 +1,497 @@
+"""The advisor: the seed's rule picks an option, the simulator sizes and prices every option.
+
+:func:`advise` is pure: the question (traffic, target, model, resources) and the model's measured
+costs in, an :class:`Advice` out. Each option is sized by trying a few settings in the simulator
+and keeping the cheapest that meets the latency target (or, without one, the cheapest whose p99
+stays within three times the best), and reported with its simulated p50/p99, the share of
+requests that met a cold start, replica-hours and GPU-hours per day, and a spec that
+``modelplane deploy`` takes as is.
+
+Synthesized traffic is simulated for a whole day when it is sparse (at most ``MAX_SIMULATED``
+requests, on average ``WARM_GAP`` seconds or more apart), else for a representative stretch (one
+to two hours) whose figures are scaled to a day; a trace is simulated as given and its figures
+scaled to a day at its own rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import yaml
+
+from modelplane.advisor.costs import Costs
+from modelplane.advisor.rules import Need, Option, Pattern, Recommendation, recommend
+from modelplane.advisor.simulator import DeploymentResult, Settings, SimDeployment, simulate
+from modelplane.advisor.traffic import synthesize
+from modelplane.errors import InvalidInput
+from modelplane.spec import DeploymentSpec, Mode, ModelRef, Resources, Scale
+
+__all__ = ["Advice", "OptionReport", "Question", "advise"]
+
+DAY = 86_400.0
+MAX_SIMULATED = 20_000
+MAX_STRETCH = 7200.0
+WARM_GAP = 120.0
+TARGETS = (1, 2, 4)
+DEFAULT_BURST = 8
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the advisor is asked. ``trace``: request times (seconds from 0) instead of a rate
+    and a pattern."""
+
+    need: Need
+    name: str = "my-model"
+    model: ModelRef = field(default_factory=lambda: ModelRef(path="."))
+    resources: Resources = field(default_factory=Resources)
+    trace: tuple[float, ...] | None = None
+    seed: int = 0
+
+
+@dataclass
+class OptionReport:
+    option: Option
+    title: str
+    spec: dict[str, Any] | None
+    snippet: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    cold_share: float | None = None
+    replica_hours_per_day: float | None = None
+    gpu_hours_per_day: float | None = None
+    replica_seconds: float | None = None
+    makespan_hours: float | None = None
+    meets_slo: bool | None = None
+    slo_miss_ms: float | None = None
+    refused: int = 0
+    notes: list[str] = field(default_factory=list)
+    timeline: dict[str, list[float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float | None, digits: int = 3) -> float | None:
+            return None if x is None or math.isnan(x) else round(x, digits)
+
+        return {
+            "option": self.option.value,
+            "title": self.title,
+            "p50_ms": num(self.p50_ms),
+            "p99_ms": num(self.p99_ms),
+            "cold_start_share": num(self.cold_share, 5),
+            "replica_hours_per_day": num(self.replica_hours_per_day),
+            "gpu_hours_per_day": num(self.gpu_hours_per_day),
+            "replica_seconds": num(self.replica_seconds),
+            "makespan_hours": num(self.makespan_hours, 4),
+            "meets_slo": self.meets_slo,
+            "slo_miss_ms": num(self.slo_miss_ms),
+            "refused": self.refused,
+            "notes": self.notes,
+            "spec": self.spec,
+            "snippet": self.snippet,
+            "timeline": _clean(self.timeline) if self.timeline else None,
+        }
+
+
+@dataclass
+class Advice:
+    recommendation: Recommendation
+    options: list[OptionReport]
+    costs: Costs
+    traffic: dict[str, Any]
+
+    @property
+    def recommended(self) -> OptionReport | None:
+        return next((o for o in self.options if o.option is self.recommendation.option), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recommendation": {
+                "option": self.recommendation.option.value,
+                "rule": self.recommendation.rule,
+                "reason": self.recommendation.reason,
+            },
+            "costs": self.costs.to_dict(),
+            "traffic": self.traffic,
+            "options": [o.to_dict() for o in self.options],
+        }
+
+
+def _clean(timeline: dict[str, list[float]]) -> dict[str, list[float | None]]:
+    return {
+        k: [None if isinstance(x, float) and math.isnan(x) else x for x in v]
+        for k, v in timeline.items()
+    }
+
+
+# -- the advisor -----------------------------------------------------------------------------
+
+
+def advise(question: Question, costs: Costs, settings: Settings | None = None) -> Advice:
+    """Recommend an option and compare every option that applies. Pure and deterministic."""
+    settings = settings or Settings()
+    need = question.need
+    rec = recommend(need, costs.startup + costs.service.quantile(0.99))
+    if need.dataset_size is not None:
+        traffic = {"dataset_size": need.dataset_size, "latency_slo_ms": need.latency_slo_ms}
+        return Advice(rec, _dataset_options(question, costs), costs, traffic)
+    arrivals, period, traffic = _traffic(question, costs)
+    traffic["latency_slo_ms"] = need.latency_slo_ms
+    factor = DAY / period
+    options: list[OptionReport] = []
+    serverless = _size_serverless(question, costs, arrivals, settings, factor)
+    options.append(serverless)
+    options.append(_size_dedicated(question, costs, arrivals, settings, factor))
+    options.append(_async(question, costs, arrivals, settings, factor, serverless))
+    options.append(_export(question, serverless))
+    return Advice(rec, options, costs, traffic)
+
+
+def _traffic(question: Question, costs: Costs) -> tuple[list[float], float, dict[str, Any]]:
+    need = question.need
+    if question.trace is not None:
+        arrivals = list(question.trace)
+        if not arrivals:
+            raise InvalidInput("the trace holds no requests")
+        span = max(arrivals[-1], 1.0)
+        info = {
+            "source": "trace",
+            "requests": len(arrivals),
+            "span_seconds": round(span, 3),
+            "requests_per_hour": round(len(arrivals) / span * 3600, 3),
+            "peak_concurrency": _peak(arrivals, costs.service.mean),
+            "simulated_seconds": round(span, 3),
+            "scaled_to_day_by": round(DAY / span, 4),
+        }
+        return arrivals, span, info
+    rph = need.requests_per_hour
+    if rph is None or not rph > 0:
+        raise InvalidInput(
+            "say how much traffic to expect: --requests-per-hour (with --pattern) or --trace"
+        )
+    pattern = need.pattern or Pattern.steady
+    per_second = rph / 3600.0
+    period = DAY
+    if per_second * DAY > MAX_SIMULATED or 1 / per_second < WARM_GAP:
+        # Busy all day: every tick of the autoscaler runs, so a representative stretch stands
+        # for the day. Sparse traffic is simulated whole (its idle ticks are skipped).
+        period = max(3600.0, min(MAX_STRETCH, MAX_SIMULATED / per_second))
+    peak = need.peak_concurrency or DEFAULT_BURST
+    arrivals = synthesize(pattern, rph, period, peak=peak, seed=question.seed)
+    info = {
+        "source": "pattern",
+        "pattern": pattern.value,
+        "requests_per_hour": rph,
+        "peak_concurrency": need.peak_concurrency,
+        "requests": len(arrivals),
+        "simulated_seconds": period,
+        "scaled_to_day_by": round(DAY / period, 4),
+    }
+    return arrivals, period, info
+
+
+def _peak(arrivals: list[float], service: float) -> int:
+    """Most requests arriving within one service time of each other: the concurrency a trace
+    asks for at its peak."""
+    width = max(service, 0.001)
+    best, j = 0, 0
+    for i, t in enumerate(arrivals):
+        while arrivals[j] < t - width:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def _spec(question: Question, mode: Mode, scale: Scale, **extra: Any) -> DeploymentSpec:
+    return DeploymentSpec(
+        name=question.name,
+        model=question.model,
+        mode=mode,
+        resources=question.resources,
+        scale=scale,
+        **extra,
+    )
+
+
+def _snippet(spec: DeploymentSpec) -> str:
+    """The spec as YAML for ``modelplane deploy FILE``: every field the option sets, spelled out."""
+    model: dict[str, Any] = {"path": spec.model.path}
+    if spec.model.loader != "auto":
+        model["loader"] = spec.model.loader
+    if spec.model.entrypoint:
+        model["entrypoint"] = spec.model.entrypoint
+    r = spec.resources
+    memory: int | str = r.memory
+    if r.memory % 2**20 == 0:
+        memory = f"{r.memory // 2**20}Mi"
+    s = spec.scale
+    scale: dict[str, Any]
+    if spec.mode is Mode.dedicated:
+        scale = {"replicas": s.replicas}
+    else:
+        scale = {
+            "min": s.min,
+            "max": s.max,
+            "target_concurrency": s.target_concurrency,
+            "idle_timeout": s.idle_timeout,
+        }
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "model": model,
+        "mode": spec.mode.value,
+        "resources": {"cpu": r.cpu, "memory": memory, "gpu": r.gpu},
+        "scale": scale,
+    }
+    if spec.input is not None:
+        data["input"], data["output"] = spec.input, spec.output
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _report(
+    option: Option,
+    title: str,
+    spec: DeploymentSpec,
+    result: DeploymentResult,
+    question: Question,
+    factor: float,
+) -> OptionReport:
+    p50 = result.quantile(0.5) * 1000
+    p99 = result.quantile(0.99) * 1000
+    report = OptionReport(
+        option,
+        title,
+        spec.model_dump(mode="json"),
+        _snippet(spec),
+        p50_ms=p50,
+        p99_ms=p99,
+        cold_share=result.cold_share,
+        replica_hours_per_day=result.replica_seconds * factor / 3600,
+        gpu_hours_per_day=result.gpu_seconds * factor / 3600,
+        replica_seconds=result.replica_seconds,
+        refused=result.refused,
+        timeline=result.timeline(),
+    )
+    _judge(report, question.need.latency_slo_ms)
+    if result.refused:
+        report.notes.append(f"{result.refused} request(s) refused (queue full or timed out)")
+    return report
+
+
+def _judge(report: OptionReport, slo: float | None) -> None:
+    if slo is None or report.p99_ms is None or math.isnan(report.p99_ms):
+        return
+    report.meets_slo = report.p99_ms <= slo and report.refused == 0
+    if not report.meets_slo:
+        report.slo_miss_ms = report.p99_ms - slo
+        report.notes.append(
+            f"misses the {slo:g} ms p99 target by {report.p99_ms - slo:.0f} ms "
+            f"({report.p99_ms / slo:.1f}x)"
+        )
+
+
+def _pick(candidates: list[OptionReport], slo: float | None) -> OptionReport:
+    """The cheapest that meets the target; without a target, the cheapest whose p99 is within
+    three times the best; if none meets the target, the one with the lowest p99."""
+
+    def p99(o: OptionReport) -> float:
+        return math.inf if o.p99_ms is None or math.isnan(o.p99_ms) else o.p99_ms
+
+    def cost(o: OptionReport) -> tuple[float, float]:
+        return (o.replica_hours_per_day or 0.0, p99(o))
+
+    if slo is not None:
+        meeting = [o for o in candidates if o.meets_slo]
+        if meeting:
+            return min(meeting, key=cost)
+        return min(candidates, key=lambda o: (p99(o), cost(o)))
+    best = min(p99(o) for o in candidates)
+    return min((o for o in candidates if p99(o) <= 3 * best), key=cost)
+
+
+def _run(
+    spec: DeploymentSpec,
+    arrivals: list[float],
+    costs: Costs,
+    settings: Settings,
+    *,
+    jobs: bool = False,
+) -> DeploymentResult:
+    return simulate([SimDeployment(spec, arrivals, costs, jobs=jobs)], settings)[0]
+
+
+def _size_serverless(
+    question: Question, costs: Costs, arrivals: list[float], settings: Settings, factor: float
+) -> OptionReport:
+    need = question.need
+    service = costs.service.mean
+    rate = len(arrivals) / max(arrivals[-1], 1.0) if arrivals else 0.0
+    peak = need.peak_concurrency or _peak(arrivals, service) if arrivals else 1
+    concurrency = max(peak, math.ceil(2 * rate * service) + 1)
+    gap = 1 / rate if rate > 0 else math.inf
+    idle = 60.0 if gap > 300 or need.pattern is Pattern.spaced else 300.0
+    candidates = []
+    for target in TARGETS:
+        top = max(1, min(64, math.ceil(concurrency / target)))
+        scale = Scale(min=0, max=top, target_concurrency=target, idle_timeout=idle)
+        spec = _spec(question, Mode.serverless, scale)
+        title = f"min 0, max {top}, target_concurrency {target}, idle_timeout {idle:g} s"
+        candidates.append(
+            _report(
+                Option.serverless,
+                title,
+                spec,
+                _run(spec, arrivals, costs, settings),
+                question,
+                factor,
+            )
+        )
+    chosen = _pick(candidates, need.latency_slo_ms)
+    if need.latency_slo_ms is not None and not chosen.meets_slo and chosen.cold_share:
+        chosen.notes.append(
+            "cold starts set the tail: scale.min: 1 keeps a replica warm (at a dedicated "
+            "replica's cost)"
+        )
+    return chosen
+
+
+def _size_dedicated(
+    question: Question, costs: Costs, arrivals: list[float], settings: Settings, factor: float
+) -> OptionReport:
+    rate = len(arrivals) / max(arrivals[-1], 1.0) if arrivals else 0.0
+    first = max(1, math.ceil(rate * costs.service.mean / 0.75))
+    slo = question.need.latency_slo_ms
+    report: OptionReport | None = None
+    for n in range(first, min(first + 4, 257)):
+        spec = _spec(question, Mode.dedicated, Scale(replicas=n))
+        report = _report(
+            Option.dedicated,
+            f"{n} replica(s), always on",
+            spec,
+            _run(spec, arrivals, costs, settings),
+            question,
+            factor,
+        )
+        if slo is None or report.meets_slo:
+            break
+    assert report is not None
+    return report
+
+
+def _async(
+    question: Question,
+    costs: Costs,
+    arrivals: list[float],
+    settings: Settings,
+    factor: float,
+    serverless: OptionReport,
+) -> OptionReport:
+    assert serverless.spec is not None
+    base = DeploymentSpec.model_validate(serverless.spec)
+    spec = base.model_copy(
+        update={"input": f"{question.name}-in", "output": f"{question.name}-out"}
+    )
+    s = base.scale
+    title = (
+        f"buckets {spec.input} -> {spec.output}; max {s.max}, target_concurrency "
+        f"{s.target_concurrency:g}"
+    )
+    report = _report(
+        Option.async_jobs,
+        title,
+        spec,
+        _run(spec, arrivals, costs, settings, jobs=True),
+        replace(question, need=replace(question.need, latency_slo_ms=None)),
+        factor,
+    )
+    report.notes.append("latency is upload to result, through the job queue; no client waits")
+    return report
+
+
+def _export(question: Question, serverless: OptionReport) -> OptionReport:
+    report = replace(serverless, option=Option.export, notes=[], timeline=serverless.timeline)
+    report.title = "Knative on your cluster, same scale settings"
+    report.snippet = (
+        serverless.snippet
+        + "# then: modelplane export <this file> --target knative   (or kserve, kubernetes,"
+        " nomad, oscar)\n"
+    )
+    report.notes.append(
+        "simulated with this platform's policy, which follows Knative's; your cluster's cold "
+        "starts may differ"
+    )
+    _judge(report, question.need.latency_slo_ms)
+    return report
+
+
+def _dataset_options(question: Question, costs: Costs) -> list[OptionReport]:
+    n = question.need.dataset_size or 0
+    service = costs.service.mean
+    work = n * service
+    replicas = max(1, min(8, math.ceil(work / 3600)))
+    gpu = question.resources.gpu
+
+    def finish(k: int, extra: float = 0.0) -> tuple[float, float]:
+        seconds = costs.startup + math.ceil(n / k) * service + extra
+        return seconds / 3600, k * seconds / 3600
+
+    out = []
+    spec = _spec(question, Mode.dedicated, Scale(replicas=replicas))
+    hours, rh = finish(replicas)
+    report = OptionReport(
+        Option.oneoff,
+        f"{replicas} replica(s), deleted afterwards",
+        spec.model_dump(mode="json"),
+        _snippet(spec) + f"# then: modelplane batch {question.name} --input DIR --output DIR; "
+        f"modelplane rm {question.name}\n",
+        makespan_hours=hours,
+        replica_hours_per_day=rh,
+        gpu_hours_per_day=rh * gpu,
+    )
+    out.append(report)
+    sl = _spec(
+        question,
+        Mode.serverless,
+        Scale(min=0, max=replicas, target_concurrency=1, idle_timeout=60),
+        input=f"{question.name}-in",
+        output=f"{question.name}-out",
+    )
+    hours, rh = finish(replicas, extra=60.0)
+    out.append(
+        OptionReport(
+            Option.async_jobs,
+            f"buckets {sl.input} -> {sl.output}; max {replicas}",
+            sl.model_dump(mode="json"),
+            _snippet(sl) + f"# then: modelplane upload {question.name} FILE...; modelplane jobs "
+            f"{question.name}\n",
+            makespan_hours=hours,
+            replica_hours_per_day=rh,
+            gpu_hours_per_day=rh * gpu,
+            notes=["includes one idle timeout (60 s) before it scales back to zero"],
+        )
+    )
+    hours, rh = finish(replicas)
+    out.append(
+        OptionReport(
+            Option.batch,
+            f"`modelplane batch` over {replicas} replica(s)",
+            spec.model_dump(mode="json"),
+            _snippet(spec)
+            + f"# then: modelplane batch {question.name} --input DIR|s3://... --output ...\n",
+            makespan_hours=hours,
+            replica_hours_per_day=rh,
+            gpu_hours_per_day=rh * gpu,
+            notes=["resumable: a second run computes only what is missing"],
+        )
+    )
+    export = replace(out[0], option=Option.export, notes=["run on your own cluster"])
+    export.title = "the dedicated deployment on your cluster (Kubernetes, Nomad)"
+    export.snippet = out[0].snippet.split("# then")[0] + (
+        "# then: modelplane export <this file> --target kubernetes\n"
+    )
+    out.append(export)
+    for o in out:
+        o.notes.append(
+            f"computed, not simulated: cold start + {n:,} x {service * 1000:.1f} ms / replicas"
+        )
+    return out

@@ -1,0 +1,112 @@
+"""The body of ``POST /api/v1/advise``: what the user knows, with its bounds stated.
+
+The same object the CLI builds from its flags; it turns into a :class:`Question` and, when the
+costs are given rather than read from a deployment's history, into :class:`Costs`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelplane.advisor.advise import Question
+from modelplane.advisor.costs import Costs, ServiceTime
+from modelplane.advisor.rules import Need, Pattern
+from modelplane.spec import ModelRef, Resources
+from modelplane.spec.deployment import NAME_RE
+
+__all__ = ["AdviseRequest", "GivenCosts"]
+
+MAX_TRACE_ITEMS = 200_000
+
+
+class GivenCosts(BaseModel):
+    """A model's costs measured elsewhere (e.g. by ``modelplane advise --model``'s probe)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    load_seconds: Annotated[float, Field(ge=0, le=3600, description="the model's load()")]
+    start_overhead_seconds: Annotated[
+        float, Field(ge=0, le=600, description="start to ready, minus the load")
+    ] = 0.01
+    service_seconds: Annotated[
+        list[Annotated[float, Field(ge=0, le=3600)]],
+        Field(min_length=1, max_length=10_000, description="per-request service times"),
+    ]
+
+    def costs(self) -> Costs:
+        return Costs(
+            load_seconds=self.load_seconds,
+            start_overhead=self.start_overhead_seconds,
+            service=ServiceTime.of(self.service_seconds),
+            source="given",
+        )
+
+
+class AdviseRequest(BaseModel):
+    """Either ``deployment`` (its recorded history gives the costs) or ``costs``; traffic as a
+    rate and a pattern, or as a ``trace`` of request times in seconds; or a ``dataset_size``
+    for one-off predictions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deployment: str | None = Field(default=None, description="a deployment of yours")
+    costs: GivenCosts | None = None
+    requests_per_hour: Annotated[float | None, Field(gt=0, le=1e8)] = None
+    peak_concurrency: Annotated[int | None, Field(ge=1, le=100_000)] = None
+    pattern: Pattern | None = None
+    trace: Annotated[
+        list[Annotated[float, Field(ge=0, le=1e7)]] | None,
+        Field(min_length=1, max_length=MAX_TRACE_ITEMS, description="request times (s)"),
+    ] = None
+    latency_slo_ms: Annotated[float | None, Field(gt=0, le=3_600_000, description="p99")] = None
+    member: bool = True
+    dataset_size: Annotated[int | None, Field(ge=1, le=10_000_000_000)] = None
+    name: str | None = Field(default=None, description="name for the suggested deployment")
+    model_path: str | None = Field(default=None, description="model folder for the snippet")
+    resources: Resources | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> AdviseRequest:
+        if (self.deployment is None) == (self.costs is None):
+            raise ValueError("give exactly one of deployment (its history) and costs")
+        for field in ("deployment", "name"):
+            value = getattr(self, field)
+            if value is not None and not NAME_RE.match(value):
+                raise ValueError(f"{field}: not a deployment name")
+        if self.dataset_size is None and self.trace is None and self.requests_per_hour is None:
+            raise ValueError(
+                "say how much traffic to expect: requests_per_hour (with pattern) or trace, "
+                "or dataset_size for one-off predictions"
+            )
+        if self.trace is not None and self.requests_per_hour is not None:
+            raise ValueError("give requests_per_hour or trace, not both")
+        return self
+
+    def need(self) -> Need:
+        return Need(
+            requests_per_hour=self.requests_per_hour,
+            peak_concurrency=self.peak_concurrency,
+            pattern=self.pattern,
+            latency_slo_ms=self.latency_slo_ms,
+            member=self.member,
+            dataset_size=self.dataset_size,
+        )
+
+    def question(
+        self, *, default_name: str, model: ModelRef, resources: Resources | None = None
+    ) -> Question:
+        trace = None
+        if self.trace is not None:
+            start = min(self.trace)
+            trace = tuple(sorted(t - start for t in self.trace))
+        return Question(
+            need=self.need(),
+            name=self.name or default_name,
+            model=model,
+            resources=self.resources or resources or Resources(),
+            trace=trace,
+            seed=self.seed,
+        )

@@ -1,0 +1,57 @@
+"""``POST /api/v1/advise``: decode, gather the costs, call the advisor, encode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from modelplane.advisor import advise
+from modelplane.advisor.measure import from_history
+from modelplane.advisor.request import AdviseRequest
+from modelplane.controlplane.auth import current_principal
+from modelplane.controlplane.service import Deployments
+from modelplane.errors import Conflict
+from modelplane.security import Principal
+from modelplane.spec import DeploymentSpec, ModelRef
+
+router = APIRouter(tags=["advisor"])
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+@router.post(
+    "/advise",
+    summary="Recommend how to serve a model for the traffic you expect",
+    description=(
+        "The model's costs come from a deployment's recorded history (`deployment`) or are "
+        "given (`costs`). Every option that applies is simulated with the platform's own "
+        "autoscaler and placement; the answer names the recommended one and why, and for each "
+        "option its p50/p99 latency, cold-start share, replica- and GPU-hours per day, a spec "
+        "to deploy it and the figures over time."
+    ),
+    responses={404: {}, 409: {}, 422: {}},
+)
+async def advise_route(body: AdviseRequest, caller: Caller, request: Request) -> dict[str, Any]:
+    deps = request.app.state.deps
+    if body.deployment is not None:
+        view = await Deployments(deps).get(body.deployment, caller)  # 404 unless yours
+        pool = deps.gateway.pools.get(body.deployment)
+        costs = from_history(view, list(pool.service_times) if pool else [])
+        if costs is None:
+            raise Conflict(
+                f"deployment {body.deployment!r} has no recorded start-up and answers yet",
+                hint="send it a few predictions first, or measure the model with "
+                "`modelplane advise --model FOLDER`",
+            )
+        spec = DeploymentSpec.model_validate(view["spec"])
+        question = body.question(default_name=spec.name, model=spec.model, resources=spec.resources)
+    else:
+        assert body.costs is not None
+        costs = body.costs.costs()
+        question = body.question(
+            default_name=body.name or "my-model", model=ModelRef(path=body.model_path or ".")
+        )
+    # CPU-bound for up to a few seconds: off the event loop's thread.
+    advice = await asyncio.to_thread(advise, question, costs)
+    return advice.to_dict()

@@ -1,0 +1,119 @@
+"""``POST /api/v1/advise`` on a real platform, from a deployment's recorded history, and
+``modelplane advise --model`` with its probe on a throwaway platform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from tests.integration.conftest import Harness
+from typer.testing import CliRunner
+
+from modelplane.cli.main import app
+from modelplane.spec import DeploymentSpec
+
+pytestmark = pytest.mark.integration
+
+TRAFFIC = {"requests_per_hour": 60, "pattern": "spaced", "latency_slo_ms": 100}
+
+
+async def test_advice_from_a_deployments_recorded_history(harness: Harness, examples: Path) -> None:
+    await harness.deploy(
+        "echo",
+        examples / "echo",
+        mode="serverless",
+        scale={"min": 0, "max": 2, "target_concurrency": 1, "idle_timeout": 60},
+    )
+    for _ in range(5):
+        r = await harness.predict("echo", {"inputs": [1, 2]})
+        assert r.status_code == 200
+    r = await harness.http.post("/api/v1/advise", json={"deployment": "echo", **TRAFFIC})
+    assert r.status_code == 200, r.text
+    advice = r.json()
+    assert advice["costs"]["source"] == "history"
+    assert advice["costs"]["service_samples"] >= 5
+    # the echo model answers in well under 50 ms, as its recorded answers say
+    assert 0 < advice["costs"]["service_seconds_p50"] < 0.05
+    assert advice["recommendation"]["option"] == "serverless"
+    options = {o["option"]: o for o in advice["options"]}
+    assert set(options) == {"serverless", "dedicated", "async", "export"}
+    # the snippet keeps the deployment's own model reference, ready for `modelplane deploy`
+    spec = DeploymentSpec.parse(yaml.safe_load(options["dedicated"]["snippet"]))
+    assert spec.model.path == str(examples / "echo")
+
+
+async def test_advice_needs_a_history_first(harness: Harness, examples: Path) -> None:
+    await harness.deploy("quiet", examples / "echo", mode="serverless")
+    r = await harness.http.post("/api/v1/advise", json={"deployment": "quiet", **TRAFFIC})
+    assert r.status_code == 409
+    assert "modelplane advise --model" in r.json()["hint"]
+
+
+async def test_advice_is_for_the_callers_own_deployments_only(harness: Harness) -> None:
+    r = await harness.http.post("/api/v1/advise", json={"deployment": "nope", **TRAFFIC})
+    assert r.status_code == 404
+    async with httpx.AsyncClient(base_url=harness.platform.url) as anonymous:
+        r = await anonymous.post("/api/v1/advise", json={"deployment": "nope", **TRAFFIC})
+    assert r.status_code == 401
+
+
+async def test_bad_bodies_name_the_field(harness: Harness) -> None:
+    costs = {"load_seconds": 0.1, "service_seconds": [0.01]}
+    r = await harness.http.post("/api/v1/advise", json={"costs": costs, "requests_per_hour": -1})
+    assert r.status_code == 422
+    assert r.json()["details"]["problems"][0]["field"] == "requests_per_hour"
+    r = await harness.http.post("/api/v1/advise", json={"costs": costs})
+    assert r.status_code == 422
+    assert "how much traffic" in r.json()["message"]
+
+
+async def test_given_costs_answer_without_any_deployment(harness: Harness) -> None:
+    body = {
+        "costs": {"load_seconds": 0.5, "service_seconds": [0.05]},
+        "dataset_size": 5000,
+        "name": "digits",
+    }
+    r = await harness.http.post("/api/v1/advise", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["recommendation"]["option"] == "dedicated-oneoff"
+
+
+@pytest.mark.slow
+def test_cli_measures_the_model_with_a_probe_then_advises(tmp_path: Path) -> None:
+    model = Path(__file__).resolve().parents[3] / "bench" / "models" / "sleepy50"
+    plot = tmp_path / "day.svg"
+    result = CliRunner().invoke(
+        app,
+        [
+            "advise",
+            "--model",
+            str(model),
+            "--requests-per-hour",
+            "30",
+            "--pattern",
+            "spaced",
+            "--latency-slo-ms",
+            "500",
+            "--json",
+            "--plot",
+            str(plot),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.output)
+    costs = advice["costs"]
+    assert costs["source"] == "probe"
+    # sleepy50's predict blocks 50 ms: the warm requests' round trips say so
+    assert 0.05 <= costs["service_seconds_p50"] < 0.2
+    assert costs["service_samples"] == 10
+    assert plot.read_text().lstrip().startswith("<?xml")
+    assert advice["recommendation"]["rule"] == "spaced"
+
+
+def test_cli_says_what_to_give() -> None:
+    result = CliRunner().invoke(app, ["advise", "--requests-per-hour", "10"])
+    assert result.exit_code == 1
+    assert "--model FOLDER" in result.output

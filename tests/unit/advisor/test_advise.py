@@ -1,0 +1,106 @@
+"""The advisor end to end on given costs: the option the rule picks, every option sized and
+priced by the simulator, deploy-ready specs, SLO misses said with their size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from modelplane.advisor import Costs, Need, Option, Pattern, Question, ServiceTime, Settings, advise
+from modelplane.errors import InvalidInput
+from modelplane.spec import DeploymentSpec, ModelRef, Resources
+
+COSTS = Costs(0.5, 0.01, ServiceTime.of([0.04, 0.05, 0.05, 0.06]))
+FAST = Settings(autoscale_interval=1.0)  # coarser ticks keep these tests quick
+
+
+def ask(need: Need, **kw: object) -> dict:
+    q = Question(need, name="digits", model=ModelRef(path="/models/digits"), **kw)  # type: ignore[arg-type]
+    advice = advise(q, COSTS, FAST)
+    data = advice.to_dict()
+    json.dumps(data, allow_nan=False)  # the REST answer: strict JSON, no NaN
+    return data
+
+
+def by_option(data: dict) -> dict[str, dict]:
+    return {o["option"]: o for o in data["options"]}
+
+
+def test_spaced_traffic_with_a_tight_target_serverless_misses_it_and_says_by_how_much() -> None:
+    data = ask(Need(requests_per_hour=6, pattern=Pattern.spaced, latency_slo_ms=200))
+    assert data["recommendation"]["option"] == "serverless"
+    assert data["recommendation"]["rule"] == "spaced"
+    opts = by_option(data)
+    assert set(opts) == {"serverless", "dedicated", "async", "export"}
+    sl = opts["serverless"]
+    assert sl["cold_start_share"] == 1.0  # ten minutes apart, idle_timeout 60 s
+    assert sl["meets_slo"] is False
+    assert sl["slo_miss_ms"] == pytest.approx(sl["p99_ms"] - 200)
+    assert any("misses the 200 ms p99 target" in n for n in sl["notes"])
+    assert opts["dedicated"]["meets_slo"] is True
+    assert opts["dedicated"]["replica_hours_per_day"] == pytest.approx(24.0, rel=0.01)
+    assert sl["replica_hours_per_day"] < 3  # 144 requests x (cold start + 60 s)
+
+
+def test_every_snippet_is_a_spec_modelplane_deploy_takes() -> None:
+    data = ask(Need(requests_per_hour=120, pattern=Pattern.bursty, peak_concurrency=6))
+    for o in data["options"]:
+        spec = DeploymentSpec.parse(yaml.safe_load(o["snippet"]))
+        assert spec.name == "digits" and spec.model.path == "/models/digits"
+        assert spec.model_dump(mode="json") == o["spec"]
+    opts = by_option(data)
+    assert opts["serverless"]["spec"]["mode"] == "serverless"
+    assert opts["dedicated"]["spec"]["mode"] == "dedicated"
+    assert opts["async"]["spec"]["input"] == "digits-in"
+
+
+def test_dedicated_for_few_close_latency_sensitive_requests() -> None:
+    data = ask(Need(requests_per_hour=720, peak_concurrency=2, latency_slo_ms=150))
+    assert data["recommendation"]["option"] == "dedicated"
+    opts = by_option(data)
+    assert opts["dedicated"]["meets_slo"] is True
+    assert opts["dedicated"]["cold_start_share"] == 0.0
+    tl = opts["dedicated"]["timeline"]
+    assert len(tl["t"]) == len(tl["replicas_mean"]) == len(tl["p99_ms"]) == 96
+
+
+def test_gpu_hours_follow_the_resources() -> None:
+    data = ask(Need(requests_per_hour=6, pattern=Pattern.spaced), resources=Resources(gpu=1))
+    ded = by_option(data)["dedicated"]
+    assert ded["gpu_hours_per_day"] == pytest.approx(ded["replica_hours_per_day"])
+
+
+def test_non_members_get_their_own_cloud() -> None:
+    data = ask(Need(requests_per_hour=60, member=False))
+    assert data["recommendation"]["option"] == "export"
+    assert "modelplane export" in by_option(data)["export"]["snippet"]
+
+
+@pytest.mark.parametrize(
+    ("size", "option"),
+    [(2_000, Option.oneoff), (300_000, Option.async_jobs), (3_000_000, Option.batch)],
+)
+def test_one_off_datasets(size: int, option: Option) -> None:
+    data = ask(Need(dataset_size=size))
+    assert data["recommendation"]["option"] == option.value
+    opts = by_option(data)
+    assert set(opts) == {"dedicated-oneoff", "async", "batch", "export"}
+    batch = opts["batch"]
+    replicas = batch["spec"]["scale"]["replicas"]
+    expected_hours = (0.51 + -(-size // replicas) * 0.05) / 3600
+    assert batch["makespan_hours"] == pytest.approx(expected_hours, rel=1e-3)
+
+
+def test_a_trace_is_simulated_as_given() -> None:
+    trace = tuple(float(t) for t in range(0, 600, 30))
+    data = ask(Need(latency_slo_ms=1000), trace=trace)
+    assert data["traffic"]["source"] == "trace"
+    assert data["traffic"]["requests"] == 20
+    assert data["traffic"]["scaled_to_day_by"] == pytest.approx(86400 / 570)
+
+
+def test_no_traffic_is_a_clear_error() -> None:
+    with pytest.raises(InvalidInput, match="requests-per-hour"):
+        advise(Question(Need()), COSTS)

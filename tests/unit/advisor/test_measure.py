@@ -1,0 +1,67 @@
+"""Costs from a deployment's recorded history; probe inputs from a schema; the request body."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from modelplane.advisor.measure import from_history, sample_input
+from modelplane.advisor.request import AdviseRequest
+
+
+def view(**status: object) -> dict:
+    return {"status": {"replicas": [], "cold_starts": [], **status}, "events": []}
+
+
+def test_costs_from_recorded_cold_starts_and_answers() -> None:
+    v = view(
+        cold_starts=[
+            {"seconds": 0.52, "load_seconds": 0.50},
+            {"seconds": 0.54, "load_seconds": 0.51},
+            {"seconds": 0.53, "load_seconds": 0.50},
+        ]
+    )
+    costs = from_history(v, [0.05, 0.06, 0.04])
+    assert costs is not None and costs.source == "history"
+    assert costs.load_seconds == pytest.approx(0.50)
+    assert costs.start_overhead == pytest.approx(0.03)
+    assert costs.service.mean == pytest.approx(0.05)
+
+
+def test_ready_events_stand_in_for_cold_starts_of_dedicated_replicas() -> None:
+    v = view(replicas=[{"load_seconds": 1.0}])
+    v["events"] = [{"kind": "ready", "message": "ready in 1.020 s"}]
+    costs = from_history(v, [0.1])
+    assert costs is not None and costs.start_overhead == pytest.approx(0.02)
+
+
+def test_no_history_is_none() -> None:
+    assert from_history(view(), [0.1]) is None
+    assert from_history(view(cold_starts=[{"seconds": 1, "load_seconds": 1}]), []) is None
+
+
+def test_sample_input_satisfies_the_digits_schema(examples) -> None:  # type: ignore[no-untyped-def]
+    import jsonschema
+
+    meta = yaml.safe_load((examples / "digits" / "modelplane.yaml").read_text())
+    sample = sample_input(meta["input_schema"])
+    jsonschema.validate(sample, meta["input_schema"])
+    assert len(sample["image"]) == 8
+
+
+BASE = {"costs": {"load_seconds": 0.5, "service_seconds": [0.05]}}
+
+
+def test_request_needs_traffic_and_one_source_of_costs() -> None:
+    AdviseRequest.model_validate({**BASE, "requests_per_hour": 10})
+    with pytest.raises(ValidationError, match="exactly one of deployment"):
+        AdviseRequest.model_validate({"requests_per_hour": 10})
+    with pytest.raises(ValidationError, match="how much traffic"):
+        AdviseRequest.model_validate(BASE)
+    with pytest.raises(ValidationError, match="not both"):
+        AdviseRequest.model_validate({**BASE, "requests_per_hour": 1, "trace": [1.0]})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        AdviseRequest.model_validate({**BASE, "requests_per_hour": 0})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        AdviseRequest.model_validate({**BASE, "requests_per_hour": 1, "rph": 2})
