@@ -83,3 +83,37 @@ async def test_the_cli_exports_a_deployment_by_name(
     missing += ["--url", harness.platform.url, "--token", str(harness.platform.admin_token)]
     result = await asyncio.to_thread(CliRunner().invoke, app, missing)
     assert result.exit_code == 1 and "nope" in result.output
+
+
+async def test_export_oscar_then_import_fdl_gives_back_the_same_deployment(
+    harness: Harness, examples: Path, tmp_path: Path
+) -> None:
+    spec = {
+        "name": "digits-svc",
+        "model": {"path": str(examples / "digits")},
+        "mode": "serverless",
+        "scale": {"min": 0, "max": 3},
+        "resources": {"cpu": 0.5, "memory": "256Mi"},
+        "files": {
+            "input": {"bucket": "digits-svc-in", "folder": "in", "suffix": [".png"]},
+            "outputs": [{"bucket": "digits-svc-out", "folder": "out"}],
+        },
+        "env": {"MODE": "fast"},
+        "description": "digits as an OSCAR service",
+    }
+    r = await harness.http.post("/api/v1/deployments", json=spec)
+    assert r.status_code == 201, r.text
+    exported = (await harness.http.get("/api/v1/deployments/digits-svc")).json()["spec"]
+    runner = CliRunner()
+    login = ["--url", harness.platform.url, "--token", str(harness.platform.admin_token)]
+    out = tmp_path / "oscar"
+    args = ["export", "digits-svc", "-t", "oscar", "--out", str(out), *login]
+    result = await asyncio.to_thread(runner.invoke, app, args)
+    assert result.exit_code == 0, result.output
+    assert (await harness.http.delete("/api/v1/deployments/digits-svc")).status_code == 204
+
+    args = ["import-fdl", str(out / "fdl.yaml"), *login]
+    result = await asyncio.to_thread(runner.invoke, app, args)
+    assert result.exit_code == 0, result.output
+    imported = (await harness.http.get("/api/v1/deployments/digits-svc")).json()["spec"]
+    assert imported == exported
