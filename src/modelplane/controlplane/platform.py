@@ -33,6 +33,7 @@ from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.jobs.changes import LocalChanges
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
+from modelplane.oscar.mounts import MountMirrors
 from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota
@@ -165,6 +166,9 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.autoscaler.run()))
         self._tasks.append(asyncio.create_task(self.runner.run()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
+        if not isinstance(self.storage, LocalBucketStore):  # OSCAR mounts of S3 bucket paths
+            mirrors = MountMirrors(self.storage, s.data_dir, interval=s.watch_interval)
+            self._tasks.append(asyncio.create_task(mirrors.run()))
         self._tasks.append(asyncio.create_task(self._sample_history()))
         self.gateway.start_timeouts()
 

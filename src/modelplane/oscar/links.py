@@ -5,7 +5,8 @@ managed volume at its ``mount_path``. modelplane runs the script on the host, so
 folders linked into the script's working folder (its current directory): the mount at
 ``mnt/<bucket>/<folder>``, the volume at ``mount_path`` without its leading ``/``
 (``/data`` -> ``./data``). The mount is the bucket's own folder on local storage, so it is live
-both ways (files the script writes there are objects of the bucket at once); a volume is a
+both ways (files the script writes there are objects of the bucket at once), and on S3 a mirror
+folder synced both ways every few seconds (:mod:`.mounts`); a volume is a
 folder of the platform's data directory that outlives the service unless its
 ``lifecycle_policy`` is ``delete``.
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelplane.errors import InvalidInput
 from modelplane.model.oscar import LINKS
 from modelplane.oscar.fdl import OscarService
+from modelplane.oscar.mounts import mirror_folder
 from modelplane.oscar.volumes import volumes_root
 
 
@@ -27,19 +28,12 @@ def plan(service: OscarService, buckets_root: Path | None, data_dir: Path) -> li
     """The links for ``service``: ``[{"at": relative path, "to": absolute folder}]``."""
     links = []
     if service.mount is not None:
-        if buckets_root is None:
-            raise InvalidInput(
-                "mount: only local buckets can be mounted into a script's folder "
-                "(this platform runs with --storage s3)",
-                field="mount",
-            )
         path = service.mount.storage_path()
-        links.append(
-            {
-                "at": f"mnt/{path}",
-                "to": str(buckets_root / path.bucket / path.folder),
-            }
-        )
+        if buckets_root is not None:
+            target = buckets_root / path.bucket / path.folder
+        else:  # S3: a mirror folder the platform keeps in step (modelplane.oscar.mounts)
+            target = mirror_folder(data_dir, service.name, path)
+        links.append({"at": f"mnt/{path}", "to": str(target)})
     if service.volume is not None:
         vol = service.volume
         links.append(

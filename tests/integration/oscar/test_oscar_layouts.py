@@ -258,32 +258,36 @@ async def test_buckets_api_status_and_presign(platform: Platform, tmp_path: Path
     assert (await call(client.list_buckets)).json() == []
 
 
-async def test_mount_is_the_bucket_path_live_in_the_working_folder(
+async def test_mount_is_the_bucket_path_in_the_working_folder(
     platform: Platform, tmp_path: Path
 ) -> None:
+    # Local buckets: the bucket's own folder, live. S3: a mirror synced both ways each pass.
     client = oscar(platform)
-    fdl = str(LAYOUTS / "mount" / "mount.yaml")
-    if platform.settings.storage == "s3":
-        with pytest.raises(Exception) as info:
-            await call(client.create_service, fdl)
-        assert info.value.response.status_code == 400  # type: ignore[attr-defined]
-        assert "mount: only local buckets" in info.value.response.text  # type: ignore[attr-defined]
-        return
-    assert (await call(client.create_service, fdl)).status_code == 201
+    assert (
+        await call(client.create_service, str(LAYOUTS / "mount" / "mount.yaml"))
+    ).status_code == 201
     storage = await call(client.create_storage_client, "stamp")
-    await call(
-        storage.upload_file,
-        "minio.default",
-        str(write(tmp_path, "stamp.txt", "[v1] ")),
-        "stamp-shared/config",
-    )
+    stamp = write(tmp_path, "stamp.txt", "[v1] ")
+    await call(storage.upload_file, "minio.default", str(stamp), "stamp-shared/config")
+    if platform.settings.storage == "s3":
+        mirrored = platform.settings.data_dir / "oscar-mounts" / "stamp" / "stamp-shared" / "config"
+
+        async def mirrored_stamp() -> bool:
+            return (mirrored / "stamp.txt").is_file()
+
+        await eventually(mirrored_stamp, timeout=30, interval=0.1)
     await call(
         storage.upload_file, "minio.default", str(write(tmp_path, "a.txt", "alpha")), "stamp/in"
     )
     await succeeded(client, "stamp", 1)
     assert await fetch(storage, "stamp/out/a.txt", tmp_path) == b"[v1] alpha"
-    # what the script wrote into the mount is in the bucket
-    assert await keys(storage, "stamp-shared/config") == [
+
+    # what the script wrote into the mount reaches the bucket
+    async def written() -> list[str] | None:
+        found = await keys(storage, "stamp-shared/config")
+        return found if "config/seen/a.txt" in found else None
+
+    assert await eventually(written, timeout=30, interval=0.2) == [
         "config/seen/a.txt",
         "config/stamp.txt",
     ]

@@ -14,9 +14,10 @@ from modelplane.model.contract import FileOutput, FileSet, LoadedModel, ModelMet
 from modelplane.oscar.buckets import BucketMeta, may_access, sign
 from modelplane.oscar.fdl import service_from_dict
 from modelplane.oscar.links import plan
+from modelplane.oscar.mounts import State, sync
 from modelplane.oscar.s3api import S3Error, access_key, decode_chunked
 from modelplane.security import Principal
-from modelplane.spec import DeploymentSpec
+from modelplane.spec import DeploymentSpec, StoragePath
 from modelplane.storage import LocalBucketStore
 
 
@@ -172,3 +173,25 @@ def test_mount_and_volume_links(tmp_path: Path) -> None:
         {"at": "mnt/shared/cfg", "to": str(tmp_path / "buckets" / "shared" / "cfg")},
         {"at": "data", "to": str(tmp_path / "data" / "oscar-volumes" / "svc")},
     ]
+
+
+def test_a_mount_mirror_syncs_both_ways(tmp_path: Path) -> None:
+    storage = LocalBucketStore(tmp_path / "buckets")
+    storage.create_bucket("shared")
+    storage.put("shared", "cfg/a.txt", b"from bucket")
+    storage.put("shared", "other/x.txt", b"not under the path")
+    folder = tmp_path / "mirror"
+    state: State = {}
+    path = StoragePath.parse("shared/cfg")
+    assert sync(storage, path, folder, state) == 1
+    assert (folder / "a.txt").read_bytes() == b"from bucket"
+    assert not (folder / "x.txt").exists()
+    assert sync(storage, path, folder, state) == 0  # in step: nothing moves
+    (folder / "sub").mkdir()
+    (folder / "sub" / "new.txt").write_bytes(b"from the script")
+    storage.put("shared", "cfg/a.txt", b"changed in the bucket")
+    assert sync(storage, path, folder, state) == 2
+    assert storage.get("shared", "cfg/sub/new.txt") == b"from the script"
+    assert (folder / "a.txt").read_bytes() == b"changed in the bucket"
+    # a fresh mirror over identical files transfers nothing
+    assert sync(storage, path, folder, {}) == 0
