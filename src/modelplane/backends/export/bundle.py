@@ -139,8 +139,15 @@ def duration(seconds: float) -> str:
 
 
 def spec_yaml(spec: DeploymentSpec) -> str:
+    """The spec the folder was rendered from: deploy it, or export it again, from here."""
     body = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
-    return header(spec, "spec") + body
+    note = (
+        f"# The deployment spec {spec.name!r} (sha256 {spec_digest(spec)}) that modelplane "
+        f"{__version__} rendered this folder from.\n"
+        "# `modelplane deploy spec.yaml` runs it on a platform; `modelplane export spec.yaml` "
+        "renders it again.\n"
+    )
+    return note + body
 
 
 def dump_yaml(docs: list[dict[str, Any]]) -> str:

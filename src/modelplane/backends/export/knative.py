@@ -3,13 +3,15 @@
 Autoscaling is per revision, as annotations on ``spec.template.metadata``: ``min-scale`` and
 ``max-scale`` bound the replicas (serverless: ``scale.min``/``scale.max``, so ``min`` 0 scales to
 zero; dedicated: both ``replicas``), ``metric: concurrency`` with ``target`` set to
-``scale.target_concurrency``, and ``scale-to-zero-pod-retention-period`` from ``idle_timeout``
-(how long the last replica stays after traffic stops). ``containerConcurrency`` 0 (no hard
+``scale.target_concurrency`` (an integer, rounded up), and
+``scale-to-zero-pod-retention-period`` from ``idle_timeout`` (how long the last replica stays
+after traffic stops). ``containerConcurrency`` 0 (no hard
 limit per replica, as on modelplane: requests beyond the target queue, they are not refused).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from modelplane.backends.export import image
@@ -27,10 +29,6 @@ from modelplane.spec import DeploymentSpec
 PREFIX = "autoscaling.knative.dev/"
 
 
-def number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
 def autoscaling(spec: DeploymentSpec) -> dict[str, str]:
     low, high = replicas_range(spec)
     notes = {
@@ -39,7 +37,8 @@ def autoscaling(spec: DeploymentSpec) -> dict[str, str]:
     }
     if spec.mode == "serverless":
         notes[PREFIX + "metric"] = "concurrency"
-        notes[PREFIX + "target"] = number(spec.scale.target_concurrency)
+        # Knative documents the target as an integer: round a fractional one up.
+        notes[PREFIX + "target"] = str(math.ceil(spec.scale.target_concurrency))
         notes[PREFIX + "scale-to-zero-pod-retention-period"] = duration(spec.scale.idle_timeout)
     return notes
 
@@ -74,6 +73,12 @@ def render(spec: DeploymentSpec, options: ExportOptions) -> Bundle:
             }
         },
     }
+    target = spec.scale.target_concurrency
+    if spec.mode == "serverless" and not float(target).is_integer():
+        bundle.warnings.append(
+            f"scale.target_concurrency {target:g}: Knative's target is an integer; written as "
+            f"{math.ceil(target)}"
+        )
     if spec.mode == "serverless" and spec.scale.warm_template:
         bundle.warnings.append(
             "scale.warm_template: Knative starts every replica from a fresh container, so a "

@@ -1,11 +1,15 @@
-"""compose.yaml, parsed by a strict, spec-compliant Compose parser (the ``compose_spec`` Rust
-library through the ``compose-spec`` bindings: unknown keys and malformed values are errors) and
-checked field by field against the Compose Specification's meaning."""
+"""compose.yaml, validated against the Compose Specification's JSON schema (the subset of it we
+write, transcribed in schemas/ with its source), parsed by a strict, spec-compliant Compose parser
+(the ``compose_spec`` Rust library through the ``compose-spec`` bindings: unknown keys and
+malformed values are errors) and checked field by field against the specification's meaning."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from compose_spec import PyCompose
@@ -15,13 +19,17 @@ from modelplane.backends.export import render
 from modelplane.backends.export.bundle import PORT
 from modelplane.backends.export.image import HEALTHCHECK
 
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose-spec.subset.json").read_text())
+
 
 def compose(case: str) -> tuple[dict[str, Any], dict[str, Any], list[str], dict[str, str]]:
     c = CASES[case]
     bundle = render(c.spec, "compose", c.options())
     text = bundle.files["compose.yaml"]
+    raw = yaml.safe_load(text)
+    jsonschema.Draft202012Validator(SCHEMA).validate(raw)
     parsed = PyCompose.from_yaml(text).to_dict()  # raises ValueError on anything off-spec
-    return parsed, yaml.safe_load(text), bundle.warnings, bundle.files
+    return parsed, raw, bundle.warnings, bundle.files
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -39,11 +47,17 @@ def test_the_file_is_valid_compose(case: str) -> None:
     )
 
 
-def test_the_parser_rejects_an_unknown_key() -> None:
+def test_the_schema_and_the_parser_reject_an_unknown_key() -> None:
     _, raw, _, _ = compose("dedicated")
     raw["services"]["echo"]["replica"] = 2
     with pytest.raises(ValueError, match="replica"):
         PyCompose.from_yaml(yaml.safe_dump(raw))
+    with pytest.raises(jsonschema.ValidationError, match="replica"):
+        jsonschema.Draft202012Validator(SCHEMA).validate(raw)
+    _, raw, _, _ = compose("buckets")
+    raw["services"]["jobs"]["depends_on"]["buckets"]["condition"] = "service_done"
+    with pytest.raises(jsonschema.ValidationError, match="service_done"):
+        jsonschema.Draft202012Validator(SCHEMA).validate(raw)
 
 
 def test_dedicated_runs_n_replicas_on_their_own_host_ports() -> None:
