@@ -1,17 +1,15 @@
-"""CLI commands for asynchronous and batch predictions: upload, jobs, download, batch."""
+"""CLI commands for asynchronous predictions: upload, jobs, download."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from modelplane.cli.common import TokenOpt, UrlOpt, client_for, err, friendly, out
-from modelplane.errors import InvalidInput, ModelplaneError
+from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
+from modelplane.errors import InvalidInput
 from modelplane.storage import validate_key
 
 app = typer.Typer()
@@ -99,56 +97,3 @@ def download(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             out.print(f"{job_id} -> {path}")
-
-
-@app.command()
-@friendly
-def batch(
-    name: str,
-    input_: Annotated[str, typer.Option("--input", help="a folder or s3://bucket/prefix")],
-    output: Annotated[str, typer.Option(help="a folder or s3://bucket/prefix")],
-    concurrency: Annotated[int, typer.Option(help="requests in flight")] = 16,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-) -> None:
-    """Predict over a whole dataset; run it again to finish what an interruption left."""
-    from modelplane.client.batch import run_batch, side_for
-
-    client = client_for(url, token)
-    client.close()
-    source, target = side_for(input_), side_for(output)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=out,
-    ) as bar:
-        task = bar.add_task(f"batch on {name}", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        report = asyncio.run(
-            run_batch(
-                client.url,
-                client.token,
-                name,
-                source,
-                target,
-                concurrency=concurrency,
-                progress=progress,
-            )
-        )
-    out.print(
-        f"{report.total} inputs: {report.done} predicted, {report.skipped} already done, "
-        f"{len(report.failed)} failed"
-    )
-    for key, message in report.failed[:20]:
-        err.print(f"[red]failed[/] {key}: {message}")
-    if report.failed:
-        raise ModelplaneError(
-            f"{len(report.failed)} inputs failed",
-            hint="fix them or the model, then run the same command again: only what is "
-            "missing is computed",
-        )

@@ -15,7 +15,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from modelplane.cli import advise, export, jobs, oscar, users
+from modelplane.cli import advise, batches, export, jobs, oscar, users
 from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 # Each command module owns a typer app of its own; mounted without a name, its commands sit at the
 # top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
-for _module in (advise, export, jobs, oscar, users):
+for _module in (advise, batches, export, jobs, oscar, users):
     app.add_typer(_module.app)
 # -- the platform ---------------------------------------------------------------------------------
 @app.command()

@@ -189,6 +189,9 @@ class Client:
     def buckets(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/v1/buckets").json()
 
+    def create_bucket(self, name: str) -> dict[str, Any]:
+        return self._request("POST", "/api/v1/buckets", json={"name": name}).json()
+
     def put_object(
         self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> dict[str, Any]:
@@ -205,6 +208,28 @@ class Client:
 
     def get_object(self, bucket: str, key: str) -> bytes:
         return self._request("GET", f"/api/v1/buckets/{bucket}/objects/{key}").content
+
+    # -- batch runs
+    def start_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/batches``: ``deployment`` or ``model``, ``input``, ``output``, …"""
+        return self._request("POST", "/api/v1/batches", json=body).json()
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/batches/{batch_id}").json()
+
+    def batches(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/v1/batches").json()["batches"]
+
+    def batch_failures(self, batch_id: str, limit: int = 100, offset: int = 0) -> list[Any]:
+        params = {"limit": limit, "offset": offset}
+        resp = self._request("GET", f"/api/v1/batches/{batch_id}/failures", params=params)
+        return resp.json()["failures"]
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/api/v1/batches/{batch_id}").json()
+
+    def retry_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/batches/{batch_id}/retry").json()
 
     # -- users, tokens and resources ----------------------------------------------------------
     def users(self) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from modelplane.controlplane import ui
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.routes import (
     advise,
+    batches,
     deployments,
     export,
     jobs,
@@ -44,6 +45,8 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(advise.router, prefix="/api/v1")
     if deps.jobs is not None:
         app.include_router(jobs.router, prefix="/api/v1")
+    if deps.batches is not None:
+        app.include_router(batches.router, prefix="/api/v1")
     app.include_router(system.router)
     app.include_router(oscar_router)  # OSCAR's API at the root: /system, /run, /job, /health
     app.include_router(ui.router)  # the dashboard at /, over the API above

@@ -15,9 +15,11 @@ from modelplane.settings import Settings
 from modelplane.store import Store
 
 if TYPE_CHECKING:
+    from modelplane.jobs.batches import BatchRunner
     from modelplane.jobs.runner import JobRunner
     from modelplane.jobs.watcher import BucketWatcher
     from modelplane.storage import BucketStore
+    from modelplane.store.batches import BatchStore
     from modelplane.store.jobs import JobStore
 
 
@@ -35,3 +37,5 @@ class Deps:
     runner: JobRunner | None = None
     watcher: BucketWatcher | None = None
     history: History | None = None
+    batches: BatchStore | None = None
+    batch_runner: BatchRunner | None = None

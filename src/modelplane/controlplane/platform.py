@@ -10,16 +10,20 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
 from modelplane.backends.local import LocalProcessBackend
 from modelplane.controlplane.app import create_app
+from modelplane.controlplane.batches import side_of
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.history import History, Reading
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
+from modelplane.controlplane.service import Deployments
 from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
 from modelplane.gateway.asgi import AsgiBridge
@@ -30,6 +34,7 @@ from modelplane.gateway.http import HttpLimits, serve_http
 from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
 from modelplane.jobs import BucketWatcher, JobRunner
+from modelplane.jobs.batches import BatchRunner, Ephemeral
 from modelplane.jobs.changes import LocalChanges
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
@@ -38,12 +43,21 @@ from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota
 from modelplane.resources.ratelimit import RateLimiter
-from modelplane.security import LOCAL_USER, TokenCache, authenticator, hash_token, new_token
+from modelplane.security import (
+    LOCAL_USER,
+    Principal,
+    TokenCache,
+    authenticator,
+    hash_token,
+    new_token,
+)
 from modelplane.settings import Settings
 from modelplane.spec import DeploymentSpec
 from modelplane.storage import BucketStore, LocalBucketStore, S3BucketStore
 from modelplane.store import Store, open_store
+from modelplane.store.batches import BatchStore
 from modelplane.store.jobs import JobStore
+from modelplane.store.models import BatchRow
 from modelplane.store.users import UserStore
 from modelplane.testing.clock import Clock, SystemClock
 
@@ -65,6 +79,7 @@ class Platform:
         self.port = settings.port
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._s3: Any = None
 
     async def start(self) -> None:
         s = self.settings
@@ -133,6 +148,19 @@ class Platform:
             if isinstance(self.storage, LocalBucketStore)
             else None,
         )
+        self.batches = BatchStore(self.store)
+        self.batch_runner = BatchRunner(
+            self.batches,
+            self._submit,
+            lambda row: (
+                side_of(row.input, self.storage, self._s3_client()),
+                side_of(row.output, self.storage, self._s3_client()),
+            ),
+            ephemeral=Ephemeral(
+                create=self._create_batch_deployment,
+                remove=self._remove_batch_deployment,
+            ),
+        )
         self.autoscaler.queued_jobs = self.runner.backlog
         self.reconciler.on_removed.append(self.watcher.forget)
         self.deps = Deps(
@@ -148,6 +176,8 @@ class Platform:
             runner=self.runner,
             watcher=self.watcher,
             history=History(keep=s.history_keep),
+            batches=self.batches,
+            batch_runner=self.batch_runner,
         )
         self.app = create_app(self.deps)
         self.app.state.oscar_storage = oscar_storage_info(s)  # env read once, here
@@ -170,6 +200,7 @@ class Platform:
             mirrors = MountMirrors(self.storage, s.data_dir, interval=s.watch_interval)
             self._tasks.append(asyncio.create_task(mirrors.run()))
         self._tasks.append(asyncio.create_task(self._sample_history()))
+        self._tasks.append(asyncio.create_task(self.batch_runner.run()))
         self.gateway.start_timeouts()
 
     def readings(self) -> dict[str, Reading]:
@@ -220,11 +251,48 @@ class Platform:
         self.reconciler.wake()
         return True
 
+    # -- what batch runs need of the platform ---------------------------------------------------
+    def _submit(
+        self,
+        name: str,
+        content_type: bytes,
+        body: bytes,
+        reply: Callable[[int, bytes, bytes], None],
+    ) -> bool:
+        pool = self.gateway.pools.get(name)
+        if pool is None:
+            return False
+        pool.submit(content_type, body, reply)
+        return True
+
+    def _s3_client(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            s = self.settings
+            self._s3 = boto3.client("s3", endpoint_url=s.s3_endpoint, region_name=s.s3_region)
+        return self._s3
+
+    def _batch_principal(self, row: BatchRow) -> Principal:
+        return Principal(row.owner, admin=bool(row.options.get("admin")))
+
+    async def _create_batch_deployment(self, row: BatchRow) -> dict[str, Any]:
+        spec = DeploymentSpec.parse(row.options["spec"])
+        service = Deployments(self.deps)
+        if await asyncio.to_thread(self.store.get_deployment, spec.name) is None:
+            await service.create(spec, self._batch_principal(row))
+        return dict(row.options["spec"])
+
+    async def _remove_batch_deployment(self, name: str) -> None:
+        if await asyncio.to_thread(self.store.get_deployment, name) is not None:
+            await Deployments(self.deps).delete(name, Principal(ADMIN, admin=True))
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
         self.autoscaler.close()
         self.watcher.close()
+        await self.batch_runner.close()
         await self.runner.close()
         self.gateway.stop_timeouts()
         await self.reconciler.close()

@@ -20,7 +20,7 @@ class Deployments:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def _check_model(self, spec: DeploymentSpec) -> None:
+    def check_model(self, spec: DeploymentSpec) -> None:
         ref = spec.model
         try:
             get_loader(ref.loader, ref.path, ref.entrypoint).check(ref.path, ref.entrypoint)
@@ -54,7 +54,7 @@ class Deployments:
             yield
 
     async def create(self, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
-        self._check_model(spec)
+        self.check_model(spec)
         async with self._admitted(spec, principal.user, creating=True):
             await self._ensure_buckets(spec, principal)
             row = await asyncio.to_thread(
@@ -73,7 +73,7 @@ class Deployments:
             raise InvalidSpec(
                 f"name: the spec names {spec.name!r} but the URL names {name!r}", field="name"
             )
-        self._check_model(spec)
+        self.check_model(spec)
         async with self._admitted(spec, current.owner, creating=False):
             await self._ensure_buckets(spec, principal)
             row = await asyncio.to_thread(

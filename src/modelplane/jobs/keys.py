@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import mimetypes
 
+import orjson
+
 _EXTENSIONS = {
     "application/json": ".json",
     "text/plain": ".txt",
@@ -27,3 +29,14 @@ def output_key(input_key: str, content_type: str) -> str:
 def retry_delay(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float:
     """Seconds before a failed job runs again: 1, 2, 4 ... capped. Pure."""
     return min(cap, base * 2 ** max(0, attempts - 1))
+
+
+def reply_message(status: int, body: bytes) -> str:
+    """A failed reply as one line for a job's or a batch input's error: ``"503: message"``."""
+    try:
+        data = orjson.loads(body)
+        if isinstance(data, dict) and "message" in data:
+            return f"{status}: {data['message']}"
+    except orjson.JSONDecodeError:
+        pass
+    return f"{status}: {body[:300].decode('utf-8', 'replace')}"

@@ -17,11 +17,9 @@ import os
 import secrets
 from typing import Any
 
-import orjson
-
 from modelplane.errors import ModelplaneError, NotFound
 from modelplane.gateway.dataplane import Gateway
-from modelplane.jobs.keys import retry_delay
+from modelplane.jobs.keys import reply_message, retry_delay
 from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.storage import BucketStore
@@ -166,7 +164,7 @@ class JobRunner:
             )
             await asyncio.to_thread(self.jobs.succeed, job.id, self.runner_id, key)
             return
-        message = _message(status, body)
+        message = reply_message(status, body)
         # A 4xx is the input's fault and will not get better; a 5xx may (a replica died,
         # none was ready in time), so it is retried with a backoff until attempts run out.
         await self._fail(job, message, retry=status >= 500)
@@ -182,16 +180,6 @@ class JobRunner:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _message(status: int, body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-        if isinstance(data, dict) and "message" in data:
-            return f"{status}: {data['message']}"
-    except orjson.JSONDecodeError:
-        pass
-    return f"{status}: {body[:300].decode('utf-8', 'replace')}"
 
 
 __all__ = ["JobRunner", "ModelplaneError"]

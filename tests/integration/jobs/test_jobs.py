@@ -191,53 +191,6 @@ async def test_jobs_need_buckets_and_unknown_things_are_404(
     assert r.status_code == 422 and "different buckets" in r.json()["message"]
 
 
-@pytest.mark.parametrize("platform_settings", [FAST])
-async def test_batch_over_a_folder_is_resumable(
-    harness: Harness, examples: Path, tmp_path: Path
-) -> None:
-    from modelplane.client.batch import LocalSide, run_batch
-
-    await harness.deploy("echo", examples / "echo", scale={"replicas": 2})
-    await harness.wait_ready("echo", 2)
-    src, dst = tmp_path / "in", tmp_path / "out"
-    (src / "sub").mkdir(parents=True)
-    for i in range(120):
-        (src / ("sub" if i % 2 else "") / f"{i}.json").write_text(json.dumps({"i": i}))
-    (src / "broken.json").write_text("{oops")
-    seen: list[tuple[int, int]] = []
-    report = await run_batch(
-        harness.platform.url,
-        harness.platform.admin_token,
-        "echo",
-        LocalSide(src),
-        LocalSide(dst),
-        concurrency=8,
-        progress=lambda d, t: seen.append((d, t)),
-    )
-    assert (report.total, report.done, report.skipped) == (121, 120, 0)
-    assert [name for name, _ in report.failed] == ["broken.json"]
-    assert seen[-1] == (121, 121)
-    assert json.loads((dst / "sub" / "1.json.json").read_text()) == {"i": 1}
-    # Interrupted runs leave some results missing: only those are computed again.
-    for i in range(0, 10, 2):
-        (dst / f"{i}.json.json").unlink()
-    report = await run_batch(
-        harness.platform.url,
-        harness.platform.admin_token,
-        "echo",
-        LocalSide(src),
-        LocalSide(dst),
-        concurrency=8,
-    )
-    assert (report.done, report.skipped, len(report.failed)) == (5, 115, 1)
-
-
-def test_pending_is_pure() -> None:
-    from modelplane.client.batch import pending
-
-    assert pending(["a.png", "b.png", "c/d.png"], ["a.png.json", "c/d.png.out"]) == ["b.png"]
-
-
 async def test_s3_backend_end_to_end(
     tmp_path: Path, examples: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,305 @@
+"""Server-side batch runs: every input of a folder or bucket prefix, through the data plane.
+
+A run lists its inputs and the results already written, and sends the inputs without a result
+straight to the deployment's replicas — the pool that synchronous predictions use, so no HTTP
+per item — keeping at most ``concurrency`` of them in flight. Inputs are read and results
+written in groups by a worker thread, one hop per group rather than one per file; the event
+loop only moves bytes between the two sides and the replicas.
+
+Durability: results are named after their inputs (:func:`modelplane.jobs.keys.output_key`), so
+what is done is what has a result. A run that stops (the platform killed, a restart) is claimed
+again and lists again: it redoes at most the items that were in flight, and their results are
+overwritten, never duplicated. Progress counters and failed inputs are checkpointed every
+``checkpoint_interval``. A 4xx fails an input at once (the input is bad); a 5xx is retried after
+a backoff up to ``max_attempts``; failed inputs are kept with their errors and retried on
+request.
+
+A run may bring its own deployment (``ephemeral``): a dedicated deployment made from a model
+folder when the run starts and removed when it ends, however it ends, with the replica-seconds
+(and GPU-seconds) it held recorded on the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelplane.jobs.keys import output_key, reply_message, retry_delay
+from modelplane.storage.sides import Side, pending
+from modelplane.store.batches import CANCELLED, BatchStore
+from modelplane.store.models import BatchRow
+
+log = logging.getLogger("modelplane.batches")
+
+Submit = Callable[[str, bytes, bytes, Callable[[int, bytes, bytes], None]], bool]
+"""``submit(deployment, content_type, body, reply) -> False if the deployment is gone``."""
+
+
+@dataclass
+class Ephemeral:
+    """How a run makes and removes the deployment it brings."""
+
+    create: Callable[[BatchRow], Awaitable[dict[str, Any]]]
+    """Create the run's deployment; returns its spec (as stored)."""
+    remove: Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class _Progress:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str, int]] = field(default_factory=list)
+    in_flight: int = 0
+    retrying: int = 0
+    cancelled: bool = False
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        batches: BatchStore,
+        submit: Submit,
+        sides: Callable[[BatchRow], tuple[Side, Side]],
+        *,
+        ephemeral: Ephemeral | None = None,
+        now: Callable[[], float] | None = None,
+        lease: float = 30.0,
+        interval: float = 1.0,
+        checkpoint_interval: float = 0.5,
+        group: int = 64,
+        max_attempts: int = 3,
+        retry_base: float = 1.0,
+    ) -> None:
+        self.batches = batches
+        self.submit = submit
+        self.sides = sides
+        self.ephemeral = ephemeral
+        self._now = now
+        self.lease = lease
+        self.interval = interval
+        self.checkpoint_interval = checkpoint_interval
+        self.group = group
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.runner_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def now(self) -> float:
+        return self._now() if self._now is not None else asyncio.get_running_loop().time()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        released = await asyncio.to_thread(self.batches.release_all)
+        if released:
+            log.info("resuming %d batch runs that were running when the platform stopped",
+                     released)
+        while not self._closing:
+            try:
+                claimed = await asyncio.to_thread(
+                    self.batches.claim, self.runner_id, self.lease, 8
+                )
+                for row in claimed:
+                    if row.id not in self._running:
+                        task = asyncio.create_task(self._execute(row))
+                        self._running[row.id] = task
+                        task.add_done_callback(self._forget(row.id))
+            except Exception:
+                log.exception("batch runner pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    def _forget(self, batch_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._running.pop(batch_id, None)
+
+        return forget
+
+    async def close(self) -> None:
+        self._closing = True
+        self.wake()
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one run ------------------------------------------------------------------------------
+    async def _execute(self, row: BatchRow) -> None:
+        progress = _Progress(skipped=row.skipped)
+        error: str | None = None
+        held_since: float | None = None
+        replicas = gpu = 0
+        try:
+            if row.ephemeral:
+                if self.ephemeral is None:
+                    raise RuntimeError("this platform cannot make deployments for batch runs")
+                spec = await self.ephemeral.create(row)
+                held_since = self.now()
+                replicas = int(spec.get("scale", {}).get("replicas") or 1)
+                gpu = int(spec.get("resources", {}).get("gpu") or 0)
+                # No wait for a first replica: inputs queue in the deployment's pool until one
+                # is ready, and a model that cannot load fails them with its load error.
+            await self._process(row, progress)
+        except asyncio.CancelledError:
+            raise  # the platform is stopping: the run resumes at the next start
+        except Exception as exc:
+            log.exception("batch run %s failed", row.id)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            held = 0.0
+            if row.ephemeral and self.ephemeral is not None:
+                held = (self.now() - held_since) if held_since is not None else 0.0
+                try:
+                    await asyncio.shield(self.ephemeral.remove(row.deployment))
+                except Exception:
+                    log.exception("removing the deployment of batch run %s", row.id)
+        await self._checkpoint(row, progress)
+        await asyncio.to_thread(
+            self.batches.finish,
+            row.id,
+            self.runner_id,
+            error=error,
+            replica_seconds=held * replicas,
+            gpu_seconds=held * replicas * gpu,
+        )
+
+    async def _process(self, row: BatchRow, p: _Progress) -> None:
+        source, target = self.sides(row)
+        inputs, outputs, failed_before = await asyncio.gather(
+            asyncio.to_thread(source.names),
+            asyncio.to_thread(target.names),
+            asyncio.to_thread(self.batches.failed_names, row.id),
+        )
+        missing = pending(inputs, outputs)
+        p.total = len(inputs)
+        p.done = len(inputs) - len(missing)
+        if row.total == 0 and row.done == 0:  # first start, not a resume
+            p.skipped = p.done
+        todo = [name for name in missing if name not in failed_before]
+        concurrency = max(1, int(row.options.get("concurrency") or 64))
+        loop = asyncio.get_running_loop()
+        room = asyncio.Event()
+        idle = asyncio.Event()
+        written = _Writer(target, p)
+        stop_checkpoints = asyncio.Event()
+        checkpoints = asyncio.create_task(self._checkpoints(row, p, stop_checkpoints))
+
+        def settle() -> None:
+            room.set()
+            if p.in_flight == 0 and p.retrying == 0:
+                idle.set()
+
+        def send(name: str, data: bytes, attempt: int) -> None:
+            ctype = (mimetypes.guess_type(name)[0] or "application/octet-stream").encode()
+
+            def reply(status: int, rtype: bytes, body: bytes) -> None:
+                p.in_flight -= 1
+                if status == 200:
+                    content_type = rtype.decode("latin-1")
+                    written.add(output_key(name, content_type), body, content_type)
+                elif status >= 500 and attempt < self.max_attempts and not p.cancelled:
+                    p.retrying += 1
+                    delay = retry_delay(attempt, base=self.retry_base)
+                    loop.call_later(delay, resend, name, data, attempt + 1)
+                else:
+                    p.failures.append((name, reply_message(status, body), attempt))
+                settle()
+
+            p.in_flight += 1
+            idle.clear()
+            if not self.submit(row.deployment, ctype, data, reply):
+                p.in_flight -= 1
+                raise RuntimeError(f"deployment {row.deployment!r} is gone")
+
+        def resend(name: str, data: bytes, attempt: int) -> None:
+            p.retrying -= 1
+            try:
+                send(name, data, attempt)
+            except RuntimeError as exc:
+                p.failures.append((name, str(exc), attempt))
+                settle()
+
+        try:
+            for start in range(0, len(todo), self.group):
+                if p.cancelled:
+                    break
+                names = todo[start : start + self.group]
+                datas = await asyncio.to_thread(source.read_many, names)
+                for name, data in zip(names, datas, strict=True):
+                    if data is None:
+                        p.failures.append((name, "the input is gone", 0))
+                        continue
+                    while p.in_flight >= concurrency:
+                        room.clear()
+                        await room.wait()
+                    send(name, data, 1)
+            if p.in_flight or p.retrying:
+                await idle.wait()
+            await written.drain()
+        finally:
+            stop_checkpoints.set()
+            await checkpoints
+
+    async def _checkpoints(self, row: BatchRow, p: _Progress, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.checkpoint_interval)
+            await self._checkpoint(row, p)
+
+    async def _checkpoint(self, row: BatchRow, p: _Progress) -> None:
+        failures, p.failures = p.failures, []
+        try:
+            state = await asyncio.to_thread(
+                self.batches.checkpoint,
+                row.id,
+                self.runner_id,
+                self.lease,
+                total=p.total,
+                done=p.done,
+                skipped=p.skipped,
+                failures=failures,
+            )
+        except Exception:
+            p.failures = failures + p.failures  # try again at the next checkpoint
+            log.exception("checkpoint of batch run %s failed", row.id)
+            return
+        if state is None or state == CANCELLED:
+            p.cancelled = True
+
+
+class _Writer:
+    """Writes results in groups from one worker thread, while the loop keeps sending."""
+
+    def __init__(self, target: Side, progress: _Progress) -> None:
+        self.target = target
+        self.progress = progress
+        self._pending: list[tuple[str, bytes, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, name: str, data: bytes, content_type: str) -> None:
+        self._pending.append((name, data, content_type))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            await asyncio.to_thread(self.target.write_many, group)
+            self.progress.done += len(group)
+
+    async def drain(self) -> None:
+        while self._task is not None and not self._task.done():
+            await self._task
