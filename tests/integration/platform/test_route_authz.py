@@ -38,6 +38,7 @@ class Alice:
         self.spec: dict[str, Any] = {}
         self.token = ""
         self.service_job = ""
+        self.batch_id = ""
 
     def value(self, segment: str, param: str) -> str | None:
         """The value of path parameter ``param`` that follows ``segment`` in a route's path."""
@@ -56,6 +57,7 @@ class Alice:
             ("volumes", "name"): self.volume,
             ("objects", "key"): self.key,
             ("jobs", "job_id"): self.job_id,
+            ("batches", "batch_id"): self.batch_id,
         }.get((segment, param))
 
     def body(self, method: str, path: str) -> dict[str, Any] | None:
@@ -93,6 +95,7 @@ class Ghost(Alice):
         self.token_id = 999_999
         self.job_id = "0" * 32
         self.service_job = "0" * 32
+        self.batch_id = "0" * 32
 
 
 GHOST = Ghost()
@@ -176,6 +179,12 @@ async def alice(harness: Harness, fixture_models: Path) -> Alice:
         r = await http.post(f"/job/{who.service}", content=b"x")
         assert r.status_code == 201, r.text
         who.service_job = r.json()["jobName"]
+        r = await http.post(
+            "/api/v1/batches",
+            json={"deployment": who.deployment, "input": who.bucket, "output": "alice-results"},
+        )
+        assert r.status_code == 201, r.text
+        who.batch_id = r.json()["id"]
     return who
 
 
