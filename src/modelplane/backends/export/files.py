@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelplane.backends.export.bundle import Bundle, Loader, ModelFacts
-from modelplane.errors import InvalidInput, InvalidSpec
+from modelplane.errors import InvalidInput, InvalidSpec, PayloadTooLarge
 from modelplane.model.loader import get_loader
 from modelplane.spec import DeploymentSpec
 
@@ -88,8 +88,21 @@ def write_folder(bundle: Bundle, out: Path, *, overwrite: bool = False) -> list[
     return written
 
 
-def zip_bundle(bundle: Bundle, top: str) -> bytes:
+ZIP_LIMIT = 256 * 1024**2
+"""The largest model folder the export route zips in memory; beyond it, export with the CLI."""
+
+
+def zip_bundle(bundle: Bundle, top: str, limit: int = ZIP_LIMIT) -> bytes:
     """The same folder as one zip archive, every entry under ``top/``."""
+    total = sum(
+        path.stat().st_size for src in bundle.copies.values() for path, _ in _model_files(Path(src))
+    )
+    if total > limit:
+        raise PayloadTooLarge(
+            f"the model folder holds {total / 2**20:.0f} MiB, more than the {limit / 2**20:.0f} "
+            "MiB an export zip may carry",
+            hint="run `modelplane export SPEC.yaml --target T` on the machine with the model",
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for rel, text in sorted(bundle.files.items()):

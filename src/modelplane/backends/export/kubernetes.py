@@ -29,6 +29,8 @@ from modelplane.spec import DeploymentSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
 HPA_CPU_UTILIZATION = 80
+HPA_MAX_WINDOW = 3600
+"""The largest scale-down stabilisation window autoscaling/v2 accepts (one hour)."""
 STARTUP_SECONDS = 600
 """How long a replica may take to load its model before Kubernetes restarts it."""
 
@@ -153,9 +155,11 @@ def render(spec: DeploymentSpec, options: ExportOptions) -> Bundle:
             f"({HPA_CPU_UTILIZATION}% average utilisation of the request), not on in-flight "
             "requests (Knative and KServe scale on concurrency)"
         )
+        window = min(round(spec.scale.idle_timeout), HPA_MAX_WINDOW)
         bundle.warnings.append(
-            f"scale.idle_timeout {spec.scale.idle_timeout:g}s: the HPA's own scale-down "
-            "stabilisation window decides when replicas go (set to the same seconds here)"
+            f"scale.idle_timeout {spec.scale.idle_timeout:g}s: the HPA's scale-down "
+            f"stabilisation window ({window} s, at most {HPA_MAX_WINDOW}) decides when replicas "
+            "go, on CPU rather than on idleness"
         )
         docs.append(
             {

@@ -37,7 +37,7 @@ async def targets(caller: Caller) -> list[dict[str, str]]:
         f"that lists what the target cannot express (also in the `{WARNINGS_HEADER}` header)."
     ),
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}}, 400: {}, 404: {}, 422: {}},
+    responses={200: {"content": {"application/zip": {}}}, 400: {}, 404: {}, 413: {}, 422: {}},
 )
 async def export(
     name: str,

@@ -7,12 +7,14 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from tests.unit.backends.export.cases import CASES, ROOT
 from typer.testing import CliRunner
 
 from modelplane.backends.export import TARGETS, render
 from modelplane.backends.export.files import zip_bundle
 from modelplane.cli.main import app
+from modelplane.errors import PayloadTooLarge
 
 runner = CliRunner()
 
@@ -74,3 +76,17 @@ def test_the_zip_holds_the_files_and_the_model_under_one_folder() -> None:
         assert "echo-oscar/model/echo_model.py" in names
         assert archive.getinfo("echo-oscar/script.sh").external_attr >> 16 == 0o755
         assert archive.read("echo-oscar/fdl.yaml").decode() == bundle.files["fdl.yaml"]
+
+
+def test_a_model_too_big_for_a_zip_is_a_413_with_the_way_out(tmp_path: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"x" * 2048)
+    (tmp_path / "modelplane.yaml").write_text("entrypoint: m:M\n")
+    c = CASES["dedicated"]
+    spec = c.spec.model_copy(
+        update={"model": c.spec.model.model_copy(update={"path": str(tmp_path)})}
+    )
+    bundle = render(spec, "image", c.options())
+    with pytest.raises(PayloadTooLarge) as info:
+        zip_bundle(bundle, "big", limit=1024)
+    assert info.value.status == 413 and "modelplane export" in (info.value.hint or "")
+    assert len(zip_bundle(bundle, "big", limit=4096)) > 0

@@ -43,8 +43,9 @@ def test_rendered_files_match_the_golden_copies(case: str, target: str) -> None:
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_every_document_names_the_version_and_the_spec(target: str) -> None:
-    c = CASES["gpu"]
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_document_names_the_version_and_the_spec(case: str, target: str) -> None:
+    c = CASES[case]
     bundle = render(c.spec, target, c.options())
     for rel, text in bundle.files.items():
         head = "\n".join(text.splitlines()[:3])
