@@ -13,6 +13,7 @@ expiry) under a secret of the platform (``<data dir>/oscar/.presign-key``), neve
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import hmac
@@ -26,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.jobs import Jobs
-from modelplane.errors import Forbidden, InvalidInput, NotFound
+from modelplane.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from modelplane.security import Principal
 from modelplane.storage import validate_bucket_name, validate_key
 from modelplane.store.users import UserStore
@@ -196,28 +197,44 @@ class Buckets:
         await self.jobs.ensure_bucket(name, principal.user)  # 409 if someone else owns it
         await asyncio.to_thread(self._write_meta, name, meta)
 
-    async def update(self, body: Any, principal: Principal) -> None:
-        name, meta = await self._checked_meta(body)
-        await self.owned(name, principal)
-        await asyncio.to_thread(self._write_meta, name, meta)
-
-    async def delete(self, name: str, principal: Principal) -> None:
-        await self.owned(name, principal)
+    def users_of(self, name: str) -> builtins.list[str]:
+        """The deployments (services) whose input or outputs are in bucket ``name``."""
+        out = []
         for dep_name, dep in list(self.deps.reconciler.deployments.items()):
             spec = dep.spec
             used = {spec.input, spec.output} | (
                 {o.bucket for o in spec.files.outputs} if spec.files else set()
             )
             if name in used:
-                raise InvalidInput(
-                    f"bucket {name!r} is used by service {dep_name!r}",
-                    hint="remove the service first",
-                    bucket=name,
-                )
+                out.append(dep_name)
+        return sorted(out)
+
+    async def update(self, body: Any, principal: Principal) -> None:
+        name, meta = await self._checked_meta(body)
+        await self.owned(name, principal)
+        if self.users_of(name):  # as OSCAR: a service's bucket keeps the service's settings
+            raise Forbidden(
+                f"bucket {name!r} belongs to service {', '.join(self.users_of(name))}: a bucket "
+                "from a service can't be modified",
+                bucket=name,
+            )
+        await asyncio.to_thread(self._write_meta, name, meta)
+
+    async def delete(self, name: str, principal: Principal, *, force: bool = True) -> None:
+        """Delete a bucket and its objects (``force``: even if it holds some); one a service
+        reads or writes is refused (409), so no service loses its storage."""
+        await self.owned(name, principal)
+        users = self.users_of(name)
+        if users:
+            raise AlreadyExists(
+                f"bucket {name!r} is used by service {', '.join(users)}",
+                hint="remove the service first",
+                bucket=name,
+            )
         storage = self.deps.storage
         assert storage is not None
         with contextlib.suppress(NotFound):
-            await asyncio.to_thread(storage.delete_bucket, name, force=True)
+            await asyncio.to_thread(storage.delete_bucket, name, force=force)
         await asyncio.to_thread(self.jobs.jobs.forget_bucket, name)
         with contextlib.suppress(FileNotFoundError):
             (self.root / f"{name}.json").unlink()

@@ -173,9 +173,7 @@ async def bucket_op(bucket: str, request: Request) -> Response:
                 await buckets.jobs.ensure_bucket(bucket, principal.user)
                 return Response(status_code=200, headers={"Location": f"/{bucket}"})
             if request.method == "DELETE":
-                await buckets.owned(bucket, principal)
-                await asyncio.to_thread(deps.storage.delete_bucket, bucket)
-                await asyncio.to_thread(buckets.jobs.jobs.forget_bucket, bucket)
+                await buckets.delete(bucket, principal, force=False)  # S3: only when empty
                 return Response(status_code=204)
             await buckets.accessible(bucket, principal)
             if request.method == "HEAD":

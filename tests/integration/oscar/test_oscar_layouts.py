@@ -257,6 +257,18 @@ async def test_buckets_api_status_and_presign(platform: Platform, tmp_path: Path
     assert (await call(client.delete_bucket, "shared-data")).status_code == 204
     assert (await call(client.list_buckets)).json() == []
 
+    # a service's buckets keep its settings and stay while it does
+    assert (
+        await call(client.create_service, str(EXAMPLES / "shout" / "shout.yaml"))
+    ).status_code == 201
+    with pytest.raises(Exception) as info:
+        await call(client.update_bucket, "shout", "public")
+    assert info.value.response.status_code == 403  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as info:
+        await call(client.delete_bucket, "shout")
+    assert info.value.response.status_code == 409  # type: ignore[attr-defined]
+    assert "used by service shout" in info.value.response.text  # type: ignore[attr-defined]
+
 
 async def test_mount_is_the_bucket_path_in_the_working_folder(
     platform: Platform, tmp_path: Path
