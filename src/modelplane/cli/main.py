@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -33,6 +34,8 @@ app = typer.Typer(
 # top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
 for _module in (advise, batches, export, jobs, oscar, users):
     app.add_typer(_module.app)
+
+
 # -- the platform ---------------------------------------------------------------------------------
 @app.command()
 @friendly
@@ -357,30 +360,77 @@ def status(
         out.print(f"[dim]{e['at']}[/] {e['kind']:<12} {e['replica']} {e['message']}")
 
 
+def _pairs(values: list[str], option: str, what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{option} {value!r}: give {what}")
+        pairs.append((key, rest))
+    return pairs
+
+
+def _missing_required(client: Client, name: str, given: set[str]) -> list[str]:
+    """The model's required inputs (its input schema) that the command line does not give."""
+    schema = ((client.get(name).get("status") or {}).get("model") or {}).get("input_schema")
+    required = schema.get("required", []) if isinstance(schema, dict) else []
+    return [r for r in required if r not in given]
+
+
 @app.command()
 @friendly
 def predict(
     name: str,
     json_: Annotated[str | None, typer.Option("--json", help="JSON input")] = None,
-    file: Annotated[Path | None, typer.Option(help="a file to upload")] = None,
-    field: Annotated[str, typer.Option(help="form field name for --file")] = "image",
+    file: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="FIELD=PATH: upload a file as form field FIELD (repeatable); a bare "
+            "PATH is the field named by --file-field"
+        ),
+    ] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE: a form field (repeatable)")
+    ] = None,
+    file_field: Annotated[str, typer.Option(help="field name of a bare --file PATH")] = "image",
     output: Annotated[Path | None, typer.Option(help="write the raw result here")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Run a prediction with JSON input or an uploaded file."""
-    if (json_ is None) == (file is None):
-        raise InvalidInput("give exactly one of --json '…' or --file PATH")
+    """Run a prediction with JSON input, or with files and form fields."""
+    files_, fields_ = file or [], field or []
+    if (json_ is None) == (not files_ and not fields_):
+        raise InvalidInput("give --json '…', or --file FIELD=PATH / --field NAME=VALUE")
     inputs = None
     if json_ is not None:
         try:
             inputs = json.loads(json_)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--json is not valid JSON: {exc}") from None
-    if file is not None and not file.is_file():
-        raise InvalidInput(f"--file {file}: no such file")
+    uploads: list[tuple[str, Path]] = []
+    for value in files_:
+        key, sep, where = value.partition("=")
+        key, where = (
+            (key, where) if sep and key and not Path(value).is_file() else (file_field, value)
+        )
+        path = Path(where).expanduser()
+        if not path.is_file():
+            raise InvalidInput(f"--file {value}: no such file {path}")
+        uploads.append((key, path))
+    pairs = _pairs(fields_, "--field", "NAME=VALUE")
     with client_for(url, token) as client:
-        result = client.predict(name, inputs, file=file, field=field)
+        if json_ is None:
+            missing = _missing_required(
+                client, name, {k for k, _ in uploads} | {k for k, _ in pairs}
+            )
+            if missing:
+                raise InvalidInput(
+                    f"{name} requires {', '.join(missing)}",
+                    hint="add "
+                    + " ".join(f"--file {m}=PATH or --field {m}=VALUE" for m in missing),
+                    missing=missing,
+                )
+        result = client.predict(name, inputs, files=list(uploads), fields=pairs)
     if output is not None:
         output.write_bytes(result.content)
         out.print(f"wrote {len(result.content)} bytes to {output}")
@@ -437,7 +487,12 @@ def run(
         typer.Option(help="the name it answers to (Open Inference Protocol model name)"),
     ] = None,
 ) -> None:
-    """Serve one model in this process, without the platform: for trying and debugging."""
+    """Serve one model in this process, without the platform: for trying and debugging.
+
+    A folder with requirements (requirements.txt, or a package) runs in its own environment,
+    the same one the platform builds for it."""
+    if _run_in_environment(folder.resolve(), host, port, entrypoint, loader, name):
+        return
     try:
         import uvloop
 
@@ -449,32 +504,54 @@ def run(
 async def _run_local(
     folder: Path, host: str, port: int, entrypoint: str | None, loader: str, name: str | None
 ) -> None:
-    from modelplane.gateway.http import serve_http
-    from modelplane.gateway.local import LocalModelServer
-    from modelplane.model.loader import load_model
+    from modelplane.gateway.local import serve_local
 
-    model = load_model(folder, entrypoint, loader)
-    with out.status(f"loading {model.metadata.name}…"):
-        started = time.monotonic()
-        model.load()
-    server = await serve_http(LocalModelServer(model, name), host, port)
-    bound = server.sockets[0].getsockname()[1]
-    out.print(
-        f"[bold]{model.metadata.name}[/] loaded in {time.monotonic() - started:.2f} s; "
-        f"serving on [cyan]http://{host}:{bound}[/]  (POST /predict, GET /)",
-        highlight=False,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()
+    await serve_local(folder, host, port, entrypoint, loader, name, _say_started)
+
+
+def _say_started(line: str) -> None:
+    out.print(line, highlight=False, markup=False)
+
+
+def _run_in_environment(
+    folder: Path, host: str, port: int, entrypoint: str | None, loader: str, name: str | None
+) -> bool:
+    """A folder with requirements runs in its own environment (built first); False: it has none."""
+    from modelplane.envs import EnvBuilder, EnvManager
+    from modelplane.envs.build import find_uv
+
+    envs = EnvManager(EnvBuilder(default_data_dir() / "envs", uv=find_uv()))
+    if envs.source(folder) is None:
+        return False
+
+    async def build() -> str | None:
+        task = envs.ensure(folder)
+        assert task is not None
+        state = envs.state(folder)
+        with out.status(f"building the environment of {folder.name}…") as status:
+            while not task.done():
+                if state is not None and state.lines:
+                    status.update(f"building the environment of {folder.name}: {state.lines[-1]}")
+                await asyncio.sleep(0.1)
+        return await envs.python_for(folder)
+
+    python = asyncio.run(build())
+    assert python is not None
+    args = [python, "-m", "modelplane.gateway.local", str(folder), "--host", host]
+    args += ["--port", str(port), "--loader", loader]
+    if entrypoint:
+        args += ["--entrypoint", entrypoint]
+    if name:
+        args += ["--name", name]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
+    sys.stdout.flush()
+    os.execve(python, args, env)  # the model's interpreter from here on
+    return True  # pragma: no cover - execve does not return
 
 
 def main() -> None:
     app()
-
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The platform's address and token come from arguments, else ``MODELPLANE_URL`` an
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 from dataclasses import dataclass
@@ -128,14 +129,42 @@ class Client:
         file: str | Path | None = None,
         content_type: str | None = None,
         field: str = "image",
+        files: list[tuple[str, str | Path]] | None = None,
+        fields: list[tuple[str, str]] | None = None,
     ) -> Prediction:
-        """JSON ``inputs``, or a ``file`` uploaded as multipart field ``field``."""
+        """JSON ``inputs``; or a multipart form: ``file`` as field ``field``, ``files`` as
+        ``(field, path)`` pairs, ``fields`` as ``(name, value)`` pairs (repeats kept)."""
         path = f"/api/v1/deployments/{name}/predict"
+        uploads = list(files or [])
         if file is not None:
-            file = Path(file)
-            ctype = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            with open(file, "rb") as f:
-                resp = self._request("POST", path, files={field: (file.name, f, ctype)})
+            uploads.insert(0, (field, file))
+        merged: dict[str, Any] = {}  # a repeated name becomes a list
+        for key, value in fields or []:
+            old = merged.get(key)
+            merged[key] = (
+                value
+                if old is None
+                else [*old, value]
+                if isinstance(old, list)
+                else [
+                    old,
+                    value,
+                ]
+            )
+        if uploads:
+            with contextlib.ExitStack() as stack:
+                parts: list[tuple[str, Any]] = []
+                for key, where in uploads:
+                    p = Path(where)
+                    ctype = (
+                        content_type
+                        or mimetypes.guess_type(p.name)[0]
+                        or "application/octet-stream"
+                    )
+                    parts.append((key, (p.name, stack.enter_context(open(p, "rb")), ctype)))
+                resp = self._request("POST", path, files=parts, data=merged)
+        elif fields:  # no file: the fields as a JSON object
+            resp = self._request("POST", path, json=merged)
         else:
             import orjson
 

@@ -36,10 +36,15 @@ _SKIP_HEADERS = frozenset({b"authorization", b"cookie", b"host", b"content-lengt
 Multi = dict[str, list[Any]]
 
 
-DeepaasArgumentsError = InvalidArguments  # the name this front used before it moved
+class DeepaasArgumentsError(InvalidArguments):
+    """Invalid arguments on the DEEPaaS front: the body is the messages, as webargs sends them
+    (``{"field": ["message"]}``, nested for nested fields, list items under their index)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.messages if isinstance(self.messages, dict) else {"_schema": self.messages}
 
 
-class DeepaasBadJson(InvalidArguments):
+class DeepaasBadJson(DeepaasArgumentsError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "invalid_json"
 
@@ -105,7 +110,10 @@ class DeepaasCodec:
             value = args.find(key, f)
             if value is not _MISSING:
                 raw[key] = value
-        kwargs = adapter.load_args(raw)
+        try:
+            kwargs = adapter.load_args(raw)
+        except InvalidArguments as exc:
+            raise DeepaasArgumentsError(exc.messages) from None
         accept = kwargs.get(ACCEPT, "application/json")
         return DeepaasCall("predict", kwargs, str(accept))
 

@@ -12,7 +12,14 @@ Every model also speaks the Open Inference Protocol, as a KServe custom predicto
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import itertools
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import unquote, urlencode
 
 import orjson
@@ -121,6 +128,21 @@ class LocalModelServer:
         meta = b"oip\x00" + urlencode(params).encode()
         self.predictor.submit(req.content_type or _JSON, bytes(req.body), respond, meta)
 
+    def routes(self) -> list[str]:
+        """What this server answers, for the startup line."""
+        native = ["POST /predict", f"POST /api/v1/deployments/{self.name}/predict"]
+        oip = f"Open Inference Protocol: /v2/health/live|ready, POST /v2/models/{self.name}/infer"
+        if not self._deepaas:
+            return [*native, "GET / (metadata)", "GET /health", oip]
+        m = f"/v2/models/{self.model.instance.name}"
+        return [
+            *native,
+            "GET /model (metadata)",
+            "GET /health",
+            f"DEEPaaS: GET / /v2/ /v2/models/ {m}/ /swagger.json /api, POST {m}/predict/",
+            oip,
+        ]
+
     def _forward_deepaas(self, req: Request, conn: HttpConnection) -> deepaas.Forward:
         def forward(meta: bytes) -> None:
             self.predictor.submit(
@@ -131,3 +153,63 @@ class LocalModelServer:
             )
 
         return forward
+
+
+async def serve_local(
+    folder: str | Path,
+    host: str,
+    port: int,
+    entrypoint: str | None,
+    loader: str,
+    name: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """``modelplane run``: load the model here, serve it until SIGINT or SIGTERM."""
+    from modelplane.gateway.http import serve_http
+    from modelplane.model.loader import load_model
+
+    model = load_model(folder, entrypoint, loader)
+    started = time.monotonic()
+    model.load()
+    app = LocalModelServer(model, name)
+    server = await serve_http(app, host, port)
+    bound = server.sockets[0].getsockname()[1]
+    say(
+        f"{model.metadata.name} loaded in {time.monotonic() - started:.2f} s; serving on "
+        f"http://{host}:{bound}  routes: {'; '.join(app.routes())}"
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m modelplane.gateway.local``: what ``modelplane run`` executes in a model's own
+    environment (where the CLI's own dependencies are not installed)."""
+    p = argparse.ArgumentParser(prog="modelplane-run")
+    p.add_argument("folder")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--entrypoint", default=None)
+    p.add_argument("--loader", default="auto")
+    p.add_argument("--name", default=None)
+    a = p.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    coro = serve_local(a.folder, a.host, a.port, a.entrypoint, a.loader, a.name, say)
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is linked into every environment
+        asyncio.run(coro)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

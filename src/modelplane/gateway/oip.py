@@ -14,7 +14,7 @@ token (they are probes); model routes take the same bearer token as the native A
 from __future__ import annotations
 
 import itertools
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlencode
 
 import orjson
@@ -26,8 +26,10 @@ from modelplane.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from modelplane.gateway.dataplane import Gateway
 from modelplane.gateway.http import HttpConnection, Request
+
+if TYPE_CHECKING:  # the gateway proper is not needed (nor importable) in a model's env
+    from modelplane.gateway.dataplane import Gateway
 
 PREFIX = b"/v2"
 _MODELS = b"/v2/models/"

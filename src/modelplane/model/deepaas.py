@@ -67,21 +67,37 @@ def uploaded_file_class() -> Any:
 
 
 class InvalidArguments(InvalidInput):
-    """Arguments webargs would reject: 422, and the body is marshmallow's messages as they are.
+    """Arguments the module's own webargs fields reject: 422, with marshmallow's messages.
 
-    DEEPaaS answers ``json.dumps(error.messages)``: ``{"field": ["message"]}``, nested for nested
-    fields, with integer keys (as strings) for the items of a list.
+    On the native API the body is modelplane's error shape, the messages under ``details``; the
+    DEEPaaS front answers the messages themselves, as DEEPaaS does (see
+    :class:`modelplane.fronts.deepaas.DeepaasArgumentsError`).
     """
 
     status: ClassVar[int] = 422
     code: ClassVar[str] = "invalid_arguments"
 
     def __init__(self, messages: Any) -> None:
-        super().__init__(f"invalid arguments: {messages}")
+        super().__init__(
+            f"invalid arguments: {_describe(messages)}",
+            hint="see the model's arguments with `modelplane status NAME --json` (input_schema)",
+        )
         self.messages = messages
 
     def to_dict(self) -> dict[str, Any]:
-        return self.messages if isinstance(self.messages, dict) else {"_schema": self.messages}
+        body = super().to_dict()
+        body["details"] = {"arguments": self.messages}
+        return body
+
+
+def _describe(messages: Any, limit: int = 600) -> str:
+    if isinstance(messages, dict):
+        text = "; ".join(f"{k}: {_describe(v, limit)}" for k, v in messages.items())
+    elif isinstance(messages, list):
+        text = " ".join(_describe(m, limit) for m in messages)
+    else:
+        text = str(messages)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

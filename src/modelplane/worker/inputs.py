@@ -106,21 +106,33 @@ def multipart_parts(body: bytes, content_type: str) -> list[Part]:
 
 
 def decode_multipart(body: bytes, content_type: str, metadata: ModelMetadata) -> dict[str, Any]:
-    """Fields (JSON if they parse as JSON, else text) and files the model accepts."""
+    """Fields (JSON if they parse as JSON, else text) and files the model accepts; a name
+    given more than once becomes the list of its values, in order."""
     fields: dict[str, Any] = {}
+    repeated: set[str] = set()
+
+    def put(name: str, value: Any) -> None:
+        if name not in fields:
+            fields[name] = value
+        elif name in repeated:
+            fields[name].append(value)
+        else:
+            fields[name] = [fields[name], value]
+            repeated.add(name)
+
     for part in multipart_parts(body, content_type):
         if part.filename is None:
             try:
-                fields[part.name] = orjson.loads(part.data)
+                put(part.name, orjson.loads(part.data))
             except orjson.JSONDecodeError:
-                fields[part.name] = part.data.decode("utf-8", "replace")
+                put(part.name, part.data.decode("utf-8", "replace"))
             continue
         if not metadata.accepts_type(part.content_type):
             raise UnsupportedMediaType(
                 f"file {part.filename!r} has type {part.content_type!r}; model "
                 f"{metadata.name!r} accepts {', '.join(metadata.accepts)}"
             )
-        fields[part.name] = FileInput(part.name, part.filename, part.content_type, part.data)
+        put(part.name, FileInput(part.name, part.filename, part.content_type, part.data))
     if not fields:
         raise InvalidInput("multipart body has no fields")
     return fields

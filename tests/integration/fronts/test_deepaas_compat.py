@@ -43,13 +43,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    cmd: list[str], env: dict[str, str], log: Path, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cmd = [c.replace("{port}", str(port)) for c in cmd]
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}: {log.read_text()}")
@@ -59,7 +61,7 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Po
         except httpx.TransportError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not answer within 60 s: {log.read_text()}")
+    raise RuntimeError(f"{cmd[0]} did not answer within {timeout:g} s: {log.read_text()}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

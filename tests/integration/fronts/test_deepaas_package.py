@@ -2,7 +2,9 @@
 
 The module (``tests/fixtures/models/deepaas_pkg``) is a real package with its own requirements
 (deepaas 2.6.0, webargs 5), found through its ``deepaas.v2.model`` entry point. ``deepaas-run``
-gets it installed by pip; modelplane gets the folder, as a user would deploy it. Every answer is
+gets it installed by pip; modelplane gets the folder, as a user would deploy it, and runs it in
+the environment it builds from the package's requirements (so ``UploadedFile`` is deepaas's own
+from that environment, not the platform's). Every answer is
 compared: status, content type and body.
 """
 
@@ -57,7 +59,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     ours += ["--host", "127.0.0.1", "--port", "{port}"]
     d_proc, d_url = start(theirs, {**env, "PYTHONPATH": str(site)}, tmp / "deepaas.log")
     try:
-        m_proc, m_url = start(ours, env, tmp / "modelplane.log")
+        # modelplane builds the module's own environment first (deepaas 2.6.0, webargs 5...)
+        m_proc, m_url = start(ours, env, tmp / "modelplane.log", timeout=300)
     except BaseException:
         stop(d_proc)
         raise
