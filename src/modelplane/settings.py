@@ -63,6 +63,15 @@ class Settings:
     max_model_upload: int = 256 * 1024 * 1024
     """Bytes a model folder uploaded as a zip may unpack to."""
 
+    replica_port: int = 0
+    """TCP port for replicas on other nodes and relays from other platform processes (used
+    with a shared store or a cluster backend); 0 picks a free one."""
+    advertise_host: str | None = None
+    """The address other nodes and platform processes reach this one at [default: --host, or
+    127.0.0.1 when listening on every interface]."""
+    lease_ttl: float = 5.0
+    """Seconds the leader lease lasts unrenewed: how soon another process takes over."""
+
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 

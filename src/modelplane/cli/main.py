@@ -103,6 +103,23 @@ def up(
     max_queued_jobs: Annotated[
         int | None, typer.Option(help="jobs that may wait per deployment [default: no limit]")
     ] = None,
+    advertise_host: Annotated[
+        str | None,
+        typer.Option(
+            help="address other platform processes and cluster nodes reach this one at "
+            "[default: --host, or 127.0.0.1 on 0.0.0.0]"
+        ),
+    ] = None,
+    replica_port: Annotated[
+        int,
+        typer.Option(help="TCP port for remote replicas and relays (shared store) [default: free]"),
+    ] = 0,
+    lease_ttl: Annotated[
+        float, typer.Option(help="seconds before another process takes over a dead leader")
+    ] = 5.0,
+    job_lease: Annotated[
+        float, typer.Option(help="seconds a job stays claimed by a runner that stops heartbeating")
+    ] = 60.0,
 ) -> None:
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
@@ -129,6 +146,10 @@ def up(
         gpus=_gpus(gpus),
         rate_limit=rate_limit,
         max_queued_jobs=max_queued_jobs,
+        advertise_host=advertise_host,
+        replica_port=replica_port,
+        lease_ttl=lease_ttl,
+        job_lease=job_lease,
     )
     try:
         import uvloop

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from modelplane.backends.local import LocalProcessBackend
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.batches import side_of
 from modelplane.controlplane.deps import Deps
+from modelplane.controlplane.elector import Elector
+from modelplane.controlplane.follower import Follower
 from modelplane.controlplane.history import History, Reading
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
@@ -57,6 +62,7 @@ from modelplane.storage import BucketStore, LocalBucketStore, S3BucketStore
 from modelplane.store import Store, open_store
 from modelplane.store.batches import BatchStore
 from modelplane.store.jobs import JobStore
+from modelplane.store.leases import LeaseStore
 from modelplane.store.models import BatchRow
 from modelplane.store.users import UserStore
 from modelplane.testing.clock import Clock, SystemClock
@@ -181,19 +187,31 @@ class Platform:
         )
         self.app = create_app(self.deps)
         self.app.state.oscar_storage = oscar_storage_info(s)  # env read once, here
+        self.app.state.cluster_info = self.cluster_info
+        # Several platform processes share a PostgreSQL store; SQLite is one process's file.
+        self.shared = self.store.engine.dialect.name != "sqlite"
         self.listener = ReplicaListener(
-            s.replica_socket, self.gateway.on_hello, self.gateway.on_lost
+            s.replica_socket,
+            self.gateway.on_hello,
+            self.gateway.on_lost,
+            tcp=(s.host, s.replica_port) if self.shared else None,
+            advertise=s.advertise_host,
         )
         await self.listener.start()
         self.reconciler.set_gateway_address(self.listener.address)
+        self.runner.release_on_start = not self.shared
         limits = HttpLimits(
             max_body=s.max_body, keepalive_timeout=s.keepalive_timeout, read_timeout=s.read_timeout
         )
         self._server = await serve_http(self.gateway, s.host, s.port, limits)
         self.port = self._server.sockets[0].getsockname()[1]
         self.gateway.fallback = AsgiBridge(self.app, (s.host, self.port))
-        self._tasks.append(asyncio.create_task(self.reconciler.run()))
-        self._tasks.append(asyncio.create_task(self.autoscaler.run()))
+        self.elector: Elector | None = None
+        self.follower: Follower | None = None
+        if self.shared:
+            await self._join_cluster()
+        else:
+            await self._lead()
         self._tasks.append(asyncio.create_task(self.runner.run()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
         if not isinstance(self.storage, LocalBucketStore):  # OSCAR mounts of S3 bucket paths
@@ -202,6 +220,67 @@ class Platform:
         self._tasks.append(asyncio.create_task(self._sample_history()))
         self._tasks.append(asyncio.create_task(self.batch_runner.run()))
         self.gateway.start_timeouts()
+
+    # -- several platform processes -------------------------------------------------------------
+    async def _join_cluster(self) -> None:
+        """Share the store with other platform processes: lead if the lease is free, else
+        follow (serve the API and relay predictions to the leader) until it is."""
+        s = self.settings
+        assert self.listener.tcp_address is not None
+        leases = LeaseStore(self.store)
+        secret = await asyncio.to_thread(leases.shared_secret, "relay")
+        self.gateway.relay_secret = secret
+        self.gateway.status_of = self.reconciler.status
+        self.follower = Follower(self.store, self.gateway, secret, interval=s.reconcile_interval)
+        self.reconciler.passive = self.follower.step
+        self.reconciler.remote_status = self.follower.status
+        self.runner.deployments = _Deployments(self)
+        follower = self.follower
+        self.elector = Elector(
+            leases,
+            f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+            self.listener.tcp_address,
+            lambda: datetime.now(UTC),
+            ttl=s.lease_ttl,
+            on_lead=self._lead,
+            on_follow=lambda lease: follower.follow(lease.address if lease else None),
+            on_deposed=self._deposed,
+        )
+        await self.elector.step()  # lead at once if nobody does
+        self._tasks.append(asyncio.create_task(self.elector.run()))
+
+    async def _lead(self) -> None:
+        """This process runs the reconciler and the autoscaler (the only one that does)."""
+        if self.follower is not None:
+            await self.follower.stop()
+        self.reconciler.passive = None
+        self._tasks.append(asyncio.create_task(self.reconciler.run()))
+        self._tasks.append(asyncio.create_task(self.autoscaler.run()))
+        self.reconciler.wake()
+
+    async def _deposed(self) -> None:
+        """Another process took the lease from us (we could not renew it in time): stop our
+        replicas now, so two leaders never run them; from here on this process only follows."""
+        assert self.elector is not None
+        self.elector.eligible = False
+        self.autoscaler.close()
+        await self.reconciler.close()
+        self.reconciler.passive = self.follower.step if self.follower else None
+
+    @property
+    def role(self) -> str:
+        """``leader``, ``follower``, or ``single`` (SQLite: one process, always in charge)."""
+        if self.elector is None:
+            return "single"
+        return self.elector.role.value
+
+    def cluster_info(self) -> dict[str, Any]:
+        leader = self.elector.leader if self.elector else None
+        return {
+            "role": self.role,
+            "leader": leader.address if leader else None,
+            "store": "ok" if self.elector is None or self.elector.store_ok else "unreachable",
+        }
 
     def readings(self) -> dict[str, Reading]:
         """Every deployment's counters and replica counts now, for the traffic history."""
@@ -290,6 +369,10 @@ class Platform:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self.elector is not None:
+            await self.elector.close()  # a follower takes over at once, not after the ttl
+        if self.follower is not None:
+            await self.follower.stop()
         self.autoscaler.close()
         self.watcher.close()
         await self.batch_runner.close()
@@ -302,6 +385,21 @@ class Platform:
         await self.listener.close()
         self.logs.close()
         self.store.close()
+
+
+class _Deployments:
+    """The deployments the job runner works for: the reconciler's while leading, else the
+    follower's copy of the store."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    @property
+    def deployments(self) -> dict[str, Any]:
+        p = self._platform
+        if p.follower is not None and p.follower.active:
+            return p.follower.deployments
+        return p.reconciler.deployments
 
 
 def _storage(s: Settings) -> BucketStore:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from modelplane.resources.placement import Refusal
 from modelplane.spec import DeploymentSpec, Mode
 from modelplane.store import Store
 from modelplane.testing.clock import Clock
+from modelplane.worker.main import SECRET_ENV
 
 log = logging.getLogger("modelplane.reconciler")
 
@@ -126,6 +127,11 @@ class Reconciler:
         self.on_removed: list[Callable[[str], None]] = []
         self.reservations: ReservationBook | None = None
         """Set: every replica reserves its CPU, memory and GPUs before it starts."""
+        self.passive: Callable[[], Awaitable[None]] | None = None
+        """Set while another platform process leads: :meth:`sync` runs this instead (the
+        follower's view of the store), and nothing here starts replicas."""
+        self.remote_status: Callable[[str], dict[str, Any] | None] | None = None
+        """Set: a deployment's status as the leader reports it, preferred while passive."""
         gateway.events = self
 
     # -- the loop -------------------------------------------------------------------------------
@@ -154,6 +160,9 @@ class Reconciler:
         Serialised: a pass that read the store before a delete must not resurrect what a later
         pass removed. Nothing here awaits after the read, so the view changes atomically.
         """
+        if self.passive is not None:
+            await self.passive()
+            return
         async with self._sync_lock:
             rows = await asyncio.to_thread(self.store.list_deployments)
             self._apply(rows)
@@ -252,7 +261,10 @@ class Reconciler:
         replica = Replica(rid, self.clock.now(), datetime.now(UTC), cold=cold)
         dep.replicas[rid] = replica
         self._by_replica[rid] = (dep, replica)
-        self.gateway.expect(rid, dep.name)
+        # Over TCP anyone can dial the gateway: a replica is admitted with the secret it got here.
+        secret = secrets.token_urlsafe(24)
+        env[SECRET_ENV] = secret
+        self.gateway.expect(rid, dep.name, secret)
         cache = self.cache_dir / dep.name
         cache.mkdir(parents=True, exist_ok=True)
         launch = ReplicaLaunch(rid, dep.spec, self._gateway_address, env=env)
@@ -436,6 +448,10 @@ class Reconciler:
 
     # -- reporting ------------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:
+        if self.passive is not None and self.remote_status is not None:
+            remote = self.remote_status(name)
+            if remote is not None:
+                return remote
         dep = self.deployments.get(name)
         pool = self.gateway.pools.get(name)
         if dep is None:

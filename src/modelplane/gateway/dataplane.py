@@ -8,17 +8,24 @@ no JSON is decoded here: the body goes to the replica as it came.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from modelplane.errors import DeploymentNotFound, TooManyRequests, Unauthenticated
 from modelplane.gateway.http import HttpConnection, Request
 from modelplane.gateway.pool import DeploymentPool
-from modelplane.gateway.replicas import ReplicaConnection
+from modelplane.gateway.replicas import ReplicaConnection, ResponseCallback
 from modelplane.metrics import Metrics
 from modelplane.resources.ratelimit import RateLimiter
 from modelplane.security import Authenticate, Principal
+from modelplane.worker.protocol import error_body
+
+STATUS_META = b"\x00status"
+"""A relayed request with this meta asks for the deployment's status (no front starts with NUL)."""
 
 PREDICT_PREFIX = b"/api/v1/deployments/"
 PREDICT_SUFFIX = b"/predict"
@@ -73,6 +80,11 @@ class Gateway:
         self.fronts: list[tuple[bytes, Callable[[Request, HttpConnection], None]]] = []
         self.limiter: RateLimiter | None = None
         """Requests per second per token, on predictions and the REST API; None: no limit."""
+        self._secrets: dict[str, str] = {}
+        self.relay_secret: str | None = None
+        """Set: other platform processes that know it may relay requests here (see relay.py)."""
+        self.status_of: Callable[[str], dict[str, Any]] | None = None
+        """A deployment's status, for relays that ask (the reconciler's, on the leader)."""
 
     # -- deployments and replicas (called by the reconciler) ----------------------------------
     def add_deployment(self, name: str, owner: str) -> DeploymentPool:
@@ -93,12 +105,15 @@ class Gateway:
             pool.close(f"deployment {name!r} was removed")
         self.metrics.forget(name)
 
-    def expect(self, replica_id: str, deployment: str) -> None:
-        """A replica is starting; only expected replicas may join a pool."""
+    def expect(self, replica_id: str, deployment: str, secret: str | None = None) -> None:
+        """A replica is starting; only expected replicas (with ``secret``, if given) may join."""
         self.expected[replica_id] = deployment
+        if secret is not None:
+            self._secrets[replica_id] = secret
 
     def forget(self, replica_id: str) -> None:
         self.expected.pop(replica_id, None)
+        self._secrets.pop(replica_id, None)
         replica = self.replicas.pop(replica_id, None)
         if replica is not None:
             pool = self.pools.get(replica.deployment)
@@ -106,9 +121,18 @@ class Gateway:
                 pool.remove(replica)
 
     def on_hello(self, replica: ReplicaConnection, info: dict[str, Any]) -> None:
+        if "relay" in info:
+            self._admit_relay(replica, info)
+            return
         deployment = self.expected.get(replica.replica_id)
         if deployment is None or deployment != replica.deployment:
             replica.close()  # not ours, or already stopped: never route to it
+            return
+        secret = self._secrets.get(replica.replica_id)
+        if secret is not None and not hmac.compare_digest(
+            str(info.get("secret", "")).encode(), secret.encode()
+        ):
+            replica.close()  # someone who knows a replica id but not its secret
             return
         if "error" in info:
             self.events.replica_load_failed(replica.replica_id, str(info["error"]))
@@ -121,6 +145,27 @@ class Gateway:
         self.replicas[replica.replica_id] = replica
         pool.add(replica)
         self.events.replica_ready(replica.replica_id, info)
+
+    def _admit_relay(self, conn: ReplicaConnection, info: dict[str, Any]) -> None:
+        secret = self.relay_secret
+        given = str(info.get("secret", "")).encode()
+        if secret is None or not hmac.compare_digest(given, secret.encode()):
+            conn.close()
+            return
+        name = str(info["relay"])
+
+        def relay(ctype: bytes, body: bytes, reply: ResponseCallback, meta: bytes) -> None:
+            if meta == STATUS_META:
+                status = self.status_of(name) if self.status_of is not None else None
+                reply(200, _JSON, orjson.dumps(status))
+                return
+            pool = self.pools.get(name)
+            if pool is None:
+                reply(404, _JSON, error_body(DeploymentNotFound(name)))
+                return
+            pool.submit(ctype, body, reply, meta)
+
+        conn.relay = relay
 
     def on_lost(self, replica: ReplicaConnection) -> None:
         if self.replicas.get(replica.replica_id) is replica:

@@ -23,11 +23,15 @@ from modelplane.worker.protocol import (
     error_body,
     frame,
     request_frame,
+    response_frame,
+    split_request,
     split_response,
 )
 
 ResponseCallback = Callable[[int, bytes, bytes], None]
 """``(status, content_type, body)``"""
+RelayTarget = Callable[[bytes, bytes, ResponseCallback, bytes], None]
+"""Where relayed requests go: ``(content_type, body, reply, meta)``."""
 
 _JSON = b"application/json"
 
@@ -40,6 +44,8 @@ class ReplicaConnection(asyncio.Protocol):
         on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
         on_lost: Callable[[ReplicaConnection], None],
     ) -> None:
+        self.relay: RelayTarget | None = None
+        """Set: the peer is another platform process relaying requests to us (see relay.py)."""
         self._on_hello = on_hello
         self._on_lost = on_lost
         self._reader = FrameReader(self._on_frame)
@@ -108,6 +114,21 @@ class ReplicaConnection(asyncio.Protocol):
             self.replica_id = str(self.info.get("replica_id", ""))
             self.deployment = str(self.info.get("deployment", ""))
             self._on_hello(self, self.info)
+        elif kind == Kind.REQUEST and self.relay is not None:
+            self._relayed(request_id, payload)
+
+    def _relayed(self, request_id: int, payload: bytes) -> None:
+        """A request relayed by another platform process: answer it on this connection."""
+        content_type, meta, body = split_request(payload)
+
+        def reply(status: int, ctype: bytes, answer: bytes) -> None:
+            self._out.append(response_frame(request_id, status, ctype, answer))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+
+        assert self.relay is not None
+        self.relay(content_type, body, reply, meta)
 
     def send(
         self,
@@ -158,18 +179,32 @@ class ReplicaConnection(asyncio.Protocol):
 
 
 class ReplicaListener:
-    """The Unix socket replicas dial into. The folder is private to the platform's user."""
+    """The Unix socket replicas dial into. The folder is private to the platform's user.
+
+    With ``tcp`` (host, port; port 0 picks a free one) it also listens on TCP, for replicas on
+    other nodes and for other platform processes relaying requests. Over TCP anyone can connect,
+    so the gateway admits a replica only with the secret it was started with, and a relay only
+    with the secret the platform processes share (see ``Gateway.on_hello``).
+    """
 
     def __init__(
         self,
         path: Path,
         on_hello: Callable[[ReplicaConnection, dict[str, Any]], None],
         on_lost: Callable[[ReplicaConnection], None],
+        *,
+        tcp: tuple[str, int] | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.path = path
         self._on_hello = on_hello
         self._on_lost = on_lost
         self._server: asyncio.AbstractServer | None = None
+        self._tcp = tcp
+        self._advertise = advertise
+        self._tcp_server: asyncio.AbstractServer | None = None
+        self.tcp_address: str | None = None
+        """``tcp:host:port`` others dial, once listening on TCP."""
 
     @property
     def address(self) -> str:
@@ -184,8 +219,19 @@ class ReplicaListener:
         self._server = await loop.create_unix_server(
             lambda: ReplicaConnection(self._on_hello, self._on_lost), str(self.path), backlog=512
         )
+        if self._tcp is not None:
+            host, port = self._tcp
+            self._tcp_server = await loop.create_server(
+                lambda: ReplicaConnection(self._on_hello, self._on_lost), host, port, backlog=512
+            )
+            bound = self._tcp_server.sockets[0].getsockname()[1]
+            shown = self._advertise or ("127.0.0.1" if host in ("0.0.0.0", "", "::") else host)
+            self.tcp_address = f"tcp:{shown}:{bound}"
 
     async def close(self) -> None:
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+            self._tcp_server = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -56,6 +56,9 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._closing = False
+        self.release_on_start = True
+        """Requeue every running job at start: right when this is the only platform process
+        (SQLite); with several on one store, their jobs stay theirs until their leases end."""
 
     # -- what others ask ------------------------------------------------------------------------
     def backlog(self, name: str) -> int:
@@ -70,7 +73,7 @@ class JobRunner:
 
     # -- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        released = await asyncio.to_thread(self.jobs.release_all)
+        released = await asyncio.to_thread(self.jobs.release_all) if self.release_on_start else 0
         if released:
             log.info("requeued %d jobs that were running when the platform stopped", released)
         beat = 0.0

@@ -173,3 +173,22 @@ class BatchFailureRow(Base):
     name: Mapped[str] = mapped_column(String(1024), primary_key=True)
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class LeaseRow(Base):
+    """A named lease: who holds it, where they answer, until when. ``term`` grows per holder."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(255))
+    term: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClusterValueRow(Base):
+    """Values every platform process on this store shares (e.g. the relay secret)."""
+
+    __tablename__ = "cluster_values"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

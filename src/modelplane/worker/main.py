@@ -18,6 +18,7 @@ from modelplane.worker.protocol import hello_frame
 from modelplane.worker.server import ReplicaProtocol
 
 EXIT_LOAD_FAILED = 3
+SECRET_ENV = "MODELPLANE_REPLICA_SECRET"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +52,11 @@ async def serve(args: argparse.Namespace) -> int:
         "deployment": args.deployment,
         "pid": os.getpid(),
     }
+    # The gateway admits only replicas it started: over TCP (another node) this secret, made per
+    # replica by the reconciler, is what says so. Taken out of the environment the model sees.
+    secret = os.environ.pop(SECRET_ENV, "")
+    if secret:
+        info["secret"] = secret
     started = time.monotonic()
     try:
         model = load_model(args.model_path, args.entrypoint, args.loader)

@@ -17,8 +17,12 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 
 @router.get("/api/v1/health", summary="Liveness of the platform (no token needed)")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health(request: Request) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "ok"}
+    cluster = getattr(request.app.state, "cluster_info", None)
+    if cluster is not None:  # this process's role among the platform processes on the store
+        body.update(cluster())
+    return body
 
 
 @router.get("/api/v1/info", summary="Platform version and who you are")
