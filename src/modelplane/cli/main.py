@@ -16,7 +16,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from modelplane.cli import advise, batches, export, jobs, oscar, users
+from modelplane.cli import advise, batches, envs, export, jobs, oscar, users
 from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 # Each command module owns a typer app of its own; mounted without a name, its commands sit at the
 # top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
-for _module in (advise, batches, export, jobs, oscar, users):
+for _module in (advise, batches, export, jobs, oscar, users, envs):
     app.add_typer(_module.app)
 
 
@@ -293,11 +293,25 @@ def _wait_ready(client: Client, name: str, timeout: float) -> None:
     with out.status(f"waiting for replicas of {name}…") as status:
         while True:
             st = client.get(name)["status"]
+            env = st.get("environment") or {}
+            if env.get("state") == "building":
+                # the model's own environment: pip's (uv's) last line; no timeout while it runs
+                deadline = time.monotonic() + timeout
+                last = (env.get("last_lines") or ["resolving requirements"])[-1]
+                status.update(f"{name}: building its Python environment — {last[:120]}")
+                time.sleep(0.2)
+                continue
+            if env.get("state") == "failed":
+                raise ModelplaneError(
+                    f"{name}: its Python environment could not be built: {env.get('error')}",
+                    hint="fix the model's requirements, then `modelplane deploy … --update`",
+                )
             status.update(
                 f"{name}: {st['ready']}/{st['desired']} replicas ready ({st['starting']} starting)"
             )
             if st["desired"] and st["ready"] >= st["desired"]:
-                out.print(f"[green]ready[/]: {st['ready']}/{st['desired']} replicas")
+                built = f" (environment {env['key']})" if env.get("key") else ""
+                out.print(f"[green]ready[/]: {st['ready']}/{st['desired']} replicas{built}")
                 return
             if st["desired"] == 0:
                 out.print("ready: scaled to zero; the first request starts a replica")
@@ -360,6 +374,11 @@ def status(
         f"resources per replica: cpu {res['cpu']}, memory {res['memory'] / 2**20:.0f} MiB, "
         f"gpu {res['gpu']}",
     ]
+    env = st.get("environment")
+    if env:
+        head.append(f"environment {env['key']}: {env['state']}")
+        if env["state"] != "ready":
+            head.extend(f"  [dim]{line}[/]" for line in env.get("last_lines", [])[-3:])
     if st.get("last_error"):
         head.append(f"[red]last error[/] ({st['last_error_at']}): {st['last_error']}")
     out.print(Panel("\n".join(head), expand=False))

@@ -176,6 +176,15 @@ class Client:
             )
         return Prediction(resp.status_code, resp.headers.get("content-type", ""), resp.content)
 
+    # -- model environments ----------------------------------------------------------------------
+    def envs(self) -> list[dict[str, Any]]:
+        """The per-model Python environments on the platform (admin only)."""
+        return list(self._request("GET", "/api/v1/envs").json())
+
+    def prune_envs(self) -> dict[str, Any]:
+        """Remove the environments no deployment uses; ``{"removed": [...], "freed_bytes"}``."""
+        return dict(self._request("POST", "/api/v1/envs/prune").json())
+
     # -- jobs and buckets -----------------------------------------------------------------------
     def upload(self, name: str, files: list[str | Path], prefix: str = "") -> list[dict[str, Any]]:
         """Upload files to the deployment's input bucket; returns the jobs they became."""

@@ -17,6 +17,7 @@ from modelplane.controlplane.routes import (
     advise,
     batches,
     deployments,
+    envs,
     export,
     jobs,
     models,
@@ -41,6 +42,7 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(deployments.router, prefix="/api/v1")
     app.include_router(export.router, prefix="/api/v1")
     app.include_router(users.router, prefix="/api/v1")
+    app.include_router(envs.router, prefix="/api/v1")
     app.include_router(models.router, prefix="/api/v1")
     app.include_router(advise.router, prefix="/api/v1")
     if deps.jobs is not None:

@@ -15,6 +15,7 @@ from modelplane.settings import Settings
 from modelplane.store import Store
 
 if TYPE_CHECKING:
+    from modelplane.envs import EnvManager
     from modelplane.jobs.batches import BatchRunner
     from modelplane.jobs.runner import JobRunner
     from modelplane.jobs.watcher import BucketWatcher
@@ -36,6 +37,7 @@ class Deps:
     storage: BucketStore | None = None
     runner: JobRunner | None = None
     watcher: BucketWatcher | None = None
+    envs: EnvManager | None = None
     history: History | None = None
     batches: BatchStore | None = None
     batch_runner: BatchRunner | None = None

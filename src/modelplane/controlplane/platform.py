@@ -181,6 +181,7 @@ class Platform:
             storage=self.storage,
             runner=self.runner,
             watcher=self.watcher,
+            envs=self.envs,
             history=History(keep=s.history_keep),
             batches=self.batches,
             batch_runner=self.batch_runner,

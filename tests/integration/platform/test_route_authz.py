@@ -18,7 +18,12 @@ pytestmark = pytest.mark.integration
 PUBLIC = {"/api/v1/health", "/health"}
 """Routes that need no token at all (liveness probes)."""
 
-ADMIN_ONLY = {("GET", "/metrics"), ("POST", "/api/v1/users")}
+ADMIN_ONLY = {
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/envs"),
+    ("POST", "/api/v1/envs/prune"),
+}
 """Collections a non-admin may not read or change at all: 403 rather than a filtered view."""
 
 

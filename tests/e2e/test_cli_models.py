@@ -1,8 +1,10 @@
-"""``modelplane predict`` with several files and form fields, against a real platform."""
+"""The CLI with real models: `predict` with files and fields, `deploy` of a model with
+requirements, `envs ls|prune`; against a real platform."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,23 @@ def test_files_and_fields_are_repeatable_and_required_ones_are_named(
     assert "invalid arguments: repeat: Must be greater than or equal to 1" in r.stdout + r.stderr
     r = cli("predict", "files", "--file", f"upload={tmp_path / 'nope.txt'}", ok=False)
     assert "no such file" in r.stdout + r.stderr
+
+
+def test_deploy_builds_the_models_environment_and_envs_lists_and_prunes_it(
+    platform: tuple[Cli, object, Path],  # noqa: F811
+) -> None:
+    cli = platform[0]
+    r = cli("deploy", str(FIXTURE_MODELS / "pinned"), "--mode", "dedicated", "--timeout", "300")
+    assert "ready: 1/1 replicas (environment " in r.stdout
+    assert json.loads(cli("predict", "pinned", "--json", "{}").stdout)["httpx"] == "0.23.0"
+    status = cli("status", "pinned").stdout
+    assert "environment " in status and ": ready" in status
+    listing = cli("envs", "ls").stdout
+    assert "pinned" in listing and "uv" in listing and "requirements.txt" in listing
+    assert "nothing to prune" in cli("envs", "prune").stdout
+    cli("rm", "pinned")
+    deadline = time.monotonic() + 20  # the removal reaches the reconciler on its next pass
+    while "removed 1 environment(s)" not in (pruned := cli("envs", "prune").stdout):
+        assert time.monotonic() < deadline, pruned
+        time.sleep(0.2)
+    assert "no model environments" in cli("envs", "ls").stdout
