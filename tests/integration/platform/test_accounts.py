@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import Harness, start_platform
 
 from modelplane.store.models import utcnow
 from modelplane.store.users import UserStore
+from tests.integration.conftest import Harness, start_platform
 
 pytestmark = pytest.mark.integration
 

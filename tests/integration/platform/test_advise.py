@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.integration.conftest import Harness
 from typer.testing import CliRunner
 
 from modelplane.cli.main import app
 from modelplane.spec import DeploymentSpec
+from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration
 

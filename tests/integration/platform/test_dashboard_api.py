@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from tests.integration.conftest import Harness, eventually
 
 pytestmark = pytest.mark.integration

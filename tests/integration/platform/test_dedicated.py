@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from tests.integration.conftest import Harness, eventually, start_platform
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.integration.conftest import Harness, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

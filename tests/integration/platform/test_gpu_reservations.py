@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.integration.conftest import Harness, eventually
 
 pytestmark = pytest.mark.integration

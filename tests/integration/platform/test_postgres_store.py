@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Harness, start_platform
 
 from modelplane.errors import StoreUnavailable
 from modelplane.store import open_store
+from tests.integration.conftest import Harness, start_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

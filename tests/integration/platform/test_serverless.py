@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import Harness, eventually
 
 pytestmark = pytest.mark.integration
