@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from tests.integration.conftest import Harness, eventually, start_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
