@@ -5,7 +5,8 @@ S3 to it. With local buckets there is no S3 server, so the platform serves the p
 clients use on buckets and objects, path-style: ``ListBuckets``, ``CreateBucket``,
 ``HeadBucket``, ``DeleteBucket``, ``ListObjects`` (v1 and v2, with ``prefix``, ``delimiter``,
 paging), ``PutObject`` (plain or ``aws-chunked``), ``GetObject`` (with one ``Range``),
-``HeadObject`` and ``DeleteObject``. Objects written here trigger jobs like any upload.
+``HeadObject``, ``DeleteObject`` and multipart uploads. Objects written here trigger jobs like
+any upload.
 
 Authentication: the access key id of an AWS Signature V4 ``Authorization`` header is a modelplane
 API token (``/system/config`` gives callers their own), the secret key is not used, and the
@@ -17,9 +18,13 @@ query string (boto3's own presigned URLs) are refused, as everywhere on the plat
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import json
 import re
+import shutil
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -250,7 +255,7 @@ async def _list_objects(request: Request, storage: Any, bucket: str) -> Response
     return _xml("".join(parts))
 
 
-@router.api_route("/{bucket}/{key:path}", methods=["GET", "PUT", "HEAD", "DELETE"])
+@router.api_route("/{bucket}/{key:path}", methods=["GET", "PUT", "HEAD", "DELETE", "POST"])
 async def object_op(bucket: str, key: str, request: Request) -> Response:
     deps = request.app.state.deps
     buckets = Buckets(deps)
@@ -263,14 +268,15 @@ async def object_op(bucket: str, key: str, request: Request) -> Response:
             except ModelplaneError as exc:
                 raise _translate(exc, bucket) from None
         try:
+            q = request.query_params
+            if "uploads" in q or "uploadId" in q:
+                return await _multipart(request, buckets, bucket, key)
+            if request.method == "POST":
+                raise S3Error(501, "NotImplemented", "this POST is not served here")
             if request.method == "PUT":
                 if "x-amz-copy-source" in request.headers:
                     raise S3Error(501, "NotImplemented", "CopyObject is not served here")
-                body = await request.body()
-                sha = request.headers.get("x-amz-content-sha256", "")
-                encoding = request.headers.get("content-encoding", "")
-                if sha.startswith("STREAMING-") or "aws-chunked" in encoding:
-                    body = decode_chunked(body)
+                body = await _payload(request)
                 ctype = request.headers.get("content-type") or "application/octet-stream"
                 info = await asyncio.to_thread(storage.put, bucket, key, body, ctype)
                 await buckets.jobs.trigger(bucket, info)
@@ -291,6 +297,85 @@ async def object_op(bucket: str, key: str, request: Request) -> Response:
         if request.method == "HEAD":
             return Response(status_code=exc.status)
         return _error(exc)
+
+
+async def _payload(request: Request) -> bytes:
+    body = await request.body()
+    sha = request.headers.get("x-amz-content-sha256", "")
+    if sha.startswith("STREAMING-") or "aws-chunked" in request.headers.get("content-encoding", ""):
+        return decode_chunked(body)
+    return body
+
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+async def _multipart(request: Request, buckets: Buckets, bucket: str, key: str) -> Response:
+    """Multipart uploads (boto3's managed transfers use them above 8 MB): parts are kept in
+    ``<data dir>/oscar/.uploads/<upload id>/`` until the upload completes into one object."""
+    q = request.query_params
+    root = buckets.deps.settings.data_dir / "oscar" / ".uploads"
+    if request.method == "POST" and "uploads" in q:
+        upload_id = uuid.uuid4().hex
+        folder = root / upload_id
+        await asyncio.to_thread(folder.mkdir, parents=True)
+        meta = {"bucket": bucket, "key": key, "content_type": request.headers.get("content-type")}
+        await asyncio.to_thread((folder / "upload.json").write_text, json.dumps(meta))
+        return _xml(
+            f'<InitiateMultipartUploadResult xmlns="{_NS}"><Bucket>{escape(bucket)}</Bucket>'
+            f"<Key>{escape(key)}</Key><UploadId>{upload_id}</UploadId>"
+            "</InitiateMultipartUploadResult>"
+        )
+    upload_id = q.get("uploadId", "")
+    folder = root / upload_id
+    if not _UPLOAD_ID.match(upload_id) or not folder.is_dir():
+        raise S3Error(
+            404, "NoSuchUpload", "the multipart upload does not exist", f"/{bucket}/{key}"
+        )
+    meta = json.loads(await asyncio.to_thread((folder / "upload.json").read_text))
+    if (meta["bucket"], meta["key"]) != (bucket, key):
+        raise S3Error(400, "InvalidRequest", "the upload belongs to another object")
+    if request.method == "PUT":
+        try:
+            number = int(q.get("partNumber", ""))
+        except ValueError:
+            raise S3Error(400, "InvalidArgument", "partNumber must be 1-10000") from None
+        if not 1 <= number <= 10_000:
+            raise S3Error(400, "InvalidArgument", "partNumber must be 1-10000")
+        data = await _payload(request)
+        await asyncio.to_thread((folder / f"{number:05d}.part").write_bytes, data)
+        return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+    if request.method == "DELETE":
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        return Response(status_code=204)
+    if request.method == "POST":
+        parts = sorted(folder.glob("*.part"))
+        if not parts:
+            raise S3Error(400, "InvalidPart", "no parts were uploaded")
+        ctype = meta.get("content_type") or "application/octet-stream"
+        storage = buckets.deps.storage
+        assert storage is not None
+
+        def assemble() -> ObjectInfo:
+            joined = folder / "object"
+            with joined.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as f:
+                        shutil.copyfileobj(f, out)
+            with joined.open("rb") as f:
+                return storage.put(bucket, key, f, ctype)
+
+        try:
+            info = await asyncio.to_thread(assemble)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        await buckets.jobs.trigger(bucket, info)
+        return _xml(
+            f'<CompleteMultipartUploadResult xmlns="{_NS}"><Bucket>{escape(bucket)}</Bucket>'
+            f"<Key>{escape(key)}</Key><ETag>&quot;{info.etag}&quot;</ETag>"
+            "</CompleteMultipartUploadResult>"
+        )
+    raise S3Error(405, "MethodNotAllowed", "not a multipart operation")
 
 
 def _ranged(data: bytes, header: str, headers: dict[str, str]) -> Response:

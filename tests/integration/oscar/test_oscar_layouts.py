@@ -257,6 +257,15 @@ async def test_buckets_api_status_and_presign(platform: Platform, tmp_path: Path
     assert (await call(client.delete_bucket, "shared-data")).status_code == 204
     assert (await call(client.list_buckets)).json() == []
 
+    # a file above boto3's multipart threshold (8 MB) goes up in parts and comes back whole
+    assert (await call(client.create_bucket, "big-data")).status_code == 201
+    big = write(tmp_path, "big.bin", "")
+    big.write_bytes(bytes(range(256)) * (9 * 4096))  # 9 MiB
+    storage = await call(client.create_storage_client)
+    await call(storage.upload_file, "minio.default", str(big), "big-data/blobs")
+    assert await keys(storage, "big-data/blobs") == ["blobs/big.bin"]
+    assert await fetch(storage, "big-data/blobs/big.bin", tmp_path) == big.read_bytes()
+
     # a service's buckets keep its settings and stay while it does
     assert (
         await call(client.create_service, str(EXAMPLES / "shout" / "shout.yaml"))
