@@ -8,7 +8,6 @@ by the platform (``GET /api/v1/deployments/{name}/export``, so only your own) an
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -24,7 +23,6 @@ from modelplane.errors import InvalidInput, InvalidSpec
 from modelplane.spec import DeploymentSpec, load_spec
 
 app = typer.Typer()
-WARNINGS_HEADER = "x-modelplane-export-warnings"
 
 
 def spec_from_path(path: Path) -> DeploymentSpec:
@@ -116,12 +114,10 @@ def _from_platform(
         raise InvalidInput(
             f"{dest} exists and is not empty", hint="choose another --out, or add --force"
         )
-    params = {"target": target_name} | ({"image": image} if image else {})
     with client_for(url, token) as client, out.status(f"exporting {name} from the platform…"):
-        response = client._request("GET", f"/api/v1/deployments/{name}/export", params=params)
-    warnings = json.loads(response.headers.get(WARNINGS_HEADER, "[]"))
+        body, warnings = client.export(name, target_name, image)
     written: list[Path] = []
-    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
         for info in archive.infolist():
             rel = Path(*Path(info.filename).parts[1:])  # drop the top folder
             if info.is_dir() or ".." in rel.parts or rel.is_absolute():

@@ -8,6 +8,7 @@ The platform's address and token come from arguments, else ``MODELPLANE_URL`` an
 from __future__ import annotations
 
 import contextlib
+import json
 import mimetypes
 import os
 from dataclasses import dataclass
@@ -324,6 +325,12 @@ class Client:
 
     def metrics(self) -> str:
         return self._request("GET", "/metrics").text
+
+    def export(self, name: str, target: str, image: str | None = None) -> tuple[bytes, list[str]]:
+        """A deployment exported for ``target``: the zip, and what the target cannot express."""
+        params = {"target": target} | ({"image": image} if image else {})
+        r = self._request("GET", f"/api/v1/deployments/{name}/export", params=params)
+        return r.content, json.loads(r.headers.get("x-modelplane-export-warnings", "[]"))
 
 
 __all__ = ["Client", "ModelplaneError", "Prediction"]
