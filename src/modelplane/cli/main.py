@@ -526,12 +526,22 @@ def run(
         str | None,
         typer.Option(help="the name it answers to (Open Inference Protocol model name)"),
     ] = None,
+    installed: Annotated[
+        bool,
+        typer.Option(
+            "--installed",
+            help="the folder's requirements are installed in this Python already (as in an "
+            "exported image): serve with it, build no environment",
+        ),
+    ] = False,
 ) -> None:
     """Serve one model in this process, without the platform: for trying and debugging.
 
     A folder with requirements (requirements.txt, or a package) runs in its own environment,
-    the same one the platform builds for it."""
-    if _run_in_environment(folder.resolve(), host, port, entrypoint, loader, name):
+    the same one the platform builds for it, unless --installed says this Python is that."""
+    if not installed and _run_in_environment(
+        folder.resolve(), host, port, entrypoint, loader, name
+    ):
         return
     try:
         import uvloop

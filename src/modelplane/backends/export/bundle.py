@@ -102,7 +102,8 @@ def image_ref(spec: DeploymentSpec, options: ExportOptions, bundle: Bundle) -> s
 def run_command(spec: DeploymentSpec, facts: ModelFacts) -> list[str]:
     """The container's command line: ``modelplane run`` on the model folder, every interface."""
     cmd = ["modelplane", "run", MODEL_DIR, "--host", "0.0.0.0", "--port", str(PORT)]
-    cmd += ["--loader", facts.loader, "--name", spec.name]
+    # --installed: the image's Python is the model's environment (its RUN steps built it).
+    cmd += ["--loader", facts.loader, "--name", spec.name, "--installed"]
     if spec.model.entrypoint:
         cmd += ["--entrypoint", spec.model.entrypoint]
     return cmd
