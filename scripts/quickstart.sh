@@ -11,4 +11,15 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "installing modelplane and the examples' dependencies (scikit-learn, pillow)…"
 .venv/bin/python -m pip install --quiet -e ".[examples]"
+# Replicas run inside bubblewrap (docs/security.md); without it only --local mode starts.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing bubblewrap (the replicas' sandbox)…"
+    apt-get update -qq && apt-get install -y -qq bubblewrap
+  elif [[ " $* " != *" --local "* ]]; then
+    echo "bubblewrap (bwrap) is needed to confine replicas: sudo apt-get install bubblewrap" >&2
+    echo "(or start single-user local mode, unconfined: bash scripts/quickstart.sh --local)" >&2
+    exit 1
+  fi
+fi
 exec .venv/bin/modelplane up --examples examples "$@"

@@ -22,6 +22,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     echo "note: PostgreSQL is not installed; its tests will be skipped (apt-get install postgresql)"
   fi
 fi
+# bubblewrap confines replicas (docs/security.md); the sandbox tests use the real one.
+command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; }
 echo "lint and types…"
 .venv/bin/ruff check src tests
 .venv/bin/mypy

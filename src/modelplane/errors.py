@@ -185,3 +185,11 @@ def _all_subclasses(cls: type[ModelplaneError]) -> list[type[ModelplaneError]]:
 
 _ALL: list[type[ModelplaneError]] = [ModelplaneError, *_all_subclasses(ModelplaneError)]
 _BY_CODE: dict[str, type[ModelplaneError]] = {c.code: c for c in _ALL}
+
+
+class SandboxUnavailable(ModelplaneError):
+    """Replicas cannot be confined here (bubblewrap missing or unusable), or a spec would expose
+    what a sandbox must hide."""
+
+    status = 503
+    code = "sandbox_unavailable"

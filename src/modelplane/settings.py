@@ -51,6 +51,9 @@ class Settings:
     """GPU device indices replicas may be given; None: ask ``nvidia-smi``."""
     rate_limit: float | None = None
     """Requests per second per token (predictions and REST); None: no limit."""
+    sandbox: bool = True
+    """Confine replicas with bubblewrap (see docs/security.md). Without bwrap the platform refuses
+    to start, except with ``local`` (one user, their own models), where it warns and goes on."""
     max_queued_jobs: int | None = None
     """Jobs that may wait per deployment (see ``resources.quota.check_job_queue``)."""
     envs_cache: Path | None = None

@@ -120,6 +120,13 @@ def up(
     job_lease: Annotated[
         float, typer.Option(help="seconds a job stays claimed by a runner that stops heartbeating")
     ] = 60.0,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="confine replicas with bubblewrap (own uid, only their model folder visible); "
+            "--no-sandbox runs them as the platform itself",
+        ),
+    ] = True,
 ) -> None:
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
@@ -150,6 +157,7 @@ def up(
         replica_port=replica_port,
         lease_ttl=lease_ttl,
         job_lease=job_lease,
+        sandbox=sandbox,
     )
     try:
         import uvloop
@@ -203,6 +211,8 @@ async def _serve(settings: Settings, examples: Path | None) -> None:
         lines.append(
             f"node: {inv.cpu:g} reservable cores, {inv.memory / 2**30:.1f} GiB memory, GPUs: {gpus}"
         )
+    if platform.sandbox_note:
+        lines.append(f"[yellow]warning:[/] {platform.sandbox_note}")
     if settings.rate_limit:
         lines.append(f"rate limit: {settings.rate_limit:g} requests per second per token")
     if created:

@@ -31,6 +31,7 @@ from modelplane.controlplane.reservations import ReservationBook
 from modelplane.controlplane.service import Deployments
 from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
+from modelplane.errors import SandboxUnavailable
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import Gateway
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
@@ -48,6 +49,8 @@ from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota
 from modelplane.resources.ratelimit import RateLimiter
+from modelplane.sandbox import Sandbox
+from modelplane.sandbox import probe as probe_sandbox
 from modelplane.security import (
     LOCAL_USER,
     Principal,
@@ -86,12 +89,15 @@ class Platform:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._s3: Any = None
+        self.sandbox_note: str | None = None
+        """Why replicas run unconfined, when they do (shown by ``modelplane up``)."""
 
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             os.chmod(s.data_dir, 0o700)
+        sandbox = None if self._backend is not None else await asyncio.to_thread(self._sandbox)
         self.store = await asyncio.to_thread(open_store, s.db_url)
         tokens: TokenCache | None = None
         if s.local:
@@ -110,7 +116,9 @@ class Platform:
             request_timeout=s.request_timeout,
         )
         self.envs = EnvManager(EnvBuilder(s.envs_dir, uv=find_uv(), cache=s.envs_cache))
-        backend = self._backend or LocalProcessBackend(log=self.logs.write, envs=self.envs)
+        backend = self._backend or LocalProcessBackend(
+            log=self.logs.write, envs=self.envs, sandbox=sandbox
+        )
         self.reconciler = Reconciler(
             self.store,
             backend,
@@ -310,6 +318,29 @@ class Platform:
         while True:
             history.record(time.time(), self.readings())  # wall time: the charts' x axis
             await asyncio.sleep(self.settings.history_interval)
+
+    def _sandbox(self) -> Sandbox | None:
+        """The replicas' sandbox, or None (with the reason in ``sandbox_note``) if allowed."""
+        s = self.settings
+        if not s.sandbox:
+            self.sandbox_note = "sandbox disabled (--no-sandbox): replicas run as the platform"
+            return None
+        forbidden = (str(s.data_dir.resolve()),)
+        try:
+            host = probe_sandbox(forbidden)
+        except SandboxUnavailable as exc:
+            if not s.local:
+                raise
+            self.sandbox_note = f"{exc.message}; replicas run unconfined (--local)"
+            return None
+        return Sandbox(
+            host,
+            socket=str(s.replica_socket),
+            cache_root=s.cache_dir,
+            forbidden=forbidden,
+            owned_inside=(str((s.data_dir / "oscar").resolve()),),
+            shared_inside=(str((s.data_dir / "envs").resolve()),),
+        )
 
     @property
     def url(self) -> str:

@@ -219,6 +219,8 @@ class ReplicaListener:
         self._server = await loop.create_unix_server(
             lambda: ReplicaConnection(self._on_hello, self._on_lost), str(self.path), backlog=512
         )
+        # Sandboxed replicas run under uids of their own; the folder (0700) keeps everyone else out.
+        os.chmod(self.path, 0o666)
         if self._tcp is not None:
             host, port = self._tcp
             self._tcp_server = await loop.create_server(

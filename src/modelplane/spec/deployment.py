@@ -134,6 +134,10 @@ class DeploymentSpec(_Frozen):
         "passed), files kept under their own names and written to every output path",
     )
     env: dict[str, str] = Field(default_factory=dict)
+    network: Literal["allowed", "none"] = Field(
+        default="allowed",
+        description="replicas' network egress: allowed, or none (only a loopback of their own)",
+    )
     description: str = ""
 
     @field_validator("name")

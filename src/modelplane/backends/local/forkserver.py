@@ -12,7 +12,13 @@ import sys
 from typing import Any
 
 from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
+from modelplane.sandbox import Sandbox
+from modelplane.sandbox.procs import host_pid
 from modelplane.spec import DeploymentSpec
+
+DRAIN = 30.0
+"""Seconds a sandboxed template outlives its last replicas at most: its pid namespace is theirs,
+so stopping it stops them (the reconciler drains replicas well within this)."""
 
 
 class TemplateFailed(Exception):
@@ -29,6 +35,7 @@ class Template:
         env: dict[str, str],
         log: LogLine,
         python: str = sys.executable,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.key = key
         self.deployment = spec.name
@@ -36,6 +43,7 @@ class Template:
         self._env = env
         self._log = log
         self._python = python
+        self._sandbox = sandbox
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._buffer = b""
@@ -61,10 +69,13 @@ class Template:
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
         args += ["--loader", spec.model.loader]
+        env = self._env
+        if self._sandbox is not None:
+            args, env = self._sandbox.confine(spec, args, env, python=self._python)
         self._proc = await asyncio.create_subprocess_exec(
             *args,
             pass_fds=(theirs.fileno(),),
-            env=self._env,
+            env=env,
             cwd=spec.model.path,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -150,15 +161,19 @@ class Template:
             raise TemplateFailed("template is not running")
         loop = asyncio.get_running_loop()
         read_fd, write_fd = os.pipe()
+        connect, env = launch.gateway_address, launch.env
+        if self._sandbox is not None:
+            connect = self._sandbox.gateway_address(connect)
+            env = self._sandbox.launch_env(env)
         message = {
             "op": "spawn",
             "replica_id": launch.replica_id,
             "deployment": launch.spec.name,
-            "connect": launch.gateway_address,
+            "connect": connect,
             "model_path": launch.spec.model.path,
             "entrypoint": launch.spec.model.entrypoint,
             "loader": launch.spec.model.loader,
-            "env": launch.env,
+            "env": env,
         }
         spawned: asyncio.Future[int] = loop.create_future()
         exited: asyncio.Future[int] = loop.create_future()
@@ -174,6 +189,12 @@ class Template:
             os.close(read_fd)
             self._exits.pop(launch.replica_id, None)
             raise
+        if self._sandbox is not None and self._proc is not None:
+            # The template saw its child's pid in its own namespace; ours is another number.
+            found = host_pid(self._proc.pid, pid)
+            if found is None:
+                raise TemplateFailed(f"forked replica (pid {pid} in its sandbox) vanished")
+            pid = found
         exited.pid = pid  # type: ignore[attr-defined]
         self._keep(self._pump_replica(read_fd, launch, on_line))
         return ReplicaHandle(launch.replica_id, launch.spec.name, pid, exited)
@@ -195,6 +216,8 @@ class Template:
             transport.close()
 
     async def close(self) -> None:
+        if self._sandbox is not None and self._exits:
+            await asyncio.wait(list(self._exits.values()), timeout=DRAIN)
         self._gone("template stopped")
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -24,6 +24,8 @@ from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
 from modelplane.backends.local.forkserver import Template, TemplateFailed
 from modelplane.envs import EnvManager
 from modelplane.errors import EnvironmentFailed
+from modelplane.sandbox import Sandbox
+from modelplane.sandbox.procs import descendants
 from modelplane.spec import DeploymentSpec
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -36,16 +38,24 @@ class LocalProcessBackend:
         base_env: dict[str, str] | None = None,
         python: str = sys.executable,
         envs: EnvManager | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
+        """``sandbox``: confine every template and replica (see :mod:`modelplane.sandbox`);
+        their environment is then the spec's and the launch's only, never ``base_env``."""
         self._log = log
         self.envs = envs
+        self._sandbox = sandbox
         self._base_env = dict(os.environ if base_env is None else base_env)
+        if sandbox is not None:
+            self._base_env = {}
         self._python_default = python
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._forked: dict[str, ReplicaHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._templates: dict[str, Template] = {}
         self._template_starts: dict[str, asyncio.Task[Template | None]] = {}
+        self._wrapped: set[str] = set()
+        """Spawned replicas whose pid is their sandbox's (bwrap's): measured as a process tree."""
 
     # -- templates ------------------------------------------------------------------------------
     @staticmethod
@@ -102,7 +112,7 @@ class LocalProcessBackend:
     async def _start_template(self, key: str, spec: DeploymentSpec) -> Template | None:
         python, extra = await self._python(spec)
         env = self._process_env(spec, extra)
-        template = Template(key, spec, env, self._log, python)
+        template = Template(key, spec, env, self._log, python, self._sandbox)
         try:
             await template.start()
         except TemplateFailed as exc:
@@ -146,12 +156,15 @@ class LocalProcessBackend:
         spec = launch.spec
         python, extra = await self._python(spec)
         env = self._process_env(spec, {**launch.env, **extra})
+        connect = launch.gateway_address
+        if self._sandbox is not None:
+            connect = self._sandbox.gateway_address(connect)
         args = [
             python,
             "-m",
             "modelplane.worker",
             "--connect",
-            launch.gateway_address,
+            connect,
             "--replica-id",
             launch.replica_id,
             "--deployment",
@@ -162,6 +175,8 @@ class LocalProcessBackend:
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
         args += ["--loader", spec.model.loader]
+        if self._sandbox is not None:
+            args, env = self._sandbox.confine(spec, args, env, python=python)
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,
@@ -176,7 +191,11 @@ class LocalProcessBackend:
         task = asyncio.create_task(self._watch(proc, launch, exited))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return ReplicaHandle(launch.replica_id, spec.name, proc.pid, exited)
+        handle = ReplicaHandle(launch.replica_id, spec.name, proc.pid, exited)
+        if self._sandbox is not None:
+            self._wrapped.add(launch.replica_id)
+            exited.add_done_callback(lambda _f: self._wrapped.discard(launch.replica_id))
+        return handle
 
     async def _watch(
         self, proc: asyncio.subprocess.Process, launch: ReplicaLaunch, exited: asyncio.Future[int]
@@ -211,11 +230,17 @@ class LocalProcessBackend:
     def memory_bytes(self, handle: ReplicaHandle) -> int | None:
         if handle.pid is None or handle.exited.done():
             return None
-        try:
-            with open(f"/proc/{handle.pid}/statm", "rb") as f:
-                return int(f.read().split()[1]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            return None
+        pids = [handle.pid]
+        if handle.replica_id in self._wrapped:
+            pids += descendants(handle.pid)
+        total = None
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/statm", "rb") as f:
+                    total = (total or 0) + int(f.read().split()[1]) * _PAGE
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
 
     async def close(self) -> None:
         procs = list(self._procs.values())
