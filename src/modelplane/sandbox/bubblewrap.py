@@ -10,6 +10,7 @@ processes or change identity; a container runtime would need a daemon and images
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelplane.errors import SandboxUnavailable
+from modelplane.model.oscar import LINKS
 from modelplane.sandbox.policy import (
     SANDBOX_CACHE,
     SANDBOX_SOCKET,
@@ -179,15 +181,29 @@ class Sandbox:
     def cache_for(self, deployment: str, ident: Identity | None) -> Path:
         cache = self.cache_root / deployment
         cache.mkdir(parents=True, exist_ok=True)
-        if ident is not None:
-            st = cache.stat()
-            if (st.st_uid, st.st_gid) != (ident.uid, ident.gid):
-                for root, dirs, files in os.walk(cache):
-                    for name in (*dirs, *files):
-                        os.lchown(os.path.join(root, name), ident.uid, ident.gid)
-                os.chown(cache, ident.uid, ident.gid)
-            os.chmod(cache, 0o700)
+        _own(cache, ident)
+        os.chmod(cache, 0o700)
         return cache
+
+    def links_of(self, model: str, deployment: str, ident: Identity | None) -> list[str]:
+        """The folders an OSCAR service's script links into its runs (its ``mount`` and
+        ``volume``), read-write. Honoured only in a service folder the platform wrote itself
+        (``oscar/<deployment>``): a links file in a user's own model folder is ignored."""
+        if not any(_within(model, f"{root}/{deployment}") for root in self.owned_inside):
+            return []
+        try:
+            links = json.loads((Path(model) / LINKS).read_bytes()).get("links", [])
+        except (OSError, ValueError):
+            return []
+        found = []
+        for link in links:
+            target = Path(str(link.get("to", "")))
+            if not target.is_absolute():
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            _own(target, ident)
+            found.append(os.path.realpath(target))
+        return found
 
     def confine(
         self,
@@ -213,6 +229,7 @@ class Sandbox:
         cache = self.cache_for(spec.name, ident)
         conf = Confinement(
             read_only=tuple(dict.fromkeys(read_only)),
+            read_write=tuple(self.links_of(model, spec.name, ident)),
             cache=str(cache),
             socket=self.socket,
             identity=ident,
@@ -240,6 +257,19 @@ class Sandbox:
         if self.socket is not None and address == f"unix:{self.socket}":
             return f"unix:{SANDBOX_SOCKET}"
         return address
+
+
+def _own(path: Path, ident: Identity | None) -> None:
+    """Hand ``path`` (and, the first time, what is in it) to the replicas' uid."""
+    if ident is None:
+        return
+    st = path.stat()
+    if (st.st_uid, st.st_gid) == (ident.uid, ident.gid):
+        return
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), ident.uid, ident.gid)
+    os.chown(path, ident.uid, ident.gid)
 
 
 def _within(path: str, root: str) -> bool:

@@ -47,6 +47,8 @@ class Confinement:
 
     read_only: tuple[str, ...]
     """Host paths exposed read-only at the same path (model folder, interpreter, packages)."""
+    read_write: tuple[str, ...] = ()
+    """Host paths exposed read-write at the same path (an OSCAR service's mount and volume)."""
     cache: str | None = None
     """Host path of the deployment's cache folder, exposed read-write at :data:`SANDBOX_CACHE`."""
     socket: str | None = None
@@ -132,7 +134,7 @@ def bwrap_argv(
     argv += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
     for dev in conf.devices:
         argv += ["--dev-bind", dev, dev]
-    binds = [("--ro-bind", p) for p in conf.read_only]
+    binds = [("--ro-bind", p) for p in conf.read_only] + [("--bind", p) for p in conf.read_write]
     targets = [p for _, p in binds] + [SANDBOX_SOCKET, SANDBOX_CACHE]
     # bwrap makes missing parents 0700 root; a replica's uid must be able to walk through them.
     for parent in _parents(targets, covered=[p for p, _ in system] + targets):

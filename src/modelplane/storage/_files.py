@@ -81,6 +81,10 @@ def write_atomically(path: Path, chunks: Iterable[bytes], *, durable: bool = Tru
     """
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
     try:
+        # An ordinary file's mode, not mkstemp's 0600: an OSCAR service's sandboxed script reads
+        # its mounted bucket folder under a uid of its own. The data directory (0700) keeps
+        # everyone else out.
+        os.fchmod(fd, 0o644)
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         with os.fdopen(fd, "wb") as tmp:
