@@ -52,7 +52,8 @@ class Spin:
 def write_inputs(folder: Path, n: int) -> None:
     folder.mkdir(parents=True)
     for i in range(n):
-        (folder / f"{i:05d}.json").write_bytes(b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
+        body = b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i
+        (folder / f"{i:05d}.json").write_bytes(body)
 
 
 def loop(model: Any, src: Path, dst: Path) -> float:
