@@ -73,19 +73,7 @@ class JobStore:
         """Add a job; ``(row, False)`` if this very input object already has one."""
         try:
             with self.store.session() as s:
-                row = JobRow(
-                    id=uuid.uuid4().hex,
-                    deployment=job.deployment,
-                    owner=job.owner,
-                    state=QUEUED,
-                    input_bucket=job.input_bucket,
-                    input_key=job.input_key,
-                    input_etag=job.input_etag,
-                    content_type=job.content_type,
-                    output_bucket=job.output_bucket,
-                    max_attempts=job.max_attempts,
-                    attempts=0,
-                )
+                row = self._row(job)
                 s.add(row)
                 s.flush()
                 return row, True
@@ -100,6 +88,55 @@ class JobStore:
                     )
                 ).one()
                 return existing, False
+
+    def enqueue_many(self, jobs: list[NewJob]) -> list[tuple[JobRow, bool]]:
+        """Add many jobs in one transaction; ``(row, False)`` for inputs that already had one.
+
+        One commit for a whole upload instead of one per file: the store's cost per job is then
+        a row, not a transaction."""
+        if not jobs:
+            return []
+        try:
+            with self.store.session() as s:
+                existing = {
+                    (r.deployment, r.input_bucket, r.input_key, r.input_etag): r
+                    for r in s.scalars(
+                        select(JobRow).where(
+                            JobRow.input_key.in_({j.input_key for j in jobs}),
+                            JobRow.deployment.in_({j.deployment for j in jobs}),
+                        )
+                    )
+                }
+                out: list[tuple[JobRow, bool]] = []
+                for job in jobs:
+                    ident = (job.deployment, job.input_bucket, job.input_key, job.input_etag)
+                    if ident in existing:
+                        out.append((existing[ident], False))
+                        continue
+                    row = self._row(job)
+                    s.add(row)
+                    existing[ident] = row
+                    out.append((row, True))
+                s.flush()
+                return out
+        except IntegrityError:  # another writer raced us for one of them: go one by one
+            return [self.enqueue(job) for job in jobs]
+
+    @staticmethod
+    def _row(job: NewJob) -> JobRow:
+        return JobRow(
+            id=uuid.uuid4().hex,
+            deployment=job.deployment,
+            owner=job.owner,
+            state=QUEUED,
+            input_bucket=job.input_bucket,
+            input_key=job.input_key,
+            input_etag=job.input_etag,
+            content_type=job.content_type,
+            output_bucket=job.output_bucket,
+            max_attempts=job.max_attempts,
+            attempts=0,
+        )
 
     # -- claim, heartbeat, finish ---------------------------------------------------------------
     def claim(
