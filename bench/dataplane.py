@@ -12,6 +12,9 @@ Servers, all on 127.0.0.1, all serving the same echo model (predict returns its 
   (c) run        ``modelplane run examples/echo``: our HTTP layer, model in-process
   (d) platform   ``modelplane up`` + a dedicated deployment of examples/echo with 2 replicas,
                  POST /api/v1/deployments/echo/predict with a bearer token
+  (f) oscar      the same platform: OSCAR ``POST /run/oscar-echo``, a service over examples/echo
+                 with 2 replicas (min_scale = max_scale = 2), the admin's bearer token; goal
+                 ≥ 0.8x (d) native predict
   (e) deepaas    DEEPaaS 2.6.0 ``deepaas-run --model-name echo --workers 2`` serving
                  bench/deepaas_echo (its own venv, bench/.venvs/deepaas, made on first use)
 
@@ -217,7 +220,7 @@ class Server:
         return "\n".join("    " + line for line in lines[-n:])
 
     def stop(self) -> None:
-        if self.proc is None:
+        if self.proc is None or not self.argv:  # not ours (an entry sharing another process)
             return
         find = self.extra_pids or (lambda: [])
         strays = find()
@@ -315,6 +318,22 @@ def start_platform(tmp: Path, replicas: int) -> tuple[Server, dict[str, Any]]:
     info = {"base": base, "token": token, "data_dir": str(data_dir),
             "deploy_output": deploy.stdout.strip()}
     return s, info
+
+
+def start_oscar_service(plat: Server, info: dict[str, Any], replicas: int) -> Server:
+    """An OSCAR service over the echo model on the running platform; ``/run`` is its figure.
+    The server entry shares the platform's process (stopping it is the platform's stop)."""
+    base = info["base"]
+    service = {"name": "oscar-echo", "image": "none", "model": {"path": str(ECHO_FOLDER)},
+               "synchronous": {"min_scale": replicas, "max_scale": replicas}}
+    r = httpx.post(f"{base}/system/services", json=service, headers=plat.headers, timeout=60)
+    if r.status_code != 201:
+        raise RuntimeError(f"creating the OSCAR service failed: {r.status_code} {r.text}")
+    s = Server("oscar", f"OSCAR /run on the platform, {replicas} replicas", [],
+               f"{base}/run/oscar-echo", plat.log_path, headers=dict(plat.headers))
+    s.proc = plat.proc
+    wait_until("OSCAR /run answer", lambda: check_echo(s), s, 60)
+    return s
 
 
 def platform_status(s: Server, base: str) -> dict[str, Any]:
@@ -513,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting the platform and deploying echo with {args.replicas} replicas")
             plat, plat_info = start_platform(tmp, args.replicas)
             servers.append(plat)
+            log(f"creating an OSCAR service over echo with {args.replicas} replicas")
+            servers.append(start_oscar_service(plat, plat_info, args.replicas))
             if deepaas_run is not None:
                 log("starting DEEPaaS")
                 try:
@@ -569,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
             memory["other_servers_after_load"] = {
                 s.key: {"rss": rss_bytes(s.pid),
                         "children_rss": [rss_bytes(c) for c in children_of(s.pid)]}
-                for s in servers if s.key != "platform"
+                for s in servers if s.key not in ("platform", "oscar")
             }
 
             for key, rr in runs.items():
@@ -600,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- derived figures ------------------------------------------------------------------------
     P = results["platform"]
     ratios: dict[str, Any] = {}
-    for base in ("starlette", "raw", "run", "deepaas"):
+    for base in ("starlette", "raw", "run", "deepaas", "oscar"):
         if base in results:
             per_round = [p / b for p, b in zip(P["rps_rounds"], results[base]["rps_rounds"],
                                                strict=True)]
@@ -668,7 +689,8 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
             out.append("NOTE: other processes took CPU during some runs; p99 and the per-round "
                        "spread carry that noise")
     out.append("")
-    tags = {"starlette": "(a)", "raw": "(b)", "run": "(c)", "platform": "(d)", "deepaas": "(e)"}
+    tags = {"starlette": "(a)", "raw": "(b)", "run": "(c)", "platform": "(d)", "oscar": "(f)",
+            "deepaas": "(e)"}
     order = [k for k in tags if k in res]
     ratios = doc["ratios_platform_rps_to"]
 
@@ -693,6 +715,10 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
     out.append("  ÷ (a): this median over Starlette's. (d) platform ÷ this: ratio of the medians,")
     out.append("  in brackets the lowest … highest of the per-round ratios (same round, same "
                "noise)")
+    if "oscar" in ratios:
+        pr = [1 / x for x in ratios["oscar"]["per_round"]]
+        out.append(f"  (f) OSCAR /run ÷ (d) native predict: {1 / ratios['oscar']['of_medians']:.2f}x"
+                   f" ({min(pr):.2f}…{max(pr):.2f}; goal ≥ 0.80x)")
     out.append("")
 
     out.append("Latency at concurrency 1")

@@ -8,7 +8,10 @@ class. Domain code raises these; it never raises transport (HTTP framework) exce
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
+
+import orjson
 
 
 class ModelplaneError(Exception):
@@ -16,6 +19,8 @@ class ModelplaneError(Exception):
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    retry_after: float | None = None
+    """Seconds after which a retry makes sense (``Retry-After``); None: do not retry as is."""
 
     def __init__(self, message: str, *, hint: str | None = None, **fields: Any) -> None:
         super().__init__(message)
@@ -29,7 +34,23 @@ class ModelplaneError(Exception):
             body["hint"] = self.hint
         if self.fields:
             body["details"] = self.fields
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
         return body
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """The ``Retry-After`` value (whole seconds, at least 1), or None: the one place it is
+        formatted, whichever edge renders the error."""
+        if self.retry_after is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after)))
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later (the server's fault or a passing state);
+        a 4xx is the request's own fault and will not get better."""
+        return self.status >= 500 or self.retry_after is not None
 
 
 class InvalidInput(ModelplaneError):
@@ -161,18 +182,52 @@ class EnvironmentFailed(ModelplaneError):
     code = "environment_failed"
 
 
-def error_from_dict(status: int, body: dict[str, Any]) -> ModelplaneError:
-    """Rebuild the error class a server reported, for the client side."""
+def error_from_dict(
+    status: int, body: dict[str, Any], *, retry_after: float | None = None
+) -> ModelplaneError:
+    """Rebuild the error class a server (or a replica) reported, from its JSON body."""
     code = body.get("error", "")
-    cls: type[ModelplaneError] = _BY_CODE.get(code, ModelplaneError)
+    cls: type[ModelplaneError] = _BY_CODE.get(code) or _BY_STATUS.get(status, ModelplaneError)
     message = str(body.get("message") or body.get("detail") or f"HTTP {status}")
     if cls is DeploymentNotFound:
         cls = NotFound
     err = cls.__new__(cls)
-    ModelplaneError.__init__(err, message, hint=body.get("hint"), **(body.get("details") or {}))
-    if isinstance(err, Unavailable | TooManyRequests):
+    details = body.get("details")
+    ModelplaneError.__init__(
+        err, message, hint=body.get("hint"), **(details if isinstance(details, dict) else {})
+    )
+    if cls.status != status:
+        err.status = status  # type: ignore[misc]  # an unknown code: keep what was sent
+    sent = body.get("retry_after")
+    if retry_after is not None:
+        err.retry_after = retry_after
+    elif isinstance(sent, int | float):
+        err.retry_after = float(sent)
+    elif isinstance(err, Unavailable | TooManyRequests):
         err.retry_after = 1.0
     return err
+
+
+def error_from_body(status: int, body: bytes) -> ModelplaneError:
+    """The typed error of a reply that crossed a process boundary as ``(status, JSON body)``
+    (a replica's answer, a server's response); a body that is not modelplane's JSON becomes the
+    message. Decoded once, where the bytes arrive; nothing downstream parses them again."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        text = body[:300].decode("utf-8", "replace").strip()
+        data = {"message": text or f"HTTP {status}"}
+    return error_from_dict(status, data)
+
+
+class SandboxUnavailable(ModelplaneError):
+    """Replicas cannot be confined here (bubblewrap missing or unusable), or a spec would expose
+    what a sandbox must hide."""
+
+    status = 503
+    code = "sandbox_unavailable"
 
 
 def _all_subclasses(cls: type[ModelplaneError]) -> list[type[ModelplaneError]]:
@@ -185,11 +240,17 @@ def _all_subclasses(cls: type[ModelplaneError]) -> list[type[ModelplaneError]]:
 
 _ALL: list[type[ModelplaneError]] = [ModelplaneError, *_all_subclasses(ModelplaneError)]
 _BY_CODE: dict[str, type[ModelplaneError]] = {c.code: c for c in _ALL}
-
-
-class SandboxUnavailable(ModelplaneError):
-    """Replicas cannot be confined here (bubblewrap missing or unusable), or a spec would expose
-    what a sandbox must hide."""
-
-    status = 503
-    code = "sandbox_unavailable"
+_BY_STATUS: dict[int, type[ModelplaneError]] = {
+    400: InvalidInput,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: InvalidSpec,
+    429: TooManyRequests,
+    502: ReplicaFailed,
+    503: Unavailable,
+    504: Timeout,
+}

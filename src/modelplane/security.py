@@ -40,6 +40,9 @@ class Principal:
 
 
 LOCAL_USER = Principal("local", admin=True)
+PLATFORM = Principal("platform", admin=True)
+"""The platform acting on its own behalf (the job runner runs jobs authorised when they were
+made); it has no token, so no rate limit applies to it."""
 
 
 def new_token() -> str:

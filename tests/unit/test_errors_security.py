@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import orjson
+
 from modelplane.errors import (
     DeploymentNotFound,
     InvalidSpec,
@@ -43,3 +45,22 @@ def test_tokens_are_hashed_and_cached_until_invalidated() -> None:
     assert check(b"Basic abc") is None and check(b"") is None
     assert bearer("Bearer  x ") == "x" and bearer("Bearer ") is None
     assert authenticator(None)(b"").admin
+
+
+def test_a_reply_body_becomes_its_typed_error_once() -> None:
+    from modelplane.errors import InvalidInput, ModelFailed, error_from_body
+
+    err = error_from_body(500, orjson.dumps(ModelFailed("boom").to_dict()))
+    assert type(err) is ModelFailed and err.message == "boom" and err.retryable
+    plain = error_from_body(400, b"bad field x")
+    assert type(plain) is InvalidInput and plain.message == "bad field x" and not plain.retryable
+    odd = error_from_body(418, b"[1]")
+    assert type(odd) is ModelplaneError and odd.status == 418
+
+
+def test_retry_after_is_formatted_in_one_place() -> None:
+    from modelplane.errors import Unavailable
+
+    assert Unavailable("x", retry_after=0.2).retry_after_header == "1"
+    assert Unavailable("x", retry_after=4.1).retry_after_header == "5"
+    assert ModelplaneError("x").retry_after_header is None

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from modelplane.autoscale.policy import ScaleConfig
 from modelplane.autoscale.tracker import Tracker
+from modelplane.clock import Clock
 from modelplane.spec import DeploymentSpec, Mode
-from modelplane.testing.clock import Clock
 
 log = logging.getLogger("modelplane.autoscale")
 

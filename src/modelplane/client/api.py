@@ -95,7 +95,7 @@ class Client:
                 body = {"message": resp.text[:500] or resp.reason_phrase}
             if not isinstance(body, dict):
                 body = {"message": str(body)}
-            raise error_from_dict(resp.status_code, body)
+            raise error_from_dict(resp.status_code, body, retry_after=_retry_after(resp))
         return resp
 
     # -- deployments --------------------------------------------------------------------------
@@ -334,3 +334,9 @@ class Client:
 
 
 __all__ = ["Client", "ModelplaneError", "Prediction"]
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds (the delta form it sends), or None."""
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None

@@ -60,9 +60,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelplaneError)
     async def on_domain_error(_request: Request, exc: ModelplaneError) -> JSONResponse:
         headers = {}
-        retry = getattr(exc, "retry_after", None)
+        retry = exc.retry_after_header
         if retry is not None:
-            headers["retry-after"] = str(max(1, round(retry)))
+            headers["retry-after"] = retry
         if exc.status == 401:
             headers["www-authenticate"] = "Bearer"
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)

@@ -23,20 +23,25 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def prediction_principal(request: Request) -> Principal:
-    """The caller of a prediction route: account tokens and deployment inference tokens."""
+def refuse_query_tokens(request: Request) -> None:
+    """401 for a token in the query string: it would leak into logs and histories."""
     for name in QUERY_TOKEN_NAMES:
         if name in request.query_params:
             raise Unauthenticated(
                 "tokens in the query string are refused (they leak into logs and histories)",
                 hint="send `Authorization: Bearer <token>` instead",
             )
-    authenticate = request.app.state.deps.gateway.authenticate
+
+
+def prediction_principal(request: Request) -> Principal:
+    """The caller of a prediction route: account tokens and deployment inference tokens."""
+    refuse_query_tokens(request)
+    authenticate = request.app.state.deps.dataplane.authenticate
     principal = authenticate(request.headers.get("authorization", "").encode("latin-1"))
     if principal is None:
         raise Unauthenticated(
             "a valid bearer token is required",
             hint="set MODELPLANE_TOKEN or pass --token; `modelplane up` prints a token",
         )
-    request.app.state.deps.gateway.check_rate(principal)
+    request.app.state.deps.dataplane.check_rate(principal)
     return principal

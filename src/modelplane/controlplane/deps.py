@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from modelplane.controlplane.history import History
 from modelplane.controlplane.reconciler import Reconciler
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.security import TokenCache
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class Deps:
     settings: Settings
     store: Store
-    gateway: Gateway
+    dataplane: DataPlane
     reconciler: Reconciler
     logs: LogBook
     metrics: Metrics

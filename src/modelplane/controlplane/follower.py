@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelplane.gateway import relay as relays
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.relay import RelayConnection
 from modelplane.spec import DeploymentSpec
 from modelplane.store import Store
@@ -30,9 +30,11 @@ class Stored:
 
 
 class Follower:
-    def __init__(self, store: Store, gateway: Gateway, secret: str, interval: float = 0.5) -> None:
+    def __init__(
+        self, store: Store, dataplane: DataPlane, secret: str, interval: float = 0.5
+    ) -> None:
         self.store = store
-        self.gateway = gateway
+        self.dataplane = dataplane
         self.secret = secret
         self.interval = interval
         self.leader_address: str | None = None
@@ -88,15 +90,15 @@ class Follower:
         rows = await asyncio.to_thread(self.store.list_deployments)
         names = {row.name for row in rows}
         for row in rows:
-            self.gateway.add_deployment(row.name, row.owner)
+            self.dataplane.add_deployment(row.name, row.owner)
             known = self.deployments.get(row.name)
             if known is None or known.generation != row.generation:
                 spec = DeploymentSpec.model_validate(row.spec)
                 self.deployments[row.name] = Stored(spec, row.generation)
         for name in [n for n in self.deployments if n not in names]:
             del self.deployments[name]
-        for name in [n for n in self.gateway.pools if n not in names]:
-            self.gateway.remove_deployment(name)
+        for name in [n for n in self.dataplane.names() if n not in names]:
+            self.dataplane.remove_deployment(name)
             relay = self.relays.pop(name, None)
             if relay is not None:
                 relay.close()
@@ -123,19 +125,16 @@ class Follower:
             return
         finally:
             self._dialing.discard(name)
-        pool = self.gateway.pools.get(name)
-        if not self.active or address != self.leader_address or pool is None:
+        if not self.active or address != self.leader_address or not self.dataplane.has(name):
             relay.close()
             return
         self.relays[name] = relay
-        pool.add(relay)  # releases requests that waited for it
+        self.dataplane.add_link(name, relay)  # releases requests that waited for it
 
     def _lost(self, relay: RelayConnection) -> None:
         if self.relays.get(relay.relay_of) is relay:
             del self.relays[relay.relay_of]
-        pool = self.gateway.pools.get(relay.relay_of)
-        if pool is not None:
-            pool.remove(relay)
+        self.dataplane.remove_link(relay.relay_of, relay)
         if self.active:
             self._wake.set()
 
@@ -143,7 +142,5 @@ class Follower:
         for relay in list(self.relays.values()):
             relay.close()
         for relay in self.relays.values():
-            pool = self.gateway.pools.get(relay.relay_of)
-            if pool is not None:
-                pool.remove(relay)
+            self.dataplane.remove_link(relay.relay_of, relay)
         self.relays.clear()

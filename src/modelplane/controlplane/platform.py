@@ -21,6 +21,7 @@ from typing import Any
 from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
 from modelplane.backends.local import LocalProcessBackend
+from modelplane.clock import Clock, SystemClock
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.batches import side_of
 from modelplane.controlplane.deps import Deps
@@ -34,19 +35,23 @@ from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
 from modelplane.errors import SandboxUnavailable
 from modelplane.gateway.asgi import AsgiBridge
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
 from modelplane.gateway.deepaas import DeepaasRouter
-from modelplane.gateway.http import HttpLimits, serve_http
+from modelplane.gateway.http import HttpConnection, HttpLimits, Request, serve_http
 from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
+from modelplane.gateway.reply import OnReply, PredictRequest
+from modelplane.gateway.router import Gateway
 from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.jobs.batches import BatchRunner, Ephemeral
 from modelplane.jobs.changes import LocalChanges
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
+from modelplane.oscar.front import OscarRunFront
 from modelplane.oscar.mounts import MountMirrors
 from modelplane.oscar.router import storage_info as oscar_storage_info
+from modelplane.oscar.services import records_of
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota
 from modelplane.resources.ratelimit import RateLimiter
@@ -54,6 +59,7 @@ from modelplane.sandbox import Sandbox
 from modelplane.sandbox import probe as probe_sandbox
 from modelplane.security import (
     LOCAL_USER,
+    PLATFORM,
     Principal,
     TokenCache,
     authenticator,
@@ -69,7 +75,6 @@ from modelplane.store.jobs import JobStore
 from modelplane.store.leases import LeaseStore
 from modelplane.store.models import BatchRow
 from modelplane.store.users import UserStore
-from modelplane.testing.clock import Clock, SystemClock
 
 ADMIN = "admin"
 IO_THREADS = 32
@@ -116,14 +121,16 @@ class Platform:
             tokens = TokenCache(UserStore(self.store).principal_for)
         self.logs = LogBook(s.logs_dir)
         self.metrics = Metrics()
-        self.gateway = Gateway(
+        self.dataplane = DataPlane(
             authenticator(tokens),
             self.metrics,
-            fallback=lambda r, c: None,
             queue_limit=s.queue_limit,
             queue_timeout=s.queue_timeout,
             request_timeout=s.request_timeout,
+            limiter=RateLimiter(s.rate_limit) if s.rate_limit else None,
+            clock=self.clock,
         )
+        self.gateway = Gateway(self.dataplane, fallback=lambda r, c: None)
         self.envs = EnvManager(EnvBuilder(s.envs_dir, uv=find_uv(), cache=s.envs_cache))
         backend = self._backend or LocalProcessBackend(
             log=self.logs.write, envs=self.envs, sandbox=sandbox
@@ -131,7 +138,7 @@ class Platform:
         self.reconciler = Reconciler(
             self.store,
             backend,
-            self.gateway,
+            self.dataplane,
             self.logs,
             self.metrics,
             self.clock,
@@ -141,25 +148,24 @@ class Platform:
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
         self.reconciler.reservations = await asyncio.to_thread(_reservation_book, self.store, s)
-        if s.rate_limit:
-            self.gateway.limiter = RateLimiter(s.rate_limit)
         self.autoscaler = Autoscaler(
-            self.gateway,
+            self.dataplane,
             self.reconciler,
             self.clock,
             interval=s.autoscale_interval,
             tuning={"stable_window": s.stable_window},
         )
-        self.gateway.on_demand = self.autoscaler.poke
-        oip = OipFront(self.gateway, self.reconciler)
+        self.dataplane.on_demand = self.autoscaler.poke
+        fallback = self._fallback
+        oip = OipFront(self.dataplane, self.reconciler, fallback)
         self.gateway.add_front(oip.prefix, oip.handle)
-        self.gateway.add_front(DEEPAAS_PREFIX, DeepaasRouter(self.gateway))
+        self.gateway.add_front(DEEPAAS_PREFIX, DeepaasRouter(self.dataplane))
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
         self.storage = _storage(s)
         self.jobs = JobStore(self.store)
         self.runner = JobRunner(
-            self.jobs, self.storage, self.gateway, self.reconciler, lease=s.job_lease
+            self.jobs, self.storage, self.dataplane, self.reconciler, lease=s.job_lease
         )
         self.watcher = BucketWatcher(
             self.jobs,
@@ -189,7 +195,7 @@ class Platform:
         self.deps = Deps(
             s,
             self.store,
-            self.gateway,
+            self.dataplane,
             self.reconciler,
             self.logs,
             self.metrics,
@@ -206,12 +212,16 @@ class Platform:
         self.app = create_app(self.deps)
         self.app.state.oscar_storage = oscar_storage_info(s)  # env read once, here
         self.app.state.cluster_info = self.cluster_info
+        run = OscarRunFront(
+            self.dataplane, records_of(self.deps), fallback, check_user=tokens is not None
+        )
+        self.gateway.add_front(run.prefix, run.handle)
         # Several platform processes share a PostgreSQL store; SQLite is one process's file.
         self.shared = self.store.engine.dialect.name != "sqlite"
         self.listener = ReplicaListener(
             s.replica_socket,
-            self.gateway.on_hello,
-            self.gateway.on_lost,
+            self.dataplane.on_hello,
+            self.dataplane.on_lost,
             tcp=(s.host, s.replica_port) if self.shared else None,
             advertise=s.advertise_host,
         )
@@ -237,7 +247,10 @@ class Platform:
             self._tasks.append(asyncio.create_task(mirrors.run()))
         self._tasks.append(asyncio.create_task(self._sample_history()))
         self._tasks.append(asyncio.create_task(self.batch_runner.run()))
-        self.gateway.start_timeouts()
+        self.dataplane.start_timeouts()
+
+    def _fallback(self, req: Request, conn: HttpConnection) -> None:
+        self.gateway.fallback(req, conn)  # the control plane, once the bridge is up
 
     # -- several platform processes -------------------------------------------------------------
     async def _join_cluster(self) -> None:
@@ -247,9 +260,9 @@ class Platform:
         assert self.listener.tcp_address is not None
         leases = LeaseStore(self.store)
         secret = await asyncio.to_thread(leases.shared_secret, "relay")
-        self.gateway.relay_secret = secret
-        self.gateway.status_of = self.reconciler.status
-        self.follower = Follower(self.store, self.gateway, secret, interval=s.reconcile_interval)
+        self.dataplane.relay_secret = secret
+        self.dataplane.status_of = self.reconciler.status
+        self.follower = Follower(self.store, self.dataplane, secret, interval=s.reconcile_interval)
         self.reconciler.passive = self.follower.step
         self.reconciler.remote_status = self.follower.status
         self.runner.deployments = _Deployments(self)
@@ -306,7 +319,6 @@ class Platform:
         now = self.clock.now()
         for name, dep in self.reconciler.deployments.items():
             requests, errors, rejected, buckets = self.metrics.requests.snapshot(name)
-            pool = self.gateway.pools.get(name)
             states = [r.state for r in dep.replicas.values()]
             out[name] = Reading(
                 requests=requests,
@@ -316,8 +328,8 @@ class Platform:
                 ready=states.count("ready"),
                 desired=self.reconciler.desired(dep, now),
                 starting=states.count("starting"),
-                queued=len(pool.queue) if pool else 0,
-                in_flight=sum(r.in_flight for r in pool.ready) if pool else 0,
+                queued=self.dataplane.queued(name),
+                in_flight=sum(self.dataplane.load(name).values()),
             )
         return out
 
@@ -372,17 +384,14 @@ class Platform:
         return True
 
     # -- what batch runs need of the platform ---------------------------------------------------
-    def _submit(
-        self,
-        name: str,
-        content_type: bytes,
-        body: bytes,
-        reply: Callable[[int, bytes, bytes], None],
-    ) -> bool:
-        pool = self.gateway.pools.get(name)
-        if pool is None:
+    def _submit(self, name: str, content_type: bytes, body: bytes, on_reply: OnReply) -> bool:
+        """A batch run's input, through the data plane's entry as the platform (the run was
+        authorised when it was made). False: the deployment is gone."""
+        if not self.dataplane.has(name):
             return False
-        pool.submit(content_type, body, reply)
+        self.dataplane.submit(
+            name, PredictRequest(content_type, body, principal=PLATFORM), on_reply
+        )
         return True
 
     def _s3_client(self) -> Any:
@@ -418,7 +427,7 @@ class Platform:
         self.watcher.close()
         await self.batch_runner.close()
         await self.runner.close()
-        self.gateway.stop_timeouts()
+        self.dataplane.stop_timeouts()
         await self.reconciler.close()
         for task in self._tasks:
             task.cancel()

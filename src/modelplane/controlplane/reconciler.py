@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
+from modelplane.clock import Clock
 from modelplane.controlplane.backoff import failures_after_exit, restart_delay
 from modelplane.controlplane.reservations import ReservationBook, per_replica
+from modelplane.errors import Unavailable
 from modelplane.gateway.balance import per_replica_limit, scale_down_order
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.resources.placement import Refusal
 from modelplane.spec import DeploymentSpec, Mode
 from modelplane.store import Store
-from modelplane.testing.clock import Clock
 from modelplane.worker.main import SECRET_ENV
 
 log = logging.getLogger("modelplane.reconciler")
@@ -97,7 +98,7 @@ class Reconciler:
         self,
         store: Store,
         backend: RuntimeBackend,
-        gateway: Gateway,
+        dataplane: DataPlane,
         logs: LogBook,
         metrics: Metrics,
         clock: Clock,
@@ -109,7 +110,7 @@ class Reconciler:
     ) -> None:
         self.store = store
         self.backend = backend
-        self.gateway = gateway
+        self.dataplane = dataplane
         self.logs = logs
         self.metrics = metrics
         self.clock = clock
@@ -132,7 +133,7 @@ class Reconciler:
         follower's view of the store), and nothing here starts replicas."""
         self.remote_status: Callable[[str], dict[str, Any] | None] | None = None
         """Set: a deployment's status as the leader reports it, preferred while passive."""
-        gateway.events = self
+        dataplane.events = self
 
     # -- the loop -------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -178,7 +179,7 @@ class Reconciler:
                 self.deployments[row.name] = dep
                 if self.reservations is not None:
                     self.reservations.commit(row.name, row.owner, spec)
-                self.gateway.add_deployment(row.name, row.owner)
+                self.dataplane.add_deployment(row.name, row.owner)
                 self._background(self._prepare(spec))
             elif dep.generation != row.generation:
                 dep.spec = DeploymentSpec.model_validate(row.spec)
@@ -215,8 +216,7 @@ class Reconciler:
                 if not await self._start(dep, cold=cold):
                     break
         elif len(live) > want:
-            pool = self.gateway.pools.get(dep.name)
-            load = {r.replica_id: r.in_flight for r in pool.ready} if pool else {}
+            load = self.dataplane.load(dep.name)
             victims = scale_down_order(live, lambda r: load.get(r.id, 0))
             for replica in victims[: len(live) - want]:
                 self._stop(dep, replica, "scaled down")
@@ -242,9 +242,9 @@ class Reconciler:
             dep.last_error_at = datetime.now(UTC)
             self._platform_log(dep.name, reason)
             self._event(dep.name, "environment_failed", reason)
-        pool = self.gateway.pools.get(dep.name)
-        if pool is not None:
-            pool.fail_waiting(f"deployment {dep.name!r}: {reason}", retry_after=30.0)
+        self.dataplane.fail_waiting(
+            dep.name, _unavailable(f"deployment {dep.name!r}: {reason}", 30.0)
+        )
 
     # -- starting and stopping ------------------------------------------------------------------
     async def _start(self, dep: DeploymentRuntime, cold: bool = False) -> bool:
@@ -264,7 +264,7 @@ class Reconciler:
         # Over TCP anyone can dial the gateway: a replica is admitted with the secret it got here.
         secret = secrets.token_urlsafe(24)
         env[SECRET_ENV] = secret
-        self.gateway.expect(rid, dep.name, secret)
+        self.dataplane.expect(rid, dep.name, secret)
         cache = self.cache_dir / dep.name
         cache.mkdir(parents=True, exist_ok=True)
         launch = ReplicaLaunch(rid, dep.spec, self._gateway_address, env=env)
@@ -284,9 +284,10 @@ class Reconciler:
             dep.pending = message
             self._platform_log(dep.name, message)
             self._event(dep.name, "pending", message)
-        pool = self.gateway.pools.get(dep.name)
-        if pool is not None and not dep.live():
-            pool.fail_waiting(f"deployment {dep.name!r}: {message}", retry_after=5.0)
+        if not dep.live():
+            self.dataplane.fail_waiting(
+                dep.name, _unavailable(f"deployment {dep.name!r}: {message}", 5.0)
+            )
 
     def _stop(
         self, dep: DeploymentRuntime, replica: Replica, reason: str, grace: float | None = None
@@ -295,13 +296,10 @@ class Reconciler:
             return
         replica.stop_requested = True
         replica.state = "stopping"
-        conn = self.gateway.replicas.get(replica.id)
-        self.gateway.forget(replica.id)
-        if conn is not None:
-            conn.stop()  # finish in-flight requests, then exit
+        connected = self.dataplane.stop_replica(replica.id)  # finish in-flight, then exit
         self._platform_log(dep.name, f"stopping replica {replica.id}: {reason}")
         if replica.handle is not None:
-            if conn is None:
+            if not connected:
                 grace = 0.0  # still loading: nothing in flight to finish
             self._background(
                 self.backend.stop(replica.handle, self.stop_grace if grace is None else grace)
@@ -314,14 +312,13 @@ class Reconciler:
         self._replica_gone(dep, replica, code)
 
     def _replica_gone(self, dep: DeploymentRuntime, replica: Replica, code: int | None) -> None:
-        conn = self.gateway.replicas.get(replica.id)  # its exit may be seen before its hang-up
-        if conn is not None and conn.in_flight > 0:
+        if self.dataplane.in_flight(replica.id) > 0:  # its exit may be seen before its hang-up
             replica.during_request = True
         dep.replicas.pop(replica.id, None)
         self._by_replica.pop(replica.id, None)
         if self.reservations is not None:
             self.reservations.release(replica.id)
-        self.gateway.forget(replica.id)
+        self.dataplane.forget(replica.id)
         if self.deployments.get(dep.name) is dep:
             self._publish(dep)
         if replica.stop_requested and not replica.oom:
@@ -352,11 +349,12 @@ class Reconciler:
         dep.last_error = reason
         dep.last_error_at = datetime.now(UTC)
         self.metrics.restarts.labels(dep.name, kind).inc()
-        pool = self.gateway.pools.get(dep.name)
-        if kind == "load_failed" and pool is not None and not pool.ready:
-            pool.fail_waiting(
-                f"deployment {dep.name!r} cannot start a replica: {reason}",
-                retry_after=max(delay, 1.0),
+        if kind == "load_failed" and not self.dataplane.ready_count(dep.name):
+            self.dataplane.fail_waiting(
+                dep.name,
+                _unavailable(
+                    f"deployment {dep.name!r} cannot start a replica: {reason}", max(delay, 1.0)
+                ),
             )
         self._platform_log(dep.name, f"{reason}; replacing it in {delay:.1f} s")
         self._event(dep.name, kind, reason, replica.id)
@@ -385,7 +383,7 @@ class Reconciler:
             self.reservations.forget(name)
         for replica in list(dep.replicas.values()):
             self._stop(dep, replica, "deployment removed", grace=2.0)
-        self.gateway.remove_deployment(name)
+        self.dataplane.remove_deployment(name)
         self._background(self.backend.release(name))
         for hook in self.on_removed:
             hook(name)
@@ -453,7 +451,6 @@ class Reconciler:
             if remote is not None:
                 return remote
         dep = self.deployments.get(name)
-        pool = self.gateway.pools.get(name)
         if dep is None:
             return {
                 "desired": 0,
@@ -463,7 +460,7 @@ class Reconciler:
                 "restarts": 0,
                 "state": "pending",
             }
-        served = {r.replica_id: (r.served, r.in_flight) for r in (pool.ready if pool else [])}
+        served = self.dataplane.served(name)
         replicas = []
         for r in dep.replicas.values():
             rss = self.backend.memory_bytes(r.handle) if r.handle else None
@@ -506,8 +503,8 @@ class Reconciler:
             "starting": starting,
             "replicas": replicas,
             "restarts": dep.restarts,
-            "requests": pool.requests if pool else 0,
-            "queued": len(pool.queue) if pool else 0,
+            "requests": self.dataplane.requests(name),
+            "queued": self.dataplane.queued(name),
             "last_error": dep.last_error,
             "last_error_at": dep.last_error_at.isoformat() if dep.last_error_at else None,
             "model": dep.metadata,
@@ -521,14 +518,14 @@ class Reconciler:
         starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
         self.metrics.replicas.labels(dep.name, "ready").set(ready)
         self.metrics.replicas.labels(dep.name, "starting").set(starting)
-        pool = self.gateway.pools.get(dep.name)
-        if pool is not None:
-            scale = dep.spec.scale
-            can_grow = starting > 0 or (
-                dep.spec.mode is Mode.serverless and len(dep.live()) < scale.max
-            )
-            pool.set_limit(per_replica_limit(scale.target_concurrency, can_grow=can_grow))
-        self.metrics.queued.labels(dep.name).set(len(pool.queue) if pool else 0)
+        scale = dep.spec.scale
+        can_grow = starting > 0 or (
+            dep.spec.mode is Mode.serverless and len(dep.live()) < scale.max
+        )
+        self.dataplane.set_limit(
+            dep.name, per_replica_limit(scale.target_concurrency, can_grow=can_grow)
+        )
+        self.metrics.queued.labels(dep.name).set(self.dataplane.queued(dep.name))
 
     def _platform_log(self, deployment: str, message: str) -> None:
         self.logs.write(deployment, "platform", message)
@@ -574,3 +571,9 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def _unavailable(message: str, retry_after: float) -> Unavailable:
+    return Unavailable(
+        message, hint="check `modelplane status` and `modelplane logs`", retry_after=retry_after
+    )

@@ -17,11 +17,13 @@ import orjson
 
 from modelplane.errors import NotFound
 from modelplane.fronts.deepaas import pack_params
+from modelplane.gateway import render
 from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.reply import PredictRequest
 from modelplane.gateway.swagger_ui import SwaggerUi
 
-if TYPE_CHECKING:
-    from modelplane.gateway.dataplane import Gateway
+if TYPE_CHECKING:  # the gateway proper is not needed (nor importable) in a model's env
+    from modelplane.gateway.dataplane import DataPlane
 
 PREFIX = b"/deepaas/"
 _JSON_UTF8 = b"application/json; charset=utf-8"
@@ -129,8 +131,8 @@ def serve(
 class DeepaasRouter:
     """``/deepaas/{deployment}/…`` on the platform's gateway."""
 
-    def __init__(self, gateway: Gateway, ui: SwaggerUi | None = None) -> None:
-        self.gateway = gateway
+    def __init__(self, dataplane: DataPlane, ui: SwaggerUi | None = None) -> None:
+        self.dataplane = dataplane
         self.ui = ui or SwaggerUi()
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
@@ -143,10 +145,16 @@ class DeepaasRouter:
         name = rest[:end].decode("latin-1")
         if not name:
             raise NotFound("no deployment named", hint="use /deepaas/{deployment}/v2/models/")
-        self.gateway.pool_for(name, req)  # 401 and 404 before anything else
+        self.dataplane.check(name, req.authorization)  # 401 and 404 before anything else
         base = PREFIX + rest[:end]
 
         def forward(meta: bytes) -> None:
-            self.gateway.forward(name, req, conn, b"deepaas\x00" + meta)
+            request = PredictRequest(
+                req.content_type,
+                req.body,
+                authorization=req.authorization,
+                meta=b"deepaas\x00" + meta,
+            )
+            self.dataplane.submit(name, request, lambda reply: render.respond(conn, reply))
 
         serve(req, conn, base, rest[end:], forward, self.ui)

@@ -296,10 +296,8 @@ class HttpConnection(asyncio.Protocol):
         self._done()
 
     def respond_error(self, err: ModelplaneError) -> None:
-        extra = b""
-        retry = getattr(err, "retry_after", None)
-        if retry is not None:
-            extra = f"retry-after: {max(1, round(retry))}\r\n".encode()
+        retry = err.retry_after_header
+        extra = b"" if retry is None else b"retry-after: " + retry.encode() + b"\r\n"
         if err.status == 401:
             extra += b"www-authenticate: Bearer\r\n"
         self.respond(err.status, error_body(err), extra_headers=extra)

@@ -27,6 +27,7 @@ import orjson
 from modelplane.errors import NotFound
 from modelplane.gateway import deepaas, oip
 from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.reply import Reply
 from modelplane.gateway.swagger_ui import SwaggerUi
 from modelplane.model.contract import LoadedModel
 from modelplane.model.deepaas import DeepaasModel
@@ -114,16 +115,7 @@ class LocalModelServer:
             params["h"] = length.decode("latin-1").strip()
 
         def respond(status: int, content_type: bytes, body: bytes) -> None:
-            if status >= 400:
-                conn.respond(status, oip.error_body(body), _JSON)
-                return
-            ctype, header_length = oip.split_content_type(content_type)
-            extra = (
-                b""
-                if header_length is None
-                else b"Inference-Header-Content-Length: " + header_length + b"\r\n"
-            )
-            conn.respond(status, body, ctype, extra)
+            oip.respond(conn, Reply(status, content_type, body))
 
         meta = b"oip\x00" + urlencode(params).encode()
         self.predictor.submit(req.content_type or _JSON, bytes(req.body), respond, meta)

@@ -26,10 +26,12 @@ from modelplane.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from modelplane.gateway.http import HttpConnection, Request
+from modelplane.gateway.http import Handler, HttpConnection, Request
+from modelplane.gateway.render import retry_header
+from modelplane.gateway.reply import PredictRequest, Reply
 
 if TYPE_CHECKING:  # the gateway proper is not needed (nor importable) in a model's env
-    from modelplane.gateway.dataplane import Gateway
+    from modelplane.gateway.dataplane import DataPlane
 
 PREFIX = b"/v2"
 _MODELS = b"/v2/models/"
@@ -47,13 +49,17 @@ class DeploymentStatus(Protocol):
 
 
 class OipFront:
-    """Register with ``gateway.add_front(front.prefix, front.handle)``."""
+    """Register with ``gateway.add_front(front.prefix, front.handle)``; ``fallback`` answers the
+    URLs under the prefix that are not the protocol's (``/v2foo``)."""
 
     prefix = PREFIX
 
-    def __init__(self, gateway: Gateway, deployments: DeploymentStatus) -> None:
-        self.gateway = gateway
+    def __init__(
+        self, dataplane: DataPlane, deployments: DeploymentStatus, fallback: Handler
+    ) -> None:
+        self.dataplane = dataplane
         self.deployments = deployments
+        self.fallback = fallback
         self._numbers = itertools.count()
         self._server = orjson.dumps(
             {"name": "modelplane", "version": __version__, "extensions": ["binary_tensor_data"]}
@@ -62,12 +68,12 @@ class OipFront:
     def handle(self, req: Request, conn: HttpConnection) -> None:
         path = req.url.partition(b"?")[0]
         if path != PREFIX and not path.startswith(PREFIX + b"/"):
-            self.gateway.fallback(req, conn)  # e.g. /v2foo: not ours
+            self.fallback(req, conn)  # e.g. /v2foo: not ours
             return
         try:
             self._route(req, conn, path.rstrip(b"/"))
         except ModelplaneError as exc:
-            respond_error(conn, exc.status, exc.message)
+            respond_error(conn, exc)
 
     def _route(self, req: Request, conn: HttpConnection, path: bytes) -> None:
         get = req.method in (b"GET", b"HEAD")
@@ -101,7 +107,7 @@ class OipFront:
 
     # -- answered here ------------------------------------------------------------------------
     def model_metadata(self, name: str, version: str, req: Request, conn: HttpConnection) -> None:
-        self.gateway.pool_for(name, req)  # 401, 404
+        self.dataplane.check(name, req.authorization)  # 401, 404
         meta = self._metadata(name, version)
         if meta is None:
             raise Unavailable(
@@ -121,9 +127,9 @@ class OipFront:
 
     def model_ready(self, name: str, version: str, req: Request, conn: HttpConnection) -> None:
         # A deployment at zero is not ready, yet infer works: the request waits for a cold start.
-        pool = self.gateway.pool_for(name, req)
+        self.dataplane.check(name, req.authorization)
         self._metadata(name, version)
-        ready = bool(pool.ready)
+        ready = self.dataplane.ready_count(name) > 0
         body: dict[str, Any] = {"name": name, "ready": ready}
         if not ready:
             body["error"] = f"model {name!r} has no ready replica"
@@ -151,36 +157,29 @@ class OipFront:
         if length is not None:
             params["h"] = length.decode("latin-1").strip()
         meta = b"oip\x00" + urlencode(params).encode()
-
-        def respond(status: int, content_type: bytes, body: bytes) -> None:
-            if status >= 400:
-                extra = b"retry-after: 2\r\n" if status == 503 else b""
-                conn.respond(status, error_body(body), _JSON, extra)
-                return
-            ctype, header_length = split_content_type(content_type)
-            extra = (
-                b"" if header_length is None else _HEADER_LENGTH + b": " + header_length + b"\r\n"
-            )
-            conn.respond(status, body, ctype, extra)
-
-        self.gateway.forward(name, req, conn, meta, respond)
+        request = PredictRequest(
+            req.content_type, req.body, authorization=req.authorization, meta=meta
+        )
+        self.dataplane.submit(name, request, lambda reply: respond(conn, reply))
 
 
-def respond_error(conn: HttpConnection, status: int, message: str) -> None:
-    """The protocol's error shape: ``{"error": "<message>"}``."""
-    extra = b"retry-after: 2\r\n" if status == 503 else b""
-    conn.respond(status, orjson.dumps({"error": message}), _JSON, extra)
+def respond(conn: HttpConnection, reply: Reply) -> None:
+    """A reply in the protocol's shape: tensors as the codec encoded them (its header-length
+    parameter becomes ``Inference-Header-Content-Length``), errors as ``{"error": message}``."""
+    if reply.ok:
+        ctype, header_length = split_content_type(reply.content_type)
+        extra = b"" if header_length is None else _HEADER_LENGTH + b": " + header_length + b"\r\n"
+        conn.respond(reply.status, reply.body, ctype, extra)
+        return
+    err = reply.error
+    assert err is not None
+    respond_error(conn, err)
 
 
-def error_body(body: bytes) -> bytes:
-    # An error from the replica or the pool comes in modelplane's shape; errors are rare, so
-    # decoding this small body here does not cost the hot path.
-    try:
-        native = orjson.loads(body)
-        message = native.get("message") or native.get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        message = None
-    return orjson.dumps({"error": str(message or body[:200].decode("utf-8", "replace"))})
+def respond_error(conn: HttpConnection, err: ModelplaneError) -> None:
+    """The protocol's error shape: ``{"error": "<message>"}``, with the error's Retry-After."""
+    body = orjson.dumps({"error": err.message})
+    conn.respond(err.status, body, _JSON, retry_header(err))
 
 
 def split_content_type(content_type: bytes) -> tuple[bytes, bytes | None]:

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 from modelplane.errors import Unavailable
 from modelplane.gateway.balance import least_loaded
-from modelplane.gateway.replicas import ReplicaConnection, ResponseCallback
-from modelplane.worker.protocol import error_body
-
-_JSON = b"application/json"
+from modelplane.gateway.replicas import ReplicaConnection
+from modelplane.gateway.reply import OnReply, Reply
 
 
 @dataclass
@@ -26,7 +24,7 @@ class _Waiting:
     deadline: float
     content_type: bytes
     body: bytes | bytearray
-    callback: ResponseCallback
+    callback: OnReply
     meta: bytes
 
 
@@ -66,7 +64,7 @@ class DeploymentPool:
         self,
         content_type: bytes,
         body: bytes | bytearray,
-        callback: ResponseCallback,
+        callback: OnReply,
         meta: bytes = b"",
     ) -> None:
         """Send to the least loaded ready replica, or wait for one. ``meta``: see frames."""
@@ -82,9 +80,9 @@ class DeploymentPool:
                 return
         self._enqueue(content_type, body, callback, meta)
 
-    def _then_drain(self, callback: ResponseCallback) -> ResponseCallback:
-        def done(status: int, content_type: bytes, body: bytes) -> None:
-            callback(status, content_type, body)
+    def _then_drain(self, callback: OnReply) -> OnReply:
+        def done(reply: Reply) -> None:
+            callback(reply)
             self._drain()
 
         return done
@@ -109,24 +107,22 @@ class DeploymentPool:
 
     def close(self, reason: str) -> None:
         """The deployment is gone: answer everyone still waiting."""
-        self.fail_waiting(reason, retry_after=5)
+        hint = "check `modelplane status` and `modelplane logs`"
+        self.fail_waiting(Unavailable(reason, hint=hint, retry_after=5.0))
 
-    def fail_waiting(self, reason: str, retry_after: float = 5.0) -> None:
-        """Answer every waiting request with 503 (e.g. the model cannot load)."""
+    def fail_waiting(self, error: Unavailable) -> None:
+        """Answer every waiting request with ``error`` (e.g. the model cannot load)."""
         self._cancel_timer()
-        err = Unavailable(
-            reason, hint="check `modelplane status` and `modelplane logs`", retry_after=retry_after
-        )
-        body = error_body(err)
+        failed = Reply.failed(error)
         while self.queue:
-            self.queue.popleft().callback(err.status, _JSON, body)
+            self.queue.popleft().callback(failed)
 
     # -- the wait queue -------------------------------------------------------------------------
     def _enqueue(
         self,
         content_type: bytes,
         body: bytes | bytearray,
-        callback: ResponseCallback,
+        callback: OnReply,
         meta: bytes,
     ) -> None:
         if len(self.queue) >= self.queue_limit:
@@ -136,11 +132,7 @@ class DeploymentPool:
                 hint="retry after the delay in Retry-After",
                 retry_after=2,
             )
-            callback(
-                err.status,
-                _JSON,
-                error_body(err),
-            )
+            callback(Reply.failed(err))
             return
         now = self._loop.time()
         self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback, meta))
@@ -171,7 +163,7 @@ class DeploymentPool:
                 hint="check `modelplane status` and `modelplane logs` for load errors",
                 retry_after=5,
             )
-            w.callback(err.status, _JSON, error_body(err))
+            w.callback(Reply.failed(err))
         if self.queue:
             self._timer = self._loop.call_later(0.25, self._expire)
 

@@ -21,6 +21,7 @@ import orjson
 
 from modelplane.gateway.dataplane import STATUS_META
 from modelplane.gateway.replicas import ReplicaConnection
+from modelplane.gateway.reply import Reply
 from modelplane.worker.protocol import hello_frame
 
 
@@ -52,9 +53,9 @@ class RelayConnection(ReplicaConnection):
         """The deployment's status as the leader sees it."""
         done: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
 
-        def got(status: int, _ctype: bytes, body: bytes) -> None:
+        def got(reply: Reply) -> None:
             if not done.done():
-                done.set_result(orjson.loads(body) if status == 200 else None)
+                done.set_result(orjson.loads(reply.body) if reply.status == 200 else None)
 
         self.send(b"", b"", got, STATUS_META)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from modelplane.errors import ReplicaFailed, Timeout
+from modelplane.gateway.reply import OnReply, Reply
 from modelplane.worker.protocol import (
     FrameReader,
     Kind,
@@ -28,10 +29,8 @@ from modelplane.worker.protocol import (
     split_response,
 )
 
-ResponseCallback = Callable[[int, bytes, bytes], None]
-"""``(status, content_type, body)``"""
-RelayTarget = Callable[[bytes, bytes, ResponseCallback, bytes], None]
-"""Where relayed requests go: ``(content_type, body, reply, meta)``."""
+RelayTarget = Callable[[bytes, bytes, OnReply, bytes], None]
+"""Where relayed requests go: ``(content_type, body, on_reply, meta)``."""
 
 _JSON = b"application/json"
 
@@ -49,7 +48,7 @@ class ReplicaConnection(asyncio.Protocol):
         self._on_hello = on_hello
         self._on_lost = on_lost
         self._reader = FrameReader(self._on_frame)
-        self._pending: dict[int, tuple[ResponseCallback, float]] = {}
+        self._pending: dict[int, tuple[OnReply, float]] = {}
         self._next_id = 1
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -89,9 +88,9 @@ class ReplicaConnection(asyncio.Protocol):
                 hint="retry the request; if it keeps failing, check `modelplane logs`",
                 replica=self.replica_id,
             )
-            body = error_body(err)
+            failed = Reply.failed(err)
             for callback, _ in pending.values():
-                callback(err.status, _JSON, body)
+                callback(failed)
         if self.replica_id:
             self._on_lost(self)
 
@@ -107,8 +106,7 @@ class ReplicaConnection(asyncio.Protocol):
                     now = self._loop.time()
                     self.service_times.append(now - max(entry[1], self._last_done))
                     self._last_done = now
-                status, ctype, body = split_response(payload)
-                entry[0](status, ctype, body)
+                entry[0](Reply(*split_response(payload)))
         elif kind == Kind.HELLO:
             self.info = orjson.loads(payload)
             self.replica_id = str(self.info.get("replica_id", ""))
@@ -121,8 +119,16 @@ class ReplicaConnection(asyncio.Protocol):
         """A request relayed by another platform process: answer it on this connection."""
         content_type, meta, body = split_request(payload)
 
-        def reply(status: int, ctype: bytes, answer: bytes) -> None:
-            self._out.append(response_frame(request_id, status, ctype, answer))
+        def reply(answer: Reply) -> None:
+            # the wire between platform processes carries bytes: a decided error is rendered
+            # here, with its retry_after in the body, and typed again on the other side
+            if answer.content_type:
+                out = response_frame(request_id, answer.status, answer.content_type, answer.body)
+            else:
+                err = answer.error
+                assert err is not None
+                out = response_frame(request_id, err.status, _JSON, error_body(err))
+            self._out.append(out)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
@@ -134,7 +140,7 @@ class ReplicaConnection(asyncio.Protocol):
         self,
         content_type: bytes,
         body: bytes | bytearray,
-        callback: ResponseCallback,
+        callback: OnReply,
         meta: bytes = b"",
     ) -> None:
         request_id = self._next_id
@@ -164,7 +170,7 @@ class ReplicaConnection(asyncio.Protocol):
                 hint="the model is slow or saturated: retry later, raise scale.max, or raise "
                 "the platform's --request-timeout",
             )
-            callback(err.status, _JSON, error_body(err))
+            callback(Reply.failed(err))
             expired += 1
         return expired
 

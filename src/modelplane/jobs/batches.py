@@ -31,15 +31,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplane.jobs.keys import output_key, reply_message, retry_delay
+from modelplane.gateway.reply import OnReply, Reply
+from modelplane.jobs.keys import failure_message, output_key, retry_delay
 from modelplane.storage.sides import Side, pending
 from modelplane.store.batches import CANCELLED, BatchStore
 from modelplane.store.models import BatchRow
 
 log = logging.getLogger("modelplane.batches")
 
-Submit = Callable[[str, bytes, bytes, Callable[[int, bytes, bytes], None]], bool]
-"""``submit(deployment, content_type, body, reply) -> False if the deployment is gone``."""
+Submit = Callable[[str, bytes, bytes, OnReply], bool]
+"""``submit(deployment, content_type, body, on_reply) -> False if the deployment is gone``: the
+data plane's entry, as the platform."""
 
 
 @dataclass
@@ -205,17 +207,18 @@ class BatchRunner:
         def send(name: str, data: bytes, attempt: int) -> None:
             ctype = (mimetypes.guess_type(name)[0] or "application/octet-stream").encode()
 
-            def reply(status: int, rtype: bytes, body: bytes) -> None:
+            def reply(answer: Reply) -> None:
                 p.in_flight -= 1
-                if status == 200:
-                    content_type = rtype.decode("latin-1")
-                    written.add(output_key(name, content_type), body, content_type)
-                elif status >= 500 and attempt < self.max_attempts and not p.cancelled:
+                err = answer.error
+                if err is None:
+                    content_type = answer.content_type.decode("latin-1")
+                    written.add(output_key(name, content_type), answer.body, content_type)
+                elif err.retryable and attempt < self.max_attempts and not p.cancelled:
                     p.retrying += 1
-                    delay = retry_delay(attempt, base=self.retry_base)
+                    delay = max(retry_delay(attempt, base=self.retry_base), err.retry_after or 0)
                     loop.call_later(delay, resend, name, data, attempt + 1)
                 else:
-                    p.failures.append((name, reply_message(status, body), attempt))
+                    p.failures.append((name, failure_message(err), attempt))
                 settle()
 
             p.in_flight += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 
-import orjson
+from modelplane.errors import ModelplaneError
 
 _EXTENSIONS = {
     "application/json": ".json",
@@ -31,12 +31,6 @@ def retry_delay(attempts: int, *, base: float = 1.0, cap: float = 60.0) -> float
     return min(cap, base * 2 ** max(0, attempts - 1))
 
 
-def reply_message(status: int, body: bytes) -> str:
+def failure_message(err: ModelplaneError) -> str:
     """A failed reply as one line for a job's or a batch input's error: ``"503: message"``."""
-    try:
-        data = orjson.loads(body)
-        if isinstance(data, dict) and "message" in data:
-            return f"{status}: {data['message']}"
-    except orjson.JSONDecodeError:
-        pass
-    return f"{status}: {body[:300].decode('utf-8', 'replace')}"
+    return f"{err.status}: {err.message}"

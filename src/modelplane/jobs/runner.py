@@ -1,10 +1,11 @@
 """The job runner: claims jobs with a lease, runs them on replicas, writes results.
 
-It sends each job's input through the same deployment pool as synchronous predictions, so jobs
-share replicas, the cold-start queue and the autoscaler with them: a serverless deployment at
-zero scales up for queued jobs and back down once they are done. It claims no more jobs than the
-deployment's ready replicas can take at their target concurrency (at least one, which is what
-wakes a deployment at zero), so the queue, not the gateway, holds the backlog.
+It sends each job's input through the data plane's one entry, like synchronous predictions (as
+the platform itself: the job was authorised when it was made), so jobs share replicas, the
+cold-start queue and the autoscaler with them: a serverless deployment at zero scales up for
+queued jobs and back down once they are done. It claims no more jobs than the deployment's ready
+replicas can take at their target concurrency (at least one, which is what wakes a deployment at
+zero), so the queue, not the gateway, holds the backlog.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import secrets
 from typing import Any
 
 from modelplane.errors import ModelplaneError, NotFound
-from modelplane.gateway.dataplane import Gateway
-from modelplane.jobs.keys import reply_message, retry_delay
+from modelplane.gateway.dataplane import DataPlane
+from modelplane.gateway.reply import PredictRequest
+from modelplane.jobs.keys import failure_message, retry_delay
 from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
+from modelplane.security import PLATFORM
 from modelplane.storage import BucketStore
 from modelplane.store.jobs import JobStore
 from modelplane.store.models import JobRow
@@ -34,7 +37,7 @@ class JobRunner:
         self,
         jobs: JobStore,
         storage: BucketStore,
-        gateway: Gateway,
+        dataplane: DataPlane,
         deployments: Any,
         *,
         lease: float = 60.0,
@@ -43,7 +46,7 @@ class JobRunner:
     ) -> None:
         self.jobs = jobs
         self.storage = storage
-        self.gateway = gateway
+        self.dataplane = dataplane
         self.deployments = deployments
         """Anything with ``.deployments: dict[name, runtime with .spec]`` (the reconciler)."""
         self.lease = lease
@@ -102,11 +105,10 @@ class JobRunner:
             spec = dep.spec
             if spec.input is None or not self._backlog.get(name):
                 continue
-            pool = self.gateway.pools.get(name)
-            if pool is None:
+            if not self.dataplane.has(name):
                 continue
             per_replica = max(1, math.ceil(spec.scale.target_concurrency))
-            capacity = max(1, len(pool.ready)) * per_replica
+            capacity = max(1, self.dataplane.ready_count(name)) * per_replica
             running = self._in_flight.setdefault(name, set())
             room = capacity - len(running)
             if room <= 0:
@@ -139,23 +141,16 @@ class JobRunner:
         except NotFound:
             await self._fail(job, f"input object {job.input_key!r} is gone", retry=False)
             return
-        pool = self.gateway.pools.get(job.deployment)
-        if pool is None:
-            await self._fail(job, "the deployment was removed", retry=False)
-            return
-        done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
-
-        def reply(status: int, ctype: bytes, body: bytes) -> None:
-            if not done.done():
-                done.set_result((status, ctype, body))
-
         dep = self.deployments.deployments.get(job.deployment)
         spec = dep.spec if dep is not None else None
         meta = request_meta(spec, job.input_key) if spec is not None else b""
-        pool.submit(job.content_type.encode("latin-1"), data, reply, meta)
-        status, ctype, body = await done
-        if status == 200:
-            content_type = ctype.decode("latin-1")
+        request = PredictRequest(
+            job.content_type.encode("latin-1"), data, principal=PLATFORM, meta=meta
+        )
+        reply = await self.dataplane.predict(job.deployment, request)
+        err = reply.error
+        if err is None:
+            content_type = reply.content_type.decode("latin-1")
             key = await asyncio.to_thread(
                 store_results,
                 self.storage,
@@ -163,17 +158,26 @@ class JobRunner:
                 job.output_bucket,
                 job.input_key,
                 content_type,
-                body,
+                reply.body,
             )
             await asyncio.to_thread(self.jobs.succeed, job.id, self.runner_id, key)
             return
-        message = reply_message(status, body)
-        # A 4xx is the input's fault and will not get better; a 5xx may (a replica died,
-        # none was ready in time), so it is retried with a backoff until attempts run out.
-        await self._fail(job, message, retry=status >= 500)
+        if isinstance(err, NotFound) and not self.dataplane.has(job.deployment):
+            await self._fail(job, "the deployment was removed", retry=False)
+            return
+        # A 4xx is the input's fault and will not get better; a 5xx may (a replica died, none
+        # was ready in time), so it is retried with a backoff until attempts run out, never
+        # sooner than the error's own Retry-After.
+        await self._fail(
+            job, failure_message(err), retry=err.retryable, not_before=err.retry_after
+        )
 
-    async def _fail(self, job: JobRow, message: str, *, retry: bool) -> None:
-        delay = retry_delay(job.attempts, base=self.retry_base) if retry else None
+    async def _fail(
+        self, job: JobRow, message: str, *, retry: bool, not_before: float | None = None
+    ) -> None:
+        delay = None
+        if retry:
+            delay = max(retry_delay(job.attempts, base=self.retry_base), not_before or 0.0)
         await asyncio.to_thread(self.jobs.fail, job.id, self.runner_id, message, retry_in=delay)
 
     async def close(self) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from fastapi import Request
 
 from modelplane.controlplane.auth import current_principal
 from modelplane.errors import Forbidden, Unauthenticated
-from modelplane.security import Principal
+from modelplane.gateway.dataplane import DataPlane
+from modelplane.oscar.services import ServiceNotFound, may_use
+from modelplane.security import Authenticate, Principal
 
 _HINT = (
     "use HTTP Basic with your user name and an API token as the password, or "
@@ -36,42 +39,86 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _authenticate(request: Request, header: str) -> Principal | None:
-    return request.app.state.deps.gateway.authenticate(header.encode("latin-1"))
-
-
-def system_principal(request: Request) -> Principal:
-    """The caller of ``/system/…``: Basic (user + API token) or a bearer account token."""
-    header = request.headers.get("authorization", "")
+def basic_principal(
+    header: str, authenticate: Authenticate, *, check_user: bool
+) -> Principal | None:
+    """The account behind ``Authorization: Basic user:token``; None for any other scheme.
+    ``check_user``: the token must be ``user``'s (off in single-user local mode)."""
     creds = basic_credentials(header)
     if creds is None:
         if header[:6].lower() == "basic ":
             raise Unauthenticated("malformed Basic credentials", hint=_HINT)
-        return current_principal(request)
+        return None
     user, password = creds
-    principal = _authenticate(request, f"Bearer {password}")
-    if principal is None or (request.app.state.deps.tokens is not None and principal.user != user):
+    principal = authenticate(f"Bearer {password}".encode("latin-1"))
+    if principal is None or (check_user and principal.user != user):
         raise Unauthenticated(f"wrong user name or token for {user!r}", hint=_HINT)
     if principal.deployment is not None:
         raise Forbidden(
             f"this token is an inference token of {principal.deployment!r}: it may only run it",
             hint="use an account token as the password",
         )
-    request.app.state.deps.gateway.check_rate(principal)
     return principal
 
 
-def invoker(request: Request) -> Principal:
+def invoking_principal(header: str, authenticate: Authenticate, *, check_user: bool) -> Principal:
     """The caller of ``/run`` and ``/job``: a bearer token (the service's own, or a user's) or,
-    like ``/system``, Basic credentials."""
-    header = request.headers.get("authorization", "")
-    if basic_credentials(header) is not None:
-        return system_principal(request)
-    principal = _authenticate(request, header)
+    like ``/system``, Basic credentials. Not rate-checked: whoever runs the request does it."""
+    principal = basic_principal(header, authenticate, check_user=check_user)
+    if principal is None:
+        principal = authenticate(header.encode("latin-1"))
     if principal is None:
         raise Unauthenticated(
             "a valid token is required",
             hint="send `Authorization: Bearer <service token>` (see GET /system/services/{name})",
         )
-    request.app.state.deps.gateway.check_rate(principal)
     return principal
+
+
+def check_invocable(name: str, caller: Principal, owner: str, definition: dict[str, Any]) -> None:
+    """Whether ``caller`` may run service ``name``: its own service token, or a user who may
+    see it (others get the 404 of a missing service)."""
+    if caller.deployment is not None:
+        if caller.deployment != name:
+            raise Unauthenticated(f"this token is not the token of service {name!r}")
+        return
+    if not may_use(caller, owner, definition):
+        raise ServiceNotFound(name)
+
+
+# -- as FastAPI dependencies ----------------------------------------------------------------------
+def _dataplane(request: Request) -> DataPlane:
+    dataplane: DataPlane = request.app.state.deps.dataplane
+    return dataplane
+
+
+def _check_user(request: Request) -> bool:
+    return request.app.state.deps.tokens is not None
+
+
+def system_principal(request: Request) -> Principal:
+    """The caller of ``/system/…``: Basic (user + API token) or a bearer account token."""
+    header = request.headers.get("authorization", "")
+    dataplane = _dataplane(request)
+    principal = basic_principal(header, dataplane.authenticate, check_user=_check_user(request))
+    if principal is None:
+        return current_principal(request)
+    dataplane.check_rate(principal)
+    return principal
+
+
+def invoker(request: Request) -> Principal:
+    """The caller of ``/job``, held to the rate limit here (the job runs later, as the
+    platform)."""
+    dataplane = _dataplane(request)
+    principal = run_invoker(request)
+    dataplane.check_rate(principal)
+    return principal
+
+
+def run_invoker(request: Request) -> Principal:
+    """The caller of ``/run`` (the data plane's entry applies the rate limit)."""
+    header = request.headers.get("authorization", "")
+    return invoking_principal(
+        header, _dataplane(request).authenticate, check_user=_check_user(request)
+    )

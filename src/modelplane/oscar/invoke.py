@@ -1,7 +1,8 @@
 """Invoking a service as OSCAR does: the event body in, the supervisor's answer out.
 
 Pure helpers for the codec (:func:`decode_event`, :func:`encode_result`) and the two calls:
-:func:`run` (synchronous, through the deployment's pool like any prediction) and :func:`submit`
+:func:`run` (synchronous, through the data plane's entry like any prediction; the platform serves
+``/run`` on its fast path, :mod:`modelplane.oscar.front`, with the same helpers) and :func:`submit`
 (asynchronous: the event becomes an object in the service's input bucket, hence a job).
 
 The event body follows OSCAR's supervisor: a JSON document is passed as it is; anything else is
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -24,10 +24,12 @@ import orjson
 
 from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.jobs import Jobs
-from modelplane.errors import InvalidInput, ModelplaneError, NotFound
+from modelplane.errors import InvalidInput, ModelplaneError
+from modelplane.gateway.reply import PredictRequest, Reply
 from modelplane.model.oscar import LOG_CONTENT_TYPE
 from modelplane.oscar.fdl import service_from_dict
 from modelplane.oscar.records import Record
+from modelplane.security import Principal
 
 OCTET = "application/octet-stream"
 JSON = "application/json"
@@ -79,24 +81,28 @@ def encode_result(status: int, content_type: str, body: bytes, *, script: bool) 
     return Answer(200, "text/plain; charset=utf-8", base64.b64encode(body))
 
 
-async def run(deps: Deps, record: Record, body: bytes) -> Answer:
-    """A synchronous invocation: the same pool, queue and autoscaler as any prediction."""
-    script = record.script is not None
+def request_for(body: bytes, *, script: bool, principal: Principal) -> PredictRequest:
+    """The data plane's request for an OSCAR event body (see :func:`decode_event`)."""
     event = decode_event(body, script=script)
-    pool = deps.gateway.pools.get(record.name)
-    if pool is None:
-        raise NotFound(f"service {record.name!r} has no deployment", service=record.name)
-    done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
+    return PredictRequest(event.content_type.encode("latin-1"), event.data, principal=principal)
 
-    def reply(status: int, ctype: bytes, data: bytes) -> None:
-        if not done.done():
-            done.set_result((status, ctype, data))
 
-    started = time.perf_counter()
-    pool.submit(event.content_type.encode("latin-1"), event.data, reply)
-    status, ctype, data = await done
-    deps.metrics.observe_request(record.name, status, time.perf_counter() - started)
-    return encode_result(status, ctype.decode("latin-1"), data, script=script)
+def answer(reply: Reply, *, script: bool) -> Answer:
+    """The HTTP answer for a reply the replica sent (errors included, as it sent them); an error
+    the data plane decided is raised, typed, for the edge to render."""
+    if not reply.content_type:
+        assert reply.error is not None
+        raise reply.error
+    return encode_result(
+        reply.status, reply.content_type.decode("latin-1"), reply.body, script=script
+    )
+
+
+async def run(deps: Deps, record: Record, body: bytes, principal: Principal) -> Answer:
+    """A synchronous invocation: the data plane's one entry, like any prediction."""
+    script = record.script is not None
+    request = request_for(body, script=script, principal=principal)
+    return answer(await deps.dataplane.predict(record.name, request), script=script)
 
 
 async def submit(deps: Deps, record: Record, body: bytes) -> str:

@@ -90,7 +90,7 @@ def _principal(request: Request) -> Principal:
             "header or a URL from /system/buckets/{name}/presign",
         )
     key = access_key(request.headers.get("authorization", ""))
-    principal = request.app.state.deps.gateway.authenticate(
+    principal = request.app.state.deps.dataplane.authenticate(
         f"Bearer {key}".encode("latin-1") if key else b""
     )
     if principal is None or principal.deployment is not None:

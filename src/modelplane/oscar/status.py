@@ -59,7 +59,7 @@ async def cluster_status(deps: Deps, caller: Principal) -> dict[str, Any]:
             objects += len(
                 await asyncio.to_thread(deps.storage.list, b["bucket_name"], "", None, 1000)
             )
-    replicas = sum(len(p.ready) for p in deps.gateway.pools.values())
+    replicas = deps.dataplane.ready_total()
     return {
         "cluster": {
             "nodes_count": 1,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelplane.controlplane.reconciler import Reconciler
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.security import authenticator
@@ -23,11 +23,11 @@ async def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     store.ensure_user("admin", admin=True)
     backend = FakeBackend()
     clock = FakeClock()
-    gateway = Gateway(authenticator(None), Metrics(), fallback=lambda r, c: None)
+    dataplane = DataPlane(authenticator(None), Metrics())
     rec = Reconciler(
         store,
         backend,
-        gateway,
+        dataplane,
         LogBook(tmp_path / "logs"),
         Metrics(),
         clock,

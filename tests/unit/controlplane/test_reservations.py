@@ -11,7 +11,7 @@ import pytest
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
 from modelplane.errors import InsufficientResources, InvalidSpec, QuotaExceeded
-from modelplane.gateway.dataplane import Gateway
+from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.resources.inventory import Gpu, Inventory
@@ -38,11 +38,11 @@ async def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     store.ensure_user("ann")
     store.ensure_user("bob")
     backend = FakeBackend()
-    gateway = Gateway(authenticator(None), Metrics(), fallback=lambda r, c: None)
+    dataplane = DataPlane(authenticator(None), Metrics())
     rec = Reconciler(
         store,
         backend,
-        gateway,
+        dataplane,
         LogBook(tmp_path / "logs"),
         Metrics(),
         FakeClock(),

@@ -36,8 +36,7 @@ async def advise_route(body: AdviseRequest, caller: Caller, request: Request) ->
     deps = request.app.state.deps
     if body.deployment is not None:
         view = await Deployments(deps).get(body.deployment, caller)  # 404 unless yours
-        pool = deps.gateway.pools.get(body.deployment)
-        costs = from_history(view, list(pool.service_times) if pool else [])
+        costs = from_history(view, deps.dataplane.service_times(body.deployment))
         if costs is None:
             raise Conflict(
                 f"deployment {body.deployment!r} has no recorded start-up and answers yet",

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modelplane.controlplane.auth import current_principal, prediction_principal
+from modelplane.controlplane.auth import current_principal, refuse_query_tokens
 from modelplane.controlplane.service import Deployments
-from modelplane.errors import DeploymentNotFound
+from modelplane.gateway.reply import PredictRequest
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec
 
@@ -103,24 +103,23 @@ async def metrics(
     responses={400: {}, 404: {}, 413: {}, 415: {}, 500: {}, 502: {}, 503: {}},
 )
 async def predict(
-    name: str, request: Request, caller: Annotated[Principal, Depends(prediction_principal)]
+    name: str, request: Request, _: Annotated[None, Depends(refuse_query_tokens)]
 ) -> Response:
-    gateway = request.app.state.deps.gateway
-    pool = gateway.pools.get(name)
-    if pool is None or not caller.can_predict(name, pool.owner):
-        raise DeploymentNotFound(name)
-    body = await request.body()
-    done: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
-
-    def reply(status: int, ctype: bytes, payload: bytes) -> None:
-        if not done.done():
-            done.set_result((status, ctype, payload))
-
-    pool.submit(
-        request.headers.get("content-type", "application/json").encode("latin-1"), body, reply
+    prediction = PredictRequest(
+        request.headers.get("content-type", "application/json").encode("latin-1"),
+        await request.body(),
+        authorization=request.headers.get("authorization", "").encode("latin-1"),
     )
-    status, ctype, payload = await done
-    headers = {"retry-after": "2"} if status == 503 else None
+    reply = await request.app.state.deps.dataplane.predict(name, prediction)
+    if not reply.content_type:  # decided by the data plane: the app's error handler renders it
+        assert reply.error is not None
+        raise reply.error
+    err = reply.error if reply.status in (429, 503) else None
+    retry = err.retry_after_header if err is not None else None
+    headers = {"retry-after": retry} if retry else None
     return Response(
-        payload, status_code=status, media_type=ctype.decode("latin-1"), headers=headers
+        reply.body,
+        status_code=reply.status,
+        media_type=reply.content_type.decode("latin-1"),
+        headers=headers,
     )

@@ -1,0 +1,107 @@
+"""OSCAR's ``POST /run/{service}`` on the gateway's fast path (not through FastAPI).
+
+A synchronous invocation is a prediction: it is authenticated as OSCAR does (the service's token,
+a user's token, or Basic user + token), checked against the service's visibility, turned into the
+model's input (:func:`modelplane.oscar.invoke.request_for`) and given to the data plane's one
+entry; the replica's answer is encoded as OSCAR's supervisor would
+(:func:`~modelplane.oscar.invoke.encode_result`). No task per request.
+
+The service's record (its definition and script) is read once and kept while its definition file
+is unchanged: a ``stat`` per request instead of a store query and three file reads. Its owner is
+the deployment's, as the data plane knows it.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote
+
+from modelplane.errors import ModelplaneError
+from modelplane.gateway.dataplane import DataPlane
+from modelplane.gateway.http import Handler, HttpConnection, Request
+from modelplane.gateway.render import retry_header
+from modelplane.gateway.reply import Reply
+from modelplane.oscar import invoke
+from modelplane.oscar.auth import check_invocable, invoking_principal
+from modelplane.oscar.records import DEFINITION, Record, ServiceRecords
+from modelplane.oscar.services import ServiceNotFound
+
+PREFIX = b"/run/"
+
+
+class OscarRunFront:
+    """Register with ``gateway.add_front(front.prefix, front.handle)``; ``fallback`` answers
+    what is not a ``POST /run/{name}`` (FastAPI's 404/405)."""
+
+    prefix = PREFIX
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        records: ServiceRecords,
+        fallback: Handler,
+        *,
+        check_user: bool = True,
+    ) -> None:
+        self.dataplane = dataplane
+        self.records = records
+        self.fallback = fallback
+        self.check_user = check_user
+        self._cache: dict[str, tuple[tuple[int, int], Record]] = {}
+
+    def handle(self, req: Request, conn: HttpConnection) -> None:
+        raw = req.url.partition(b"?")[0][len(PREFIX) :]
+        if req.method != b"POST" or not raw or b"/" in raw:
+            self.fallback(req, conn)
+            return
+        name = unquote(raw.decode("latin-1"))
+        try:
+            caller = invoking_principal(
+                req.authorization.decode("latin-1"),
+                self.dataplane.authenticate,
+                check_user=self.check_user,
+            )
+            record, owner = self.service(name)
+            check_invocable(name, caller, owner, record.definition)
+        except ModelplaneError as exc:
+            conn.respond_error(exc)
+            return
+        script = record.script is not None
+        request = invoke.request_for(bytes(req.body), script=script, principal=caller)
+        self.dataplane.submit(name, request, lambda reply: respond(conn, reply, script=script))
+
+    def service(self, name: str) -> tuple[Record, str]:
+        """The service's record and owner, or 404."""
+        owner = self.dataplane.owner(name)
+        try:
+            st = os.stat(self.records.folder(name) / DEFINITION)
+        except OSError:
+            raise ServiceNotFound(name) from None
+        if owner is None:
+            raise ServiceNotFound(name)
+        version = (st.st_ino, st.st_mtime_ns)
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1], owner
+        record = self.records.read(name)
+        if record is None:
+            raise ServiceNotFound(name)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[name] = (version, record)
+        return record, owner
+
+
+def respond(conn: HttpConnection, reply: Reply, *, script: bool) -> None:
+    """The supervisor's answer for what the replica sent; the data plane's own errors in
+    modelplane's JSON, with their Retry-After."""
+    if not reply.content_type:
+        err = reply.error
+        assert err is not None
+        conn.respond_error(err)
+        return
+    answer = invoke.encode_result(
+        reply.status, reply.content_type.decode("latin-1"), reply.body, script=script
+    )
+    extra = retry_header(reply.error) if reply.status in (429, 503) else b""
+    conn.respond(answer.status, answer.body, answer.content_type.encode("latin-1"), extra)
