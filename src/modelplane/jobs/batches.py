@@ -105,13 +105,10 @@ class BatchRunner:
     async def run(self) -> None:
         released = await asyncio.to_thread(self.batches.release_all)
         if released:
-            log.info("resuming %d batch runs that were running when the platform stopped",
-                     released)
+            log.info("resuming %d batch runs that were running when the platform stopped", released)
         while not self._closing:
             try:
-                claimed = await asyncio.to_thread(
-                    self.batches.claim, self.runner_id, self.lease, 8
-                )
+                claimed = await asyncio.to_thread(self.batches.claim, self.runner_id, self.lease, 8)
                 for row in claimed:
                     if row.id not in self._running:
                         task = asyncio.create_task(self._execute(row))

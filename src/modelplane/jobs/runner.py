@@ -168,9 +168,7 @@ class JobRunner:
         # A 4xx is the input's fault and will not get better; a 5xx may (a replica died, none
         # was ready in time), so it is retried with a backoff until attempts run out, never
         # sooner than the error's own Retry-After.
-        await self._fail(
-            job, failure_message(err), retry=err.retryable, not_before=err.retry_after
-        )
+        await self._fail(job, failure_message(err), retry=err.retryable, not_before=err.retry_after)
 
     async def _fail(
         self, job: JobRow, message: str, *, retry: bool, not_before: float | None = None
