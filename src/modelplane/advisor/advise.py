@@ -34,7 +34,11 @@ DAY = 86_400.0
 MAX_SIMULATED = 20_000
 MAX_STRETCH = 7200.0
 WARM_GAP = 120.0
+MAX_REQUESTS = 50_000
+MAX_TICKS = 1_500_000
+"""Autoscaler ticks one simulation may take (a trace busy for months would take minutes)."""
 TARGETS = (1, 2, 4)
+MAX_REPLICAS = 256  # what a spec allows
 DEFAULT_BURST = 8
 
 
@@ -130,7 +134,7 @@ def _clean(timeline: dict[str, list[float]]) -> dict[str, list[float | None]]:
 
 def advise(question: Question, costs: Costs, settings: Settings | None = None) -> Advice:
     """Recommend an option and compare every option that applies. Pure and deterministic."""
-    settings = settings or Settings()
+    settings = settings or Settings(max_ticks=MAX_TICKS)
     need = question.need
     rec = recommend(need, costs.startup + costs.service.quantile(0.99))
     if need.dataset_size is not None:
@@ -177,6 +181,8 @@ def _traffic(question: Question, costs: Costs) -> tuple[list[float], float, dict
         # Busy all day: every tick of the autoscaler runs, so a representative stretch stands
         # for the day. Sparse traffic is simulated whole (its idle ticks are skipped).
         period = max(3600.0, min(MAX_STRETCH, MAX_SIMULATED / per_second))
+        # a very high rate: fewer seconds, never more than MAX_REQUESTS requests
+        period = min(period, MAX_REQUESTS / per_second)
     peak = need.peak_concurrency or DEFAULT_BURST
     arrivals = synthesize(pattern, rph, period, peak=peak, seed=question.seed)
     info = {
@@ -332,7 +338,7 @@ def _size_serverless(
     idle = 60.0 if gap > 300 or need.pattern is Pattern.spaced else 300.0
     candidates = []
     for target in TARGETS:
-        top = max(1, min(64, math.ceil(concurrency / target)))
+        top = max(1, min(MAX_REPLICAS, math.ceil(concurrency / target)))
         scale = Scale(min=0, max=top, target_concurrency=target, idle_timeout=idle)
         spec = _spec(question, Mode.serverless, scale)
         title = f"min 0, max {top}, target_concurrency {target}, idle_timeout {idle:g} s"
@@ -359,10 +365,10 @@ def _size_dedicated(
     question: Question, costs: Costs, arrivals: list[float], settings: Settings, factor: float
 ) -> OptionReport:
     rate = len(arrivals) / max(arrivals[-1], 1.0) if arrivals else 0.0
-    first = max(1, math.ceil(rate * costs.service.mean / 0.75))
+    first = min(max(1, math.ceil(rate * costs.service.mean / 0.75)), MAX_REPLICAS)
     slo = question.need.latency_slo_ms
     report: OptionReport | None = None
-    for n in range(first, min(first + 4, 257)):
+    for n in range(first, min(first + 4, MAX_REPLICAS + 1)):
         spec = _spec(question, Mode.dedicated, Scale(replicas=n))
         report = _report(
             Option.dedicated,

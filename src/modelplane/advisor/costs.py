@@ -71,6 +71,9 @@ class Costs:
     stop_seconds: float = 0.02
     source: str = "given"
     notes: tuple[str, ...] = field(default=())
+    startup_samples: tuple[float, ...] = ()
+    """Measured start-to-ready times; when given, each simulated start draws one of them (loads
+    vary, on a busy machine a lot) instead of using ``startup``."""
 
     def __post_init__(self) -> None:
         for name in ("load_seconds", "start_overhead", "stop_seconds"):
@@ -82,6 +85,11 @@ class Costs:
         """Seconds from asking for a replica to its first possible answer."""
         return self.start_overhead + self.load_seconds
 
+    def draw_startup(self, rng: random.Random) -> float:
+        if self.startup_samples:
+            return self.startup_samples[rng.randrange(len(self.startup_samples))]
+        return self.startup
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -92,5 +100,7 @@ class Costs:
             "service_seconds_p50": round(self.service.quantile(0.5), 6),
             "service_seconds_p99": round(self.service.quantile(0.99), 6),
             "service_samples": len(self.service.samples),
+            "service_samples_seconds": [round(x, 6) for x in self.service.samples],
+            "cold_start_samples_seconds": [round(x, 6) for x in self.startup_samples],
             "notes": list(self.notes),
         }

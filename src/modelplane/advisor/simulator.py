@@ -36,6 +36,7 @@ from typing import Any
 from modelplane.advisor.costs import Costs
 from modelplane.autoscale.policy import ScaleConfig
 from modelplane.autoscale.tracker import Tracker
+from modelplane.errors import InvalidInput
 from modelplane.gateway.balance import least_loaded, per_replica_limit, scale_down_order
 from modelplane.resources.amounts import Usage
 from modelplane.resources.inventory import Gpu, Inventory
@@ -79,6 +80,8 @@ class Settings:
     until: float | None = None
     seed: int = 0
     inventory: Inventory | None = None
+    max_ticks: int | None = None
+    """Refuse (``InvalidInput``) a simulation that needs more autoscaler ticks than this."""
     skip_idle: bool = True
     """Skip the ticks of quiet stretches (same result, fewer ticks); False runs every tick."""
 
@@ -287,6 +290,7 @@ class _Simulation:
         )
         self.until = settings.until if settings.until is not None else last + tail
         self.interval = settings.autoscale_interval
+        self.ticks = 0
 
     # -- events ------------------------------------------------------------------------------
     def at(self, t: float, kind: int, obj: Any) -> None:
@@ -407,6 +411,14 @@ class _Simulation:
         dep, k = item
         if dep.tick_at != k:
             return  # superseded
+        self.ticks += 1
+        if self.settings.max_ticks is not None and self.ticks > self.settings.max_ticks:
+            raise InvalidInput(
+                f"this traffic needs more than {self.settings.max_ticks:,} autoscaler ticks to "
+                "simulate",
+                hint="give a shorter trace (or a rate and a pattern: a representative stretch "
+                "is simulated)",
+            )
         self._autoscale(dep, now)
         tracker = dep.tracker
         assert tracker is not None
@@ -511,7 +523,7 @@ class _Simulation:
         dep.replicas.append(replica)
         dep.result.starts += 1
         self._step(dep, max(now, 0.0))
-        self.at(now + dep.costs.startup, _READY, replica)
+        self.at(now + dep.costs.draw_startup(dep.rng), _READY, replica)
         return replica
 
     def _ready(self, replica: _Replica, now: float) -> None:

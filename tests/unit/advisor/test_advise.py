@@ -104,3 +104,9 @@ def test_a_trace_is_simulated_as_given() -> None:
 def test_no_traffic_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput, match="requests-per-hour"):
         advise(Question(Need()), COSTS)
+
+
+def test_a_huge_rate_is_simulated_over_a_bounded_stretch() -> None:
+    data = ask(Need(requests_per_hour=1e6, pattern=Pattern.steady))
+    assert data["traffic"]["requests"] <= 50_000 * 1.02
+    assert data["traffic"]["simulated_seconds"] == pytest.approx(180)

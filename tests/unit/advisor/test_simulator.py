@@ -201,3 +201,21 @@ def test_timeline_reports_replicas_and_latency_per_bucket() -> None:
     assert tl["replicas_peak"][1] == 1 and tl["replicas_peak"][9] == 0
     assert tl["p99_ms"][1] == pytest.approx(560.0)
     assert math.isnan(tl["p50_ms"][5])
+
+
+def test_a_simulation_over_its_tick_budget_is_refused() -> None:
+    from modelplane.errors import InvalidInput
+
+    costs = Costs(0.1, 0.01, ServiceTime(mean_seconds=0.05))
+    busy = [float(t) for t in range(0, 3000, 10)]
+    with pytest.raises(InvalidInput, match="autoscaler ticks"):
+        simulate([SimDeployment(spec(), busy, costs)], Settings(max_ticks=1000))
+
+
+def test_each_start_draws_one_of_the_measured_start_up_times() -> None:
+    costs = Costs(
+        0.5, 0.0, ServiceTime(mean_seconds=0.01), startup_samples=(0.2, 0.9), stop_seconds=0.0
+    )
+    spaced = [i * 100.0 for i in range(1, 41)]
+    [r] = simulate([SimDeployment(spec(idle_timeout=10), spaced, costs)])
+    assert set(round(x, 6) for x in r.latencies) == {0.21, 0.91}
