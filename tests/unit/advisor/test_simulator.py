@@ -174,6 +174,26 @@ def test_skipping_idle_ticks_changes_nothing() -> None:
     assert fast.cold == slow.cold
     assert fast.steps == slow.steps
     assert fast.replica_seconds == pytest.approx(slow.replica_seconds)
+    # several deployments competing for a small node
+    node = Settings(inventory=Inventory(cpu=3, memory=2**40), skip_idle=True)
+    many = [
+        SimDeployment(
+            DeploymentSpec.parse(
+                {
+                    "name": f"d{i}",
+                    "model": {"path": "/m"},
+                    "scale": {"max": 3, "target_concurrency": 1, "idle_timeout": 20},
+                }
+            ),
+            sorted(random.Random(i).uniform(0, 600) for _ in range(60)),
+            costs,
+        )
+        for i in range(3)
+    ]
+    fast_many = simulate(many, node)
+    slow_many = simulate(many, Settings(inventory=node.inventory, skip_idle=False))
+    for f, s in zip(fast_many, slow_many, strict=True):
+        assert f.latencies == s.latencies and f.steps == s.steps and f.not_placed == s.not_placed
 
 
 def test_same_inputs_same_result() -> None:
@@ -207,7 +227,7 @@ def test_a_simulation_over_its_tick_budget_is_refused() -> None:
     from modelplane.errors import InvalidInput
 
     costs = Costs(0.1, 0.01, ServiceTime(mean_seconds=0.05))
-    busy = [float(t) for t in range(0, 3000, 10)]
+    busy = [t * 0.1 for t in range(3000)]
     with pytest.raises(InvalidInput, match="autoscaler ticks"):
         simulate([SimDeployment(spec(), busy, costs)], Settings(max_ticks=1000))
 
