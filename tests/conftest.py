@@ -21,3 +21,4 @@ def fixture_models() -> Path:
 
 # A real PostgreSQL server (Debian's package, initdb into a temp folder), for every suite.
 from tests.pgserver import postgres_server, postgres_url  # noqa: E402,F401
+from tests.raycluster import ray_cluster  # noqa: E402,F401

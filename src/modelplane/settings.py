@@ -72,6 +72,10 @@ class Settings:
     advertise_host: str | None = None
     """The address other nodes and platform processes reach this one at [default: --host, or
     127.0.0.1 when listening on every interface]."""
+    backend: str = "local"
+    """Where replicas run: ``local`` (processes on this machine) or ``ray`` (a Ray cluster)."""
+    ray_address: str = "auto"
+    """The Ray cluster to join: ``auto`` (the one ``ray start`` runs here) or ``HOST:PORT``."""
     lease_ttl: float = 5.0
     """Seconds the leader lease lasts unrenewed: how soon another process takes over."""
 

@@ -30,6 +30,9 @@ class ReplicaHandle:
     pid: int | None
     exited: asyncio.Future[int]
     """Resolves to the exit code (negative: killed by that signal)."""
+    node: str | None = None
+    """Where it runs, when the backend spans several nodes (the node's address)."""
+    node_id: str | None = None
 
 
 class RuntimeBackend(Protocol):

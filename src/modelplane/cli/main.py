@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -117,6 +118,12 @@ def up(
     lease_ttl: Annotated[
         float, typer.Option(help="seconds before another process takes over a dead leader")
     ] = 5.0,
+    backend: Annotated[
+        str, typer.Option(help="where replicas run: local (this machine) or ray (a Ray cluster)")
+    ] = "local",
+    ray_address: Annotated[
+        str, typer.Option(help="the Ray cluster with --backend ray: auto or HOST:PORT")
+    ] = "auto",
     job_lease: Annotated[
         float, typer.Option(help="seconds a job stays claimed by a runner that stops heartbeating")
     ] = 60.0,
@@ -131,6 +138,14 @@ def up(
     """Start the platform: control plane, gateway and replicas, in this terminal."""
     if local and host not in ("127.0.0.1", "localhost", "::1"):
         raise InvalidInput("--local binds to loopback only; drop --host or use 127.0.0.1")
+    if backend not in ("local", "ray"):
+        raise InvalidInput(f"--backend must be local or ray, not {backend!r}")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidInput(
+            "--backend ray needs Ray on this machine",
+            hint='install it with `pip install "modelplane[ray]"`, then start or join a cluster '
+            "with `ray start`",
+        )
     if storage not in ("local", "s3"):
         raise InvalidInput(f"--storage must be local or s3, not {storage!r}")
     settings = Settings(
@@ -158,6 +173,8 @@ def up(
         lease_ttl=lease_ttl,
         job_lease=job_lease,
         sandbox=sandbox,
+        backend=backend,
+        ray_address=ray_address,
     )
     try:
         import uvloop

@@ -131,9 +131,7 @@ class Platform:
         )
         self.gateway = Gateway(self.dataplane, fallback=lambda r, c: None)
         self.envs = EnvManager(EnvBuilder(s.envs_dir, uv=find_uv(), cache=s.envs_cache))
-        backend = self._backend or LocalProcessBackend(
-            log=self.logs.write, envs=self.envs, sandbox=sandbox
-        )
+        backend = self._backend or await self._make_backend(sandbox)
         self.reconciler = Reconciler(
             self.store,
             backend,
@@ -146,7 +144,9 @@ class Platform:
             stop_grace=s.stop_grace,
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
-        self.reconciler.reservations = await asyncio.to_thread(_reservation_book, self.store, s)
+        self.reconciler.reservations = await asyncio.to_thread(
+            _reservation_book, self.store, s, _cluster_totals(backend)
+        )
         self.autoscaler = Autoscaler(
             self.dataplane,
             self.reconciler,
@@ -221,11 +221,15 @@ class Platform:
             s.replica_socket,
             self.dataplane.on_hello,
             self.dataplane.on_lost,
-            tcp=(s.host, s.replica_port) if self.shared else None,
+            tcp=(s.host, s.replica_port) if self.shared or self.remote_replicas else None,
             advertise=s.advertise_host,
         )
         await self.listener.start()
-        self.reconciler.set_gateway_address(self.listener.address)
+        if self.remote_replicas:  # replicas on other nodes dial over TCP
+            assert self.listener.tcp_address is not None
+            self.reconciler.set_gateway_address(self.listener.tcp_address)
+        else:
+            self.reconciler.set_gateway_address(self.listener.address)
         self.runner.release_on_start = not self.shared
         limits = HttpLimits(
             max_body=s.max_body, keepalive_timeout=s.keepalive_timeout, read_timeout=s.read_timeout
@@ -250,6 +254,21 @@ class Platform:
 
     def _fallback(self, req: Request, conn: HttpConnection) -> None:
         self.gateway.fallback(req, conn)  # the control plane, once the bridge is up
+
+    async def _make_backend(self, sandbox: Sandbox | None) -> RuntimeBackend:
+        s = self.settings
+        if s.backend == "ray":
+            from modelplane.backends.ray import RayApi, RayBackend
+
+            api = RayApi(s.ray_address)
+            await asyncio.to_thread(api.connect)  # joins the cluster once, here
+            return RayBackend(api, self.logs.write)
+        return LocalProcessBackend(log=self.logs.write, envs=self.envs, sandbox=sandbox)
+
+    @property
+    def remote_replicas(self) -> bool:
+        """Replicas may run on other nodes: they dial the gateway over TCP."""
+        return self.settings.backend == "ray"
 
     # -- several platform processes -------------------------------------------------------------
     async def _join_cluster(self) -> None:
@@ -306,11 +325,15 @@ class Platform:
 
     def cluster_info(self) -> dict[str, Any]:
         leader = self.elector.leader if self.elector else None
-        return {
+        info: dict[str, Any] = {
             "role": self.role,
             "leader": leader.address if leader else None,
             "store": "ok" if self.elector is None or self.elector.store_ok else "unreachable",
         }
+        health = getattr(self.reconciler.backend, "health", None)
+        if callable(health):  # a cluster backend says whether it still reaches the cluster
+            info.update(health())
+        return info
 
     def readings(self) -> dict[str, Reading]:
         """Every deployment's counters and replica counts now, for the traffic history."""
@@ -457,14 +480,32 @@ def _storage(s: Settings) -> BucketStore:
     return LocalBucketStore(s.buckets_dir)
 
 
-def _reservation_book(store: Store, settings: Settings) -> ReservationBook:
-    """The node's inventory, probed once here, and every user's quota."""
-    inventory = probe_inventory(
-        cpus=settings.cpus,
-        memory=settings.node_memory,
-        gpus=settings.gpus,
-        cpu_allocation_ratio=settings.cpu_allocation_ratio,
-    )
+def _cluster_totals(backend: object) -> dict[str, float] | None:
+    """A cluster backend's declared totals (Ray: every node's), or None for this machine."""
+    api = getattr(backend, "api", None)
+    totals = getattr(api, "totals", None)
+    return totals() if callable(totals) else None
+
+
+def _reservation_book(
+    store: Store, settings: Settings, cluster: dict[str, float] | None = None
+) -> ReservationBook:
+    """The inventory, probed once here, and every user's quota. On a cluster the inventory is
+    the cluster's totals: quotas hold across it, while the cluster places each replica."""
+    if cluster is not None:
+        inventory = probe_inventory(
+            cpus=cluster.get("CPU", 0.0),
+            memory=int(cluster.get("memory", 0)),
+            gpus=tuple(range(int(cluster.get("GPU", 0)))),
+            cpu_allocation_ratio=1.0,
+        )
+    else:
+        inventory = probe_inventory(
+            cpus=settings.cpus,
+            memory=settings.node_memory,
+            gpus=settings.gpus,
+            cpu_allocation_ratio=settings.cpu_allocation_ratio,
+        )
     quotas = {u.name: Quota.from_dict(u.quotas) for u in UserStore(store).list_users() if u.quotas}
     return ReservationBook(inventory, quotas)
 

@@ -469,6 +469,8 @@ class Reconciler:
                     "id": r.id,
                     "state": r.state,
                     "pid": r.handle.pid if r.handle else None,
+                    "node": r.handle.node if r.handle else None,
+                    "node_id": r.handle.node_id if r.handle else None,
                     "started_at": r.started_wall.isoformat(),
                     "load_seconds": r.load_seconds,
                     "memory_bytes": rss,

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from modelplane.errors import InvalidSpec
 from modelplane.spec.paths import JobFiles
@@ -90,11 +98,36 @@ class Resources(_Frozen):
         512 * 1024**2
     )
     gpu: Annotated[int, Field(ge=0, le=64, description="GPUs per replica")] = 0
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom resources per replica that cluster nodes declare (Ray: "
+        "`ray start --resources`), e.g. {\"tpu\": 1}; ignored by the local backend",
+    )
 
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, v: Any) -> int:
         return parse_memory(v)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if not name or len(name) > 64 or name in ("CPU", "GPU", "memory"):
+                raise ValueError(
+                    f"custom resource name {name!r}: 1-64 characters, not CPU, GPU or memory"
+                )
+            if not 0 < amount <= 10_000:
+                raise ValueError(f"custom resource {name!r}: amount must be in (0, 10000]")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_custom(self, handler: Any) -> Any:
+        # Specs without custom resources serialise as before (stored rows, exports, hashes).
+        out = handler(self)
+        if isinstance(out, dict) and not out.get("custom"):
+            out.pop("custom", None)
+        return out
 
 
 class Scale(_Frozen):

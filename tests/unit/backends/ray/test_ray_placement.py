@@ -1,0 +1,58 @@
+"""The Ray backend's pure parts: actor options from a spec, and refusing what no node can hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.backends.ray.placement import NodeInfo, actor_options, never_fits
+from modelplane.errors import InvalidSpec
+from modelplane.spec import DeploymentSpec
+
+SMALL = NodeInfo("n1", "10.0.0.1", {"CPU": 2, "memory": 4 * 2**30, "small": 2})
+GPU = NodeInfo("n2", "10.0.0.2", {"CPU": 2, "memory": 4 * 2**30, "GPU": 2})
+
+
+def spec(**resources: object) -> DeploymentSpec:
+    return DeploymentSpec.model_validate(
+        {"name": "m", "model": {"path": "/m"}, "resources": resources}
+    )
+
+
+def test_actor_options_carry_cpu_gpu_memory_and_custom_resources() -> None:
+    assert actor_options(spec(cpu=0.5, gpu=1, memory="1Gi", custom={"small": 1})) == {
+        "num_cpus": 0.5,
+        "num_gpus": 1,
+        "memory": 2**30,
+        "resources": {"small": 1.0},
+        "scheduling_strategy": "SPREAD",
+    }
+    assert "resources" not in actor_options(spec(cpu=1))
+
+
+def test_fits_when_one_node_has_everything() -> None:
+    assert never_fits(spec(cpu=1, gpu=2), [SMALL, GPU]) is None
+    assert never_fits(spec(cpu=2, custom={"small": 2}), [SMALL, GPU]) is None
+
+
+def test_names_what_is_short_and_the_most_any_node_has() -> None:
+    why = never_fits(spec(cpu=1, gpu=3), [SMALL, GPU])
+    assert why == "no node of the Ray cluster has 3 GPUs (the most any node has: 2 GPUs)"
+    why = never_fits(spec(cpu=1, memory="8Gi"), [SMALL, GPU])
+    assert why is not None and "8192 MiB of memory" in why and "4096 MiB" in why
+
+
+def test_everything_exists_but_not_on_one_node() -> None:
+    why = never_fits(spec(cpu=1, gpu=1, custom={"small": 1}), [SMALL, GPU])
+    assert why is not None and why.startswith("no single node of the Ray cluster has all of")
+
+
+def test_an_empty_cluster_is_said_so() -> None:
+    assert never_fits(spec(), []) == "the Ray cluster has no alive node"
+
+
+def test_custom_resources_are_validated_and_omitted_when_empty() -> None:
+    assert "custom" not in spec().model_dump(mode="json")["resources"]
+    assert spec(custom={"tpu": 1}).model_dump(mode="json")["resources"]["custom"] == {"tpu": 1.0}
+    body = {"name": "m", "model": {"path": "/m"}, "resources": {"custom": {"CPU": 1}}}
+    with pytest.raises(InvalidSpec, match="not CPU, GPU or memory"):
+        DeploymentSpec.parse(body)
