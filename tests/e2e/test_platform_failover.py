@@ -39,6 +39,8 @@ def start(data: Path, port: int, store: str, s3: str) -> subprocess.Popen[bytes]
     args = [*CLI, "up", "--data-dir", str(data), "--port", str(port), "--store", store]
     args += ["--storage", "s3", "--s3-endpoint", s3, "--s3-region", "us-east-1"]
     args += ["--lease-ttl", str(TTL), "--job-lease", "3", "--watch-interval", "0.5"]
+    # The ledger file is shared by the replicas of both processes: outside any one sandbox.
+    args += ["--no-sandbox"]
     log = (data.parent / f"{data.name}.log").open("wb")
     return subprocess.Popen(
         args,
