@@ -410,13 +410,16 @@ def status(
         head.append(f"[red]last error[/] ({st['last_error_at']}): {st['last_error']}")
     out.print(Panel("\n".join(head), expand=False))
     if st["replicas"]:
-        table = Table("REPLICA", "STATE", "PID", "MEMORY", "SERVED", "IN FLIGHT", "LOAD S")
+        on_nodes = any(r.get("node") for r in st["replicas"])  # a cluster backend: where each runs
+        columns = ["REPLICA", "STATE", "NODE" if on_nodes else "PID", "MEMORY", "SERVED"]
+        table = Table(*columns, "IN FLIGHT", "LOAD S")
         for r in st["replicas"]:
             mem = f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-"
+            node = f"{r['node']} ({str(r.get('node_id') or '')[:8]})" if r.get("node") else "-"
             table.add_row(
                 r["id"],
                 r["state"],
-                str(r["pid"]),
+                node if on_nodes else str(r["pid"]),
                 mem,
                 str(r["served"]),
                 str(r["in_flight"]),
