@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from modelplane.controlplane.reservations import ReservationBook
 from modelplane.controlplane.service import Deployments
 from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
-from modelplane.errors import SandboxUnavailable
+from modelplane.errors import DeploymentNotFound, SandboxUnavailable
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
@@ -42,6 +43,7 @@ from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
 from modelplane.gateway.reply import OnReply, PredictRequest
 from modelplane.gateway.router import Gateway
+from modelplane.gateway.training import TrainingBook, TrainTarget
 from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.jobs.batches import BatchRunner, Ephemeral
 from modelplane.jobs.changes import LocalChanges
@@ -158,7 +160,10 @@ class Platform:
         fallback = self._fallback
         oip = OipFront(self.dataplane, self.reconciler, fallback)
         self.gateway.add_front(oip.prefix, oip.handle)
-        self.gateway.add_front(DEEPAAS_PREFIX, DeepaasRouter(self.dataplane))
+        self.trainings = TrainingBook(s.data_dir / "trainings", self._train_target, self.logs.write)
+        self.gateway.add_front(
+            DEEPAAS_PREFIX, DeepaasRouter(self.dataplane, trainings=self.trainings)
+        )
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
         self.storage = _storage(s)
@@ -438,9 +443,34 @@ class Platform:
         if await asyncio.to_thread(self.store.get_deployment, name) is not None:
             await Deployments(self.deps).delete(name, Principal(ADMIN, admin=True))
 
+    async def _train_target(self, name: str) -> TrainTarget:
+        """How a deployment trains: its interpreter (its own environment), folder and env."""
+        dep = self.reconciler.deployments.get(name)
+        if dep is None:
+            raise DeploymentNotFound(name)
+        spec = dep.spec
+        python = await self.envs.python_for(spec.model.path) or sys.executable
+        env = {
+            **os.environ,
+            **spec.env,
+            "MODELPLANE_CACHE_DIR": str(self.settings.cache_dir / name),
+        }
+        if python != sys.executable:
+            env.pop("PYTHONPATH", None)
+        deepaas = ((dep.metadata or {}).get("extra") or {}).get("deepaas") or {}
+        return TrainTarget(
+            python,
+            spec.model.path,
+            spec.model.entrypoint,
+            "deepaas",
+            env,
+            model_name=deepaas.get("name"),
+        )
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self.trainings.close()
         if self.elector is not None:
             await self.elector.close()  # a follower takes over at once, not after the ttl
         if self.follower is not None:

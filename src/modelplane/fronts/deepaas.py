@@ -197,6 +197,24 @@ def _json_result(adapter: DeepaasModel, value: Any) -> bytes:
         ) from None
 
 
+def train_arguments(
+    model: LoadedModel, content_type: str, query: bytes, body: bytes
+) -> dict[str, Any]:
+    """The arguments of ``POST …/train/``, read and loaded with the module's train fields."""
+    adapter = _adapter(model)
+    args = _Arguments(content_type, query, body, {})
+    raw: dict[str, Any] = {}
+    for argname, f in adapter.train_args.items():
+        key = getattr(f, "data_key", None) or argname
+        value = args.find(key, f)
+        if value is not _MISSING:
+            raw[key] = value
+    try:
+        return adapter.load_args(raw, train=True)
+    except InvalidArguments as exc:
+        raise DeepaasArgumentsError(exc.messages) from None
+
+
 # -- reading arguments as webargs 5 does -------------------------------------------------------
 class _Missing:
     pass

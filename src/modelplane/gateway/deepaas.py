@@ -24,11 +24,16 @@ from modelplane.gateway.swagger_ui import SwaggerUi
 
 if TYPE_CHECKING:  # the gateway proper is not needed (nor importable) in a model's env
     from modelplane.gateway.dataplane import DataPlane
+    from modelplane.gateway.training import TrainingBook
 
 PREFIX = b"/deepaas/"
 _JSON_UTF8 = b"application/json; charset=utf-8"
 _MODEL = re.compile(rb"^/v2/models/([^/]+)/$")
 _PREDICT = re.compile(rb"^/v2/models/([^/]+)/predict/$")
+_TRAIN = re.compile(rb"^/v2/models/([^/]+)/train/$")
+_TRAINING = re.compile(rb"^/v2/models/([^/]+)/train/([^/]+)$")
+Train = Callable[[str, str, str, Request, HttpConnection], None]
+"""``(op, model name, uuid, request, connection)``: start | list | get | cancel a training."""
 Forward = Callable[[bytes], None]
 """Sends the request to a replica with the given frame meta."""
 
@@ -56,6 +61,15 @@ def route(method: bytes, path: bytes) -> tuple[str, bytes, bytes]:
     found = _PREDICT.match(path)
     if found:
         return _want(method, b"POST", "forward", b"predict", found.group(1))
+    found = _TRAIN.match(path)
+    if found:
+        op = {b"POST": b"start", b"GET": b"list"}.get(method)
+        return ("train", op, found.group(1)) if op else ("method", b"GET, POST", b"")
+    found = _TRAINING.match(path)
+    if found:
+        op = {b"GET": b"get", b"DELETE": b"cancel"}.get(method)
+        name = found.group(1) + b"/" + found.group(2)
+        return ("train", op, name) if op else ("method", b"GET, DELETE", b"")
     found = _MODEL.match(path)
     if found:
         return _want(method, b"GET", "forward", b"model", found.group(1))
@@ -89,7 +103,13 @@ def v2_doc(base: str) -> dict[str, Any]:
 
 
 def serve(
-    req: Request, conn: HttpConnection, base: bytes, rest: bytes, forward: Forward, ui: SwaggerUi
+    req: Request,
+    conn: HttpConnection,
+    base: bytes,
+    rest: bytes,
+    forward: Forward,
+    ui: SwaggerUi,
+    train: Train | None = None,
 ) -> None:
     """Answer one DEEPaaS request whose URL is ``base + rest``."""
     path, _, query = rest.partition(b"?")
@@ -97,6 +117,9 @@ def serve(
     base_s = base.decode("latin-1")
     if kind == "forward":
         forward(pack_params(op, base + path, name, query, req.headers))
+    elif kind == "train" and train is not None:
+        model, _, uid = name.decode("latin-1").partition("/")
+        train(op.decode(), model, uid, req, conn)
     elif kind == "versions":
         conn.respond(200, orjson.dumps(versions_doc(base_s)), _JSON_UTF8)
     elif kind == "v2":
@@ -124,16 +147,22 @@ def serve(
         raise NotFound(
             f"no DEEPaaS route {req.method.decode()} {path.decode('latin-1')}",
             hint="DEEPaaS paths: /, /v2/, /v2/models/, /v2/models/{name}/, "
-            "POST /v2/models/{name}/predict/, /swagger.json, /api",
+            "POST /v2/models/{name}/predict/, /v2/models/{name}/train/, /swagger.json, /api",
         )
 
 
 class DeepaasRouter:
     """``/deepaas/{deployment}/…`` on the platform's gateway."""
 
-    def __init__(self, dataplane: DataPlane, ui: SwaggerUi | None = None) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        ui: SwaggerUi | None = None,
+        trainings: TrainingBook | None = None,
+    ) -> None:
         self.dataplane = dataplane
         self.ui = ui or SwaggerUi()
+        self.trainings = trainings
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         rest = req.url[len(PREFIX) :]
@@ -157,4 +186,11 @@ class DeepaasRouter:
             )
             self.dataplane.submit(name, request, lambda reply: render.respond(conn, reply))
 
-        serve(req, conn, base, rest[end:], forward, self.ui)
+        book = self.trainings
+        train: Train | None = None
+        if book is not None:
+
+            def train(op: str, model: str, uid: str, r: Request, c: HttpConnection) -> None:
+                book.handle(name, op, model, uid, r, c)
+
+        serve(req, conn, base, rest[end:], forward, self.ui, train)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import signal
 import sys
 import time
@@ -29,6 +30,7 @@ from modelplane.gateway import deepaas, oip
 from modelplane.gateway.http import HttpConnection, Request
 from modelplane.gateway.reply import Reply
 from modelplane.gateway.swagger_ui import SwaggerUi
+from modelplane.gateway.training import TrainingBook, TrainTarget
 from modelplane.model.contract import LoadedModel
 from modelplane.model.deepaas import DeepaasModel
 from modelplane.worker.server import Predictor
@@ -48,6 +50,7 @@ class LocalModelServer:
         self._metadata = orjson.dumps(model.metadata.to_dict())
         self._deepaas = isinstance(model.instance, DeepaasModel)
         self._ui = SwaggerUi()
+        self.trainings: TrainingBook | None = None
         self._numbers = itertools.count()
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
@@ -58,7 +61,9 @@ class LocalModelServer:
             path in (b"/", b"/v2", b"/swagger.json", b"/api")
             or path.startswith((b"/v2/", b"/api/static/"))
         ):
-            deepaas.serve(req, conn, b"", req.url, self._forward_deepaas(req, conn), self._ui)
+            deepaas.serve(
+                req, conn, b"", req.url, self._forward_deepaas(req, conn), self._ui, self._train
+            )
             return
         if req.method == b"POST" and path in self._predict_paths:
             self.predictor.submit(
@@ -120,6 +125,11 @@ class LocalModelServer:
         meta = b"oip\x00" + urlencode(params).encode()
         self.predictor.submit(req.content_type or _JSON, bytes(req.body), respond, meta)
 
+    def _train(self, op: str, model: str, uid: str, req: Request, conn: HttpConnection) -> None:
+        if self.trainings is None:
+            raise NotFound("training is not served here")
+        self.trainings.handle("run", op, model, uid, req, conn)
+
     def routes(self) -> list[str]:
         """What this server answers, for the startup line."""
         native = ["POST /predict", f"POST /api/v1/deployments/{self.name}/predict"]
@@ -131,7 +141,8 @@ class LocalModelServer:
             *native,
             "GET /model (metadata)",
             "GET /health",
-            f"DEEPaaS: GET / /v2/ /v2/models/ {m}/ /swagger.json /api, POST {m}/predict/",
+            f"DEEPaaS: GET / /v2/ /v2/models/ {m}/ /swagger.json /api, POST {m}/predict/, "
+            f"POST|GET {m}/train/, GET|DELETE {m}/train/{{uuid}}",
             oip,
         ]
 
@@ -164,6 +175,18 @@ async def serve_local(
     started = time.monotonic()
     model.load()
     app = LocalModelServer(model, name)
+    if isinstance(model.instance, DeepaasModel):
+        from modelplane.settings import default_data_dir
+
+        target = TrainTarget(
+            sys.executable,
+            str(Path(folder).resolve()),
+            entrypoint,
+            "deepaas",
+            dict(os.environ),
+            model_name=model.instance.name,
+        )
+        app.trainings = TrainingBook(default_data_dir() / "run-trainings", lambda _name: target)
     server = await serve_http(app, host, port)
     bound = server.sockets[0].getsockname()[1]
     say(

@@ -497,6 +497,19 @@ class DeepaasModel:
             )
         return schema
 
+    def train(self, kwargs: dict[str, Any]) -> Any:
+        """The module's ``train(**kwargs)``, files handed over as for ``predict``."""
+        fn = getattr(self.obj, "train", None)
+        if not callable(fn):
+            raise NotImplementedError(f"model {self.name!r} does not implement train()")
+        temps: list[str] = []
+        try:
+            return fn(**{k: self._file_arg(k, v, temps) for k, v in kwargs.items()})
+        finally:
+            for path in temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
     def _run(self, kwargs: dict[str, Any]) -> Any:
         temps: list[str] = []
         try:
