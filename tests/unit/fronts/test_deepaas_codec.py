@@ -170,7 +170,11 @@ def test_a_native_model_is_not_served(examples: Path) -> None:
         (b"POST", b"/v2/models/m/predict", ("redirect", b"", b"")),
         (b"GET", b"/v2/models/m/predict/", ("method", b"POST", b"")),
         (b"GET", b"/swagger.json", ("forward", b"swagger", b"")),
-        (b"GET", b"/v2/models/m/train/", ("missing", b"", b"")),
+        (b"GET", b"/v2/models/m/train/", ("train", b"list", b"m")),
+        (b"POST", b"/v2/models/m/train/", ("train", b"start", b"m")),
+        (b"GET", b"/v2/models/m/train/ab12", ("train", b"get", b"m/ab12")),
+        (b"DELETE", b"/v2/models/m/train/ab12", ("train", b"cancel", b"m/ab12")),
+        (b"PUT", b"/v2/models/m/train/", ("method", b"GET, POST", b"")),
     ],
 )
 def test_routes(method: bytes, path: bytes, expected: tuple[str, bytes, bytes]) -> None:
