@@ -65,3 +65,13 @@ def test_request_needs_traffic_and_one_source_of_costs() -> None:
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 0})
     with pytest.raises(ValidationError, match="Extra inputs"):
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 1, "rph": 2})
+
+
+def test_the_template_building_first_start_is_not_taken_for_a_recurring_one() -> None:
+    starts = [{"seconds": 7.5, "load_seconds": 0.30}] + [
+        {"seconds": s, "load_seconds": 0.30} for s in (0.33, 0.35, 0.34)
+    ]
+    costs = from_history(view(cold_starts=starts), [0.02])
+    assert costs is not None
+    assert costs.startup_samples == (0.33, 0.35, 0.34)
+    assert costs.start_overhead == pytest.approx(0.04)
