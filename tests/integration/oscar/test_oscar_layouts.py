@@ -352,3 +352,46 @@ async def test_volume_persists_across_invocations_and_replicas(platform: Platfor
     assert (ledger / "calls.log").read_text() == "x\n"
     assert (await call(client.delete_volume, "ledger")).status_code == 204
     assert not ledger.exists()
+
+
+async def test_the_storage_client_of_another_user_sees_only_what_it_may(tmp_path: Path) -> None:
+    # Local buckets (with --storage s3 the client talks to that server with its own keys).
+    platform = await start_platform(tmp_path / "data", **FAST)
+    try:
+        await _another_user(platform, tmp_path)
+    finally:
+        await platform.stop()
+
+
+async def _another_user(platform: Platform, tmp_path: Path) -> None:
+    from oscar_python.client import Client
+
+    admin = oscar(platform)
+    headers = {"authorization": f"Bearer {platform.admin_token}"}
+    async with httpx.AsyncClient(base_url=platform.url, headers=headers, timeout=30) as http:
+        assert (await http.post("/api/v1/users", json={"name": "ana"})).status_code == 201
+        ana_token = (await http.post("/api/v1/tokens", json={"user": "ana"})).json()["token"]
+    assert (await call(admin.create_bucket, "admin-private")).status_code == 201
+    assert (await call(admin.create_bucket, "admin-public", "public")).status_code == 201
+    mine = await call(admin.create_storage_client)
+    note = write(tmp_path, "n.txt", "admin's")
+    for bucket in ("admin-private", "admin-public"):
+        await call(mine.upload_file, "minio.default", str(note), f"{bucket}/d")
+
+    ana = Client(
+        {
+            "cluster_id": "oscar-cluster",
+            "endpoint": platform.url,
+            "user": "ana",
+            "password": ana_token,
+            "ssl": False,
+        }
+    )
+    config = (await call(ana.get_cluster_config)).json()["minio_provider"]
+    assert config["access_key"] == ana_token and config["endpoint"] == f"{platform.url}/s3"
+    theirs = await call(ana.create_storage_client)
+    assert await keys(theirs, "admin-public/d") == ["d/n.txt"]
+    with pytest.raises(Exception) as info:
+        await keys(theirs, "admin-private/d")
+    assert "NoSuchBucket" in str(info.value)
+    assert [b["bucket_name"] for b in (await call(ana.list_buckets)).json()] == ["admin-public"]
