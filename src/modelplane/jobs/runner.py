@@ -3,9 +3,10 @@
 It sends each job's input through the data plane's one entry, like synchronous predictions (as
 the platform itself: the job was authorised when it was made), so jobs share replicas, the
 cold-start queue and the autoscaler with them: a serverless deployment at zero scales up for
-queued jobs and back down once they are done. It claims no more jobs than the deployment's ready
-replicas can take at their target concurrency (at least one, which is what wakes a deployment at
-zero), so the queue, not the gateway, holds the backlog.
+queued jobs and back down once they are done. It claims no more jobs than twice what the
+deployment's ready replicas can take at their target concurrency (at least one replica's worth,
+which is what wakes a deployment at zero), so the queue, not the gateway, holds the backlog.
+Successes of jobs that finish together are committed in one transaction.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class JobRunner:
         self._backlog: dict[str, int] = {}
         self._counted_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._done: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closing = False
         self.release_on_start = True
@@ -108,7 +111,9 @@ class JobRunner:
             if not self.dataplane.has(name):
                 continue
             per_replica = max(1, math.ceil(spec.scale.target_concurrency))
-            capacity = max(1, self.dataplane.ready_count(name)) * per_replica
+            # Twice what the replicas take at once: while one round is being predicted, the
+            # previous one is writing its results, so neither the replicas nor the disk wait.
+            capacity = 2 * max(1, self.dataplane.ready_count(name)) * per_replica
             running = self._in_flight.setdefault(name, set())
             room = capacity - len(running)
             if room <= 0:
@@ -160,7 +165,7 @@ class JobRunner:
                 content_type,
                 reply.body,
             )
-            await asyncio.to_thread(self.jobs.succeed, job.id, self.runner_id, key)
+            await self._succeed(job.id, key)
             return
         if isinstance(err, NotFound) and not self.dataplane.has(job.deployment):
             await self._fail(job, "the deployment was removed", retry=False)
@@ -169,6 +174,32 @@ class JobRunner:
         # was ready in time), so it is retried with a backoff until attempts run out, never
         # sooner than the error's own Retry-After.
         await self._fail(job, failure_message(err), retry=err.retryable, not_before=err.retry_after)
+
+    async def _succeed(self, job_id: str, key: str) -> None:
+        """Record a success; the successes of concurrent jobs are committed together."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.append((job_id, key, committed))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit())
+        await committed
+
+    async def _commit(self) -> None:
+        # Group commit: while one transaction is on its way, the jobs finishing meanwhile
+        # queue up and go in the next one, so a busy runner pays one commit per group.
+        while self._done:
+            group, self._done = self._done, []
+            try:
+                await asyncio.to_thread(
+                    self.jobs.succeed_many, self.runner_id, [(i, k) for i, k, _ in group]
+                )
+            except Exception as exc:
+                for _, _, committed in group:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                continue
+            for _, _, committed in group:
+                if not committed.done():
+                    committed.set_result(None)
 
     async def _fail(
         self, job: JobRow, message: str, *, retry: bool, not_before: float | None = None

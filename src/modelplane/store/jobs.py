@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -214,6 +214,31 @@ class JobStore:
                 )
             )
             return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def succeed_many(self, runner: str, done: list[tuple[str, str]]) -> None:
+        """:meth:`succeed` for many ``(job_id, output_key)`` in one transaction: the runner
+        commits the jobs that finished within a few milliseconds of each other together."""
+        if not done:
+            return
+        table: Table = JobRow.__table__  # type: ignore[assignment]
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.lease_owner == runner,
+                table.c.state == RUNNING,
+            )
+            .values(
+                state=SUCCEEDED,
+                output_key=bindparam("b_key"),
+                finished_at=utcnow(),
+                error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        with self.store.session() as s:
+            s.connection().execute(stmt, [{"b_id": i, "b_key": k} for i, k in done])
 
     def fail(self, job_id: str, runner: str, error: str, *, retry_in: float | None) -> str:
         """Record a failure: back to the queue after ``retry_in`` seconds while attempts remain
