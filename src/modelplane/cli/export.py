@@ -50,7 +50,10 @@ def _list() -> None:
 def export(
     source: Annotated[
         str | None,
-        typer.Argument(help="a deployment's name, a spec file (YAML/JSON) or a model folder"),
+        typer.Argument(
+            help="a spec file (YAML/JSON) or a model folder, rendered here; else the name of "
+            "one of your deployments, exported by the platform"
+        ),
     ] = None,
     target_name: Annotated[
         str | None, typer.Option("--target", "-t", help="image, compose, kubernetes, …")
@@ -68,7 +71,7 @@ def export(
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Write files that run a deployment on your own infrastructure."""
+    """Write files that run a deployment on your own infrastructure (warnings: in README.md)."""
     if list_targets:
         _list()
         return
