@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -42,13 +43,34 @@ _UNITS = {
 }
 
 
-def parse_memory(value: int | float | str) -> int:
+MAX_MEMORY = 2**50
+"""1 PiB: far above any node, low enough that every layer (SQLite included) holds it."""
+
+MEMORY_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_MEMORY},
+        {
+            "type": "string",
+            "maxLength": 32,
+            "pattern": r"^\s*(?=[^1-9]*[1-9])\d+(\.\d+)?\s*([KMGTkmgt]i?|B|b)?\s*$",
+        },
+    ],
+    "description": "bytes, or a size with a kubernetes-style suffix: 512Mi, 2Gi, 1G",
+}
+"""What the API accepts for a memory size, as the OpenAPI document states it."""
+
+
+def parse_memory(value: Any) -> int:
     """Bytes from ``512Mi``, ``1Gi``, ``2G``, ``1048576``; kubernetes-style suffixes."""
-    if isinstance(value, bool):
-        raise ValueError("memory must be a size such as 512Mi or 2Gi")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("memory must be a size such as 512Mi or 2Gi, or a number of bytes")
+    if isinstance(value, str) and len(value) > 32:
+        raise ValueError("memory must be a size such as 512Mi or 2Gi (at most 32 characters)")
     if isinstance(value, int | float):
-        if value <= 0:
+        if not value > 0:  # NaN too
             raise ValueError("memory must be > 0")
+        if value > MAX_MEMORY:
+            raise ValueError(f"memory must be at most {MAX_MEMORY} bytes (1Pi)")
         return int(value)
     m = _MEMORY_RE.match(value)
     if not m:
@@ -59,6 +81,8 @@ def parse_memory(value: int | float | str) -> int:
     size = int(float(m.group(1)) * _UNITS[unit])
     if size <= 0:
         raise ValueError("memory must be > 0")
+    if size > MAX_MEMORY:
+        raise ValueError(f"memory must be at most {MAX_MEMORY} bytes (1Pi)")
     return size
 
 
@@ -94,9 +118,11 @@ class ModelRef(_Frozen):
 
 class Resources(_Frozen):
     cpu: Annotated[float, Field(gt=0, le=1024, description="cores reserved per replica")] = 1.0
-    memory: Annotated[int, Field(gt=0, description="bytes per replica; accepts 512Mi, 2Gi")] = (
-        512 * 1024**2
-    )
+    memory: Annotated[
+        int,
+        Field(gt=0, le=MAX_MEMORY, description="bytes per replica; accepts 512Mi, 2Gi"),
+        WithJsonSchema(MEMORY_SCHEMA),
+    ] = 512 * 1024**2
     gpu: Annotated[int, Field(ge=0, le=64, description="GPUs per replica")] = 0
     custom: dict[str, float] = Field(
         default_factory=dict,

@@ -86,3 +86,17 @@ def test_load_spec_reports_bad_yaml(tmp_path: Path) -> None:
         load_spec(f)
     with pytest.raises(InvalidSpec, match="cannot read"):
         load_spec(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("memory", [{}, [], None, "x" * 40, 2**60, float("nan"), "0", True])
+def test_memory_that_is_not_a_size_is_a_named_error_not_a_crash(memory: object) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        DeploymentSpec.parse({"name": "a", "model": {"path": "/m"}, "resources": {"memory": memory}})  # noqa: E501
+    assert "resources.memory" in info.value.message
+
+
+def test_the_openapi_schema_states_what_memory_accepts() -> None:
+    schema = DeploymentSpec.model_json_schema()["$defs"]["Resources"]["properties"]["memory"]
+    kinds = {s["type"]: s for s in schema["anyOf"]}
+    assert kinds["integer"]["minimum"] == 1 and kinds["integer"]["maximum"] == 2**50
+    assert kinds["string"]["maxLength"] == 32 and "pattern" in kinds["string"]

@@ -65,7 +65,7 @@ async def list_jobs(
     deployments: DeploymentsDep,
     state: Annotated[str | None, Query(description=", ".join(STATES))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     if state is not None and state not in STATES:
         raise InvalidInput(f"state must be one of {', '.join(STATES)}")

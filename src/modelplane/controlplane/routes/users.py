@@ -6,13 +6,14 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from modelplane.controlplane.accounts import Accounts
 from modelplane.controlplane.auth import current_principal
 from modelplane.controlplane.service import Deployments
 from modelplane.security import Principal
 from modelplane.spec import parse_memory
+from modelplane.spec.deployment import MAX_MEMORY, MEMORY_SCHEMA
 
 router = APIRouter(tags=["users"])
 Caller = Annotated[Principal, Depends(current_principal)]
@@ -32,14 +33,18 @@ class QuotaBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     cpu: Annotated[float | None, Field(ge=0, description="cores")] = None
-    memory: Annotated[int | None, Field(ge=0, description="bytes; accepts 4Gi")] = None
+    memory: Annotated[
+        int | None,
+        Field(ge=0, le=MAX_MEMORY, description="bytes; accepts 4Gi"),
+        WithJsonSchema({"anyOf": [MEMORY_SCHEMA, {"type": "null"}]}),
+    ] = None
     gpu: Annotated[int | None, Field(ge=0)] = None
     deployments: Annotated[int | None, Field(ge=0)] = None
 
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, v: Any) -> Any:
-        return parse_memory(v) if isinstance(v, str) else v
+        return parse_memory(v) if isinstance(v, str | dict | list) else v
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
