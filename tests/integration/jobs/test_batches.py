@@ -218,3 +218,35 @@ async def test_a_run_resumes_after_a_restart_where_it_stopped(
     finally:
         await h.http.aclose()
         await platform.stop()
+
+
+@pytest.mark.parametrize("platform_settings", [FAST])
+async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
+    harness: Harness, fixture_models: Path, tmp_path: Path
+) -> None:
+    await harness.deploy(
+        "lazy", fixture_models / "faulty", mode="serverless",
+        scale={"min": 0, "max": 2, "target_concurrency": 1, "idle_timeout": 1},
+    )
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(150):
+        (src / f"{i:03}.json").write_text(json.dumps({"sleep": 0.02}))
+    run = await start(harness, deployment="lazy", input=str(src), output=str(tmp_path / "out"),
+                      concurrency=8)
+    most = 0
+
+    async def at_max() -> bool:
+        nonlocal most
+        most = max(most, (await harness.status("lazy"))["status"]["ready"])
+        return most >= 2
+
+    await eventually(at_max, timeout=60)
+    run = await finished(harness, run["id"])
+    assert (run["state"], run["done"]) == ("succeeded", 150)
+
+    async def at_zero() -> bool:
+        st = (await harness.status("lazy"))["status"]
+        return st["ready"] == 0 and st["starting"] == 0
+
+    await eventually(at_zero, timeout=60)
