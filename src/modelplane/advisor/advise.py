@@ -353,7 +353,7 @@ def _size_serverless(
             )
         )
     chosen = _pick(candidates, need.latency_slo_ms)
-    if need.latency_slo_ms is not None and not chosen.meets_slo and chosen.cold_share:
+    if need.latency_slo_ms is not None and not chosen.meets_slo and (chosen.cold_share or 0) > 0.01:
         chosen.notes.append(
             "cold starts set the tail: scale.min: 1 keeps a replica warm (at a dedicated "
             "replica's cost)"
@@ -367,7 +367,7 @@ def _size_dedicated(
     rate = len(arrivals) / max(arrivals[-1], 1.0) if arrivals else 0.0
     first = min(max(1, math.ceil(rate * costs.service.mean / 0.75)), MAX_REPLICAS)
     slo = question.need.latency_slo_ms
-    report: OptionReport | None = None
+    tried: list[OptionReport] = []
     for n in range(first, min(first + 4, MAX_REPLICAS + 1)):
         spec = _spec(question, Mode.dedicated, Scale(replicas=n))
         report = _report(
@@ -378,10 +378,17 @@ def _size_dedicated(
             question,
             factor,
         )
+        tried.append(report)
         if slo is None or report.meets_slo:
-            break
-    assert report is not None
-    return report
+            return report
+    # None meets the target: more replicas than help the tail are waste, so the fewest whose
+    # p99 is within 5 % of the best
+    best = min(_p99(o) for o in tried)
+    return next(o for o in tried if _p99(o) <= best * 1.05)
+
+
+def _p99(o: OptionReport) -> float:
+    return math.inf if o.p99_ms is None or math.isnan(o.p99_ms) else o.p99_ms
 
 
 def _async(

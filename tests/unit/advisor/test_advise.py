@@ -110,3 +110,14 @@ def test_a_huge_rate_is_simulated_over_a_bounded_stretch() -> None:
     data = ask(Need(requests_per_hour=1e6, pattern=Pattern.steady))
     assert data["traffic"]["requests"] <= 50_000 * 1.02
     assert data["traffic"]["simulated_seconds"] == pytest.approx(180)
+
+
+def test_when_no_replica_count_meets_the_target_dedicated_does_not_pile_up_replicas() -> None:
+    # the service time alone (p99 60 ms) is over the 30 ms target: more replicas cannot help
+    data = ask(Need(requests_per_hour=720, peak_concurrency=2, latency_slo_ms=30))
+    ded = by_option(data)["dedicated"]
+    assert ded["meets_slo"] is False
+    # 1 to 4 replicas are tried; the answer is not the largest, but the fewest within 5 % of
+    # the best p99 (a second replica still shortens the queue behind a slow request)
+    assert ded["spec"]["scale"]["replicas"] < 4
+    assert ded["slo_miss_ms"] == pytest.approx(ded["p99_ms"] - 30)
