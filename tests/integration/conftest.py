@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modelplane.clock import Clock
 from modelplane.controlplane.platform import Platform
 from modelplane.settings import Settings
 
@@ -59,11 +60,12 @@ class Harness:
         return await self.http.post(f"/api/v1/deployments/{name}/predict", json=body)
 
 
-async def start_platform(data_dir: Path, **overrides: Any) -> Platform:
+async def start_platform(data_dir: Path, clock: Clock | None = None, **overrides: Any) -> Platform:
+    """A platform on a free port; ``clock``: a fake one, for time the test moves itself."""
     settings = Settings(
         data_dir=data_dir, port=0, reconcile_interval=0.1, stop_grace=2.0, **overrides
     )
-    platform = Platform(settings)
+    platform = Platform(settings, clock=clock)
     await platform.start()
     return platform
 

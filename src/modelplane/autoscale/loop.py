@@ -18,12 +18,11 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from modelplane.autoscale.policy import ScaleConfig
 from modelplane.autoscale.tracker import Tracker
-from modelplane.clock import Clock
+from modelplane.clock import Clock, utc
 from modelplane.spec import DeploymentSpec, Mode
 
 log = logging.getLogger("modelplane.autoscale")
@@ -131,7 +130,7 @@ class Autoscaler:
             queued_jobs=self.queued_jobs(spec.name) if self.queued_jobs else 0,
         )
         if decision.desired_replicas != before:
-            stamp = datetime.now(UTC).isoformat()
+            stamp = utc(self.clock).isoformat()
             entry.history.append((stamp, entry.desired))
             self.actuator.record_event(
                 spec.name, "scale", f"{before} -> {entry.desired} replicas: {decision.reason}"

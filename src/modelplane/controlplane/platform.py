@@ -14,14 +14,13 @@ import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
 from modelplane.backends.local import LocalProcessBackend
-from modelplane.clock import Clock, SystemClock
+from modelplane.clock import Clock, SystemClock, utc
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.batches import side_of
 from modelplane.controlplane.deps import Deps
@@ -119,7 +118,7 @@ class Platform:
             await asyncio.to_thread(self.store.ensure_user, LOCAL_USER.user, admin=True)
         else:
             self.admin_token = await asyncio.to_thread(_bootstrap_admin, self.store, s.token_file)
-            tokens = TokenCache(UserStore(self.store).principal_for)
+            tokens = TokenCache(UserStore(self.store).principal_for, wall=self.clock.wall)
         self.logs = LogBook(s.logs_dir)
         self.metrics = Metrics()
         self.dataplane = DataPlane(
@@ -167,7 +166,7 @@ class Platform:
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
         self.storage = _storage(s)
-        self.jobs = JobStore(self.store)
+        self.jobs = JobStore(self.store, self.clock)
         self.runner = JobRunner(
             self.jobs, self.storage, self.dataplane, self.reconciler, lease=s.job_lease
         )
@@ -294,7 +293,7 @@ class Platform:
             leases,
             f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             self.listener.tcp_address,
-            lambda: datetime.now(UTC),
+            lambda: utc(self.clock),
             ttl=s.lease_ttl,
             on_lead=self._lead,
             on_follow=lambda lease: follower.follow(lease.address if lease else None),
@@ -364,7 +363,7 @@ class Platform:
         history = self.deps.history
         assert history is not None
         while True:
-            history.record(time.time(), self.readings())  # wall time: the charts' x axis
+            history.record(self.clock.wall(), self.readings())  # wall time: the charts' x axis
             await asyncio.sleep(self.settings.history_interval)
 
     def _sandbox(self) -> Sandbox | None:

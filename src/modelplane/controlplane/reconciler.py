@@ -15,12 +15,12 @@ import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
-from modelplane.clock import Clock
+from modelplane.clock import Clock, utc
 from modelplane.controlplane.backoff import failures_after_exit, restart_delay
 from modelplane.controlplane.reservations import ReservationBook, per_replica
 from modelplane.errors import Unavailable
@@ -239,7 +239,7 @@ class Reconciler:
         reason = f"the model's environment could not be built: {env.get('error')}"
         if dep.last_error != reason:
             dep.last_error = reason
-            dep.last_error_at = datetime.now(UTC)
+            dep.last_error_at = utc(self.clock)
             self._platform_log(dep.name, reason)
             self._event(dep.name, "environment_failed", reason)
         self.dataplane.fail_waiting(
@@ -258,7 +258,7 @@ class Reconciler:
                 return False
             env.update(granted.env(self.reservations.inventory))
         dep.pending = None
-        replica = Replica(rid, self.clock.now(), datetime.now(UTC), cold=cold)
+        replica = Replica(rid, self.clock.now(), utc(self.clock), cold=cold)
         dep.replicas[rid] = replica
         self._by_replica[rid] = (dep, replica)
         # Over TCP anyone can dial the gateway: a replica is admitted with the secret it got here.
@@ -347,7 +347,7 @@ class Reconciler:
         delay = restart_delay(dep.failures)
         dep.next_start_at = now + delay
         dep.last_error = reason
-        dep.last_error_at = datetime.now(UTC)
+        dep.last_error_at = utc(self.clock)
         self.metrics.restarts.labels(dep.name, kind).inc()
         if kind == "load_failed" and not self.dataplane.ready_count(dep.name):
             self.dataplane.fail_waiting(

@@ -17,8 +17,9 @@ from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from modelplane.clock import Clock, SystemClock, utc
 from modelplane.store.db import Store
-from modelplane.store.models import BucketRow, JobRow, utcnow
+from modelplane.store.models import BucketRow, JobRow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
@@ -37,8 +38,13 @@ class NewJob:
 
 
 class JobStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock: Clock = clock or SystemClock()
+        """Leases, retry times and finish times are read from here (a fake clock in tests)."""
+
+    def _now(self) -> datetime:
+        return utc(self.clock)
 
     # -- buckets --------------------------------------------------------------------------------
     def claim_bucket(self, name: str, owner: str) -> str:
@@ -143,7 +149,7 @@ class JobStore:
         self, deployment: str, runner: str, lease: float, limit: int, now: datetime | None = None
     ) -> list[JobRow]:
         """Take up to ``limit`` runnable jobs: queued ones, or running ones whose lease expired."""
-        now = now or utcnow()
+        now = now or self._now()
 
         def runnable(j: Any) -> Any:
             return and_(
@@ -196,7 +202,7 @@ class JobStore:
                 .where(
                     JobRow.id.in_(job_ids), JobRow.lease_owner == runner, JobRow.state == RUNNING
                 )
-                .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+                .values(lease_expires_at=self._now() + timedelta(seconds=lease))
             )
 
     def succeed(self, job_id: str, runner: str, output_key: str) -> bool:
@@ -207,7 +213,7 @@ class JobStore:
                 .values(
                     state=SUCCEEDED,
                     output_key=output_key,
-                    finished_at=utcnow(),
+                    finished_at=self._now(),
                     error=None,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -249,10 +255,10 @@ class JobStore:
                 return row.state if row else FAILED
             if retry_in is not None and row.attempts < row.max_attempts:
                 row.state = QUEUED
-                row.not_before = utcnow() + timedelta(seconds=retry_in)
+                row.not_before = self._now() + timedelta(seconds=retry_in)
             else:
                 row.state = FAILED
-                row.finished_at = utcnow()
+                row.finished_at = self._now()
             row.error = error
             row.lease_owner = None
             row.lease_expires_at = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,9 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from modelplane.clock import utc
+from modelplane.security import hash_token, new_token
+from modelplane.spec import DeploymentSpec
 from modelplane.store.models import utcnow
 from modelplane.store.users import UserStore
-from tests.integration.conftest import Harness, start_platform
+from modelplane.testing.clock import FakeClock
+from tests.integration.conftest import Harness, eventually, start_platform
 
 pytestmark = pytest.mark.integration
 
@@ -96,23 +100,32 @@ async def test_removing_a_user_kills_their_tokens_and_needs_their_things_gone(
         assert (await ann.get("/api/v1/deployments")).status_code == 401
 
 
-async def test_expired_tokens_are_refused(harness: Harness) -> None:
-    users = UserStore(harness.platform.store)
-    from modelplane.security import hash_token
-
-    users.create_token("admin", hash_token("mp_old"), expires_at=utcnow() - timedelta(seconds=1))
-    soon = utcnow() + timedelta(seconds=1.0)
-    users.create_token("admin", hash_token("mp_soon"), expires_at=soon)
-    async with client(harness, "mp_old") as old, client(harness, "mp_soon") as brief:
-        assert (await old.get("/api/v1/info")).status_code == 401
-        assert (await brief.get("/api/v1/info")).status_code == 200  # now cached
-        await asyncio.sleep(max(0.0, (soon - utcnow()).total_seconds()) + 0.1)
-        r = await brief.get("/api/v1/info")
-        assert r.status_code == 401, "an expired token must fail even from the cache"
-        r = await brief.post("/api/v1/deployments/x/predict", json={})
-        assert r.status_code == 401
-    r = await harness.http.post("/api/v1/tokens", json={"expires_in_days": 1})
-    assert r.status_code == 201 and r.json()["expires_at"] is not None
+async def test_expired_tokens_are_refused_even_from_the_cache(tmp_path: Path) -> None:
+    # The token cache reads the platform's wall clock: a fake one lets the minute pass at once.
+    clock = FakeClock(wall=time.time())
+    platform = await start_platform(tmp_path / "data", clock=clock)
+    try:
+        users = UserStore(platform.store)
+        users.create_token(
+            "admin", hash_token("mp_old"), expires_at=utcnow() - timedelta(seconds=1)
+        )
+        users.create_token(
+            "admin", hash_token("mp_soon"), expires_at=utc(clock) + timedelta(minutes=1)
+        )
+        h = Harness(platform)
+        async with client(h, "mp_old") as old, client(h, "mp_soon") as brief:
+            assert (await old.get("/api/v1/info")).status_code == 401
+            assert (await brief.get("/api/v1/info")).status_code == 200  # now cached
+            clock.advance(61)
+            r = await brief.get("/api/v1/info")
+            assert r.status_code == 401, "an expired token must fail even from the cache"
+            r = await brief.post("/api/v1/deployments/x/predict", json={})
+            assert r.status_code == 401
+        r = await h.http.post("/api/v1/tokens", json={"expires_in_days": 1})
+        assert r.status_code == 201 and r.json()["expires_at"] is not None
+        await h.http.aclose()
+    finally:
+        await platform.stop()
 
 
 async def test_inference_token_predicts_with_its_deployment_only(
@@ -137,7 +150,9 @@ async def test_inference_token_predicts_with_its_deployment_only(
             "/v2/models/echo/infer",
             json={"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}]},
         )
-        assert r.status_code not in (401, 403, 404), r.text
+        # past auth, at the replica: echo has no tensor signature, and the replica says so
+        assert r.status_code == 400, r.text
+        assert "declares no tensor inputs" in r.json()["error"]
         r = await friend.post(
             "/v2/models/other/infer",
             json={"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}]},
@@ -161,32 +176,39 @@ async def test_inference_token_predicts_with_its_deployment_only(
         assert r.status_code == 401
 
 
-@pytest.mark.parametrize("platform_settings", [{"rate_limit": 5.0}])
 async def test_rate_limit_per_token_answers_429_with_retry_after(
-    harness: Harness, examples: Path
+    tmp_path: Path, examples: Path
 ) -> None:
-    await harness.deploy("echo", examples / "echo", scale={"replicas": 1})
-    await asyncio.sleep(1.2)  # refill what deploy and status calls took
-    await harness.wait_ready("echo")
-    await asyncio.sleep(1.2)
-    statuses = [(await harness.predict("echo", {"i": i})).status_code for i in range(8)]
-    assert statuses.count(200) >= 4 and statuses[-1] == 429, statuses
-    r = await harness.predict("echo", {})
-    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-    assert r.json()["error"] == "too_many_requests"
-    r = await harness.http.get("/api/v1/deployments")
-    assert r.status_code == 429, "the REST API shares the token's bucket"
-    async with await add_other(harness) as other:
-        assert (await other.get("/api/v1/info")).status_code == 200, "other tokens unaffected"
-    await asyncio.sleep(0.5)
-    assert (await harness.predict("echo", {})).status_code == 200
+    # The limiter reads the platform's clock: a fake one refills the bucket only when told to.
+    clock = FakeClock(wall=time.time())
+    platform = await start_platform(tmp_path / "data", clock=clock, rate_limit=5.0)
+    try:
+        spec = {"name": "echo", "model": {"path": str(examples / "echo")}, "mode": "dedicated"}
+        await platform.ensure_deployment(DeploymentSpec.parse({**spec, "scale": {"replicas": 1}}))
 
+        async def ready() -> bool:
+            return bool(platform.reconciler.status("echo")["ready"])
 
-async def add_other(h: Harness) -> httpx.AsyncClient:
-    await asyncio.sleep(1.0)
-    r = await h.http.post("/api/v1/tokens", json={"name": "other"})
-    assert r.status_code == 201, r.text
-    return client(h, r.json()["token"])
+        await eventually(ready, timeout=60)
+        h = Harness(platform)
+        # a bucket of 5 (the rate), full: five pass, the sixth waits 1/5 s, sent as 1 s
+        statuses = [(await h.predict("echo", {"i": i})).status_code for i in range(6)]
+        assert statuses == [200] * 5 + [429]
+        r = await h.predict("echo", {})
+        assert (r.status_code, r.headers["retry-after"]) == (429, "1")
+        assert r.json()["error"] == "too_many_requests"
+        r = await h.http.get("/api/v1/deployments")
+        assert r.status_code == 429, "the REST API shares the token's bucket"
+        other = new_token()
+        UserStore(platform.store).create_token("admin", hash_token(other), name="other")
+        async with client(h, other) as second:
+            assert (await second.get("/api/v1/info")).status_code == 200, "other tokens unaffected"
+        clock.advance(0.2)  # one request's worth
+        assert (await h.predict("echo", {})).status_code == 200
+        assert (await h.predict("echo", {})).status_code == 429
+        await h.http.aclose()
+    finally:
+        await platform.stop()
 
 
 async def test_local_mode_needs_no_token(tmp_path: Path, examples: Path) -> None:
