@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
