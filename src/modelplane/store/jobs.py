@@ -237,7 +237,7 @@ class JobStore:
             .values(
                 state=SUCCEEDED,
                 output_key=bindparam("b_key"),
-                finished_at=utcnow(),
+                finished_at=self._now(),
                 error=None,
                 lease_owner=None,
                 lease_expires_at=None,
