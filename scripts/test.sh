@@ -24,6 +24,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 # bubblewrap confines replicas (docs/security.md); the sandbox tests use the real one.
 command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; }
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; no browser download).
+command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || {
+  echo "installing Debian's chromium for the dashboard tests…"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
 echo "lint and types…"
 .venv/bin/ruff check src tests
 .venv/bin/mypy

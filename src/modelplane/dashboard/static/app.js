@@ -66,12 +66,19 @@ function renderWho() {
   );
 }
 
-export function signOut(message) {
+let pendingNotice = null; // shown by the sign-in page the next route() renders
+
+function toSignIn(notice) {
+  pendingNotice = notice;
+  if (location.hash !== "#/signin") location.hash = "#/signin"; // hashchange routes
+  else route();
+}
+
+export function signOut() {
   session.token = null;
   session.info = null;
   renderWho();
-  location.hash = "#/signin";
-  route(typeof message === "string" ? message : null);
+  toSignIn(null);
 }
 
 session.onUnauthorized = (err) => {
@@ -80,11 +87,12 @@ session.onUnauthorized = (err) => {
   session.info = null;
   renderWho();
   const why = err.message || "Your token was refused";
-  if (location.hash !== "#/signin") location.hash = "#/signin";
-  route(`${why}. Sign in again with a valid token.`);
+  toSignIn(`${why}. Sign in again with a valid token.`);
 };
 
-async function route(notice) {
+async function route() {
+  const notice = pendingNotice;
+  pendingNotice = null;
   if (current) current.leave();
   current = context();
   const path = (location.hash.replace(/^#/, "") || "/").split("?")[0];
@@ -107,8 +115,8 @@ async function route(notice) {
       const info = await whoami();
       if (!info) { session.token = null; throw new ApiError(401, { message: "That token was refused" }); }
       renderWho();
-      location.hash = "#/";
-      if (path === "/signin" || path === "/") route();
+      if (path === "/signin") location.hash = "#/"; // hashchange routes
+      else route(); // the page that was asked for
     });
     return;
   }

@@ -10,7 +10,7 @@ const PAD = { left: 46, right: 10, top: 10, bottom: 24 };
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 4, 5, 8, 10]) if (m * p >= v) return m * p; // quarters stay round
   return 10 * p;
 }
 
@@ -47,10 +47,12 @@ export function timeChart(series, opts) {
   for (let i = 0; i <= 3; i++) {
     const t = t0 + ((t1 - t0) * i) / 3;
     const d = new Date(t * 1000);
-    const text = `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+    const two = (n) => String(n).padStart(2, "0");
+    const text = `${two(d.getHours())}:${two(d.getMinutes())}${t1 - t0 < 600 ? `:${two(d.getSeconds())}` : ""}`;
     svg.append(h("svg:text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === 3 ? "end" : "middle" }, text));
   }
-  series.forEach((s, i) => {
+  // drawn last to first, so the first series (the one that matters most) is on top
+  series.map((s, i) => [s, i]).reverse().forEach(([s, i]) => {
     const pts = s.points.filter((p) => p[0] >= t0);
     if (s.dots) {
       for (const [t, v] of pts) {

@@ -42,7 +42,7 @@ export async function render(main, _params, ctx) {
 function table(rows, admin) {
   return h(
     "table",
-    { "data-testid": "deployments" },
+    { "data-testid": "deployments", class: "cards" },
     h("caption", { class: "muted small", hidden: true }, "Deployments"),
     h("thead", {}, h("tr", {},
       h("th", { scope: "col" }, "Name"),
@@ -51,23 +51,23 @@ function table(rows, admin) {
       h("th", { scope: "col" }, "State"),
       h("th", { scope: "col", class: "num" }, "Replicas"),
       h("th", { scope: "col", class: "num" }, "Req/min"),
-      h("th", { scope: "col", class: "num hide-narrow" }, "Errors"),
-      h("th", { scope: "col", class: "num hide-narrow" }, "p99"),
+      h("th", { scope: "col", class: "num" }, "Errors"),
+      h("th", { scope: "col", class: "num" }, "p99"),
       h("th", { scope: "col", class: "hide-narrow" }, h("span", { class: "sr-only" }, "Actions")),
     )),
     h("tbody", {}, rows.map((d) => {
       const s = d.status || {};
       const t = d.traffic || {};
       return h("tr", { "data-name": d.name },
-        h("td", {}, h("a", { href: `#/d/${enc(d.name)}` }, d.name),
+        h("td", { class: "card-title" }, h("a", { href: `#/d/${enc(d.name)}` }, d.name),
           d.spec.model && d.spec.model.path ? h("div", { class: "muted small hide-narrow" }, d.spec.model.loader !== "auto" ? d.spec.model.loader : "") : null),
         admin ? h("td", { class: "hide-narrow" }, d.owner) : null,
-        h("td", {}, d.spec.mode),
-        h("td", { "data-testid": "state" }, chip(s.state || "pending")),
-        h("td", { class: "num", "data-testid": "replicas" }, `${s.ready ?? 0}/${s.desired ?? 0}`),
-        h("td", { class: "num" }, fmt.num(t.requests_per_min)),
-        h("td", { class: "num hide-narrow" }, fmt.num(t.errors, 0)),
-        h("td", { class: "num hide-narrow" }, fmt.ms(t.p99_ms)),
+        h("td", { "data-label": "Option" }, d.spec.mode),
+        h("td", { "data-testid": "state", "data-label": "State" }, chip(s.state || "pending")),
+        h("td", { class: "num", "data-testid": "replicas", "data-label": "Replicas ready" }, `${s.ready ?? 0}/${s.desired ?? 0}`),
+        h("td", { class: "num", "data-label": "Requests/min" }, fmt.num(t.requests_per_min)),
+        h("td", { class: "num", "data-label": "Errors (last min)" }, fmt.num(t.errors, 0)),
+        h("td", { class: "num", "data-label": "p99" }, fmt.ms(t.p99_ms)),
         h("td", { class: "hide-narrow" }, h("a", { href: `#/d/${enc(d.name)}/try` }, "Try it")),
       );
     })),

@@ -24,10 +24,14 @@ export async function render(main, [name], ctx) {
   const batch = h("div");
   const table = h("div", { class: "panel table-wrap" });
   main.append(dropzone(current, uploads), uploads, batch, h("h2", {}, "Jobs"), table);
-  await buckets(main);
+  const refreshBuckets = await buckets(main);
+  let seen = -1;
   await ctx.every(2000, async () => {
     const r = await api("GET", `/api/v1/deployments/${enc(current.name)}/jobs?limit=500`);
     if (!ctx.alive) return;
+    const finished = (r.counts.succeeded || 0) + (r.counts.failed || 0) + r.jobs.length;
+    if (seen !== -1 && finished !== seen && refreshBuckets) await refreshBuckets();
+    seen = finished;
     drawBatch(batch, r.counts);
     drawJobs(table, current, r.jobs.slice().reverse());
   });
@@ -72,14 +76,14 @@ function drawBatch(box, counts) {
 
 function drawJobs(box, dep, jobs) {
   if (!jobs.length) return clear(box, empty("No jobs yet", "Drop files above: each one becomes a job."));
-  clear(box, h("table", { "data-testid": "jobs" },
-    h("thead", {}, h("tr", {}, ["Input", "State", "Attempts", "Took", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
+  clear(box, h("table", { "data-testid": "jobs", class: "cards" },
+    h("thead", {}, h("tr", {}, ["Input", "State", "Attempts", "Took", "Created", ""].map((c, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, c)))),
     h("tbody", {}, jobs.map((j) => h("tr", { "data-key": j.input.key },
-      h("td", {}, j.input.key, j.error ? h("div", { class: "small state-failed" }, j.error) : null),
-      h("td", {}, chip(j.state)),
-      h("td", { class: "num" }, `${j.attempts}/${j.max_attempts}`),
-      h("td", { class: "num" }, j.duration_seconds === null ? "—" : `${j.duration_seconds.toFixed(3)} s`),
-      h("td", {}, fmt.time(j.created_at)),
+      h("td", { class: "card-title" }, j.input.key, j.error ? h("div", { class: "small state-failed" }, j.error) : null),
+      h("td", { "data-label": "State" }, chip(j.state)),
+      h("td", { class: "num", "data-label": "Attempts" }, `${j.attempts}/${j.max_attempts}`),
+      h("td", { class: "num", "data-label": "Took" }, j.duration_seconds === null ? "—" : `${j.duration_seconds.toFixed(3)} s`),
+      h("td", { "data-label": "Created" }, fmt.time(j.created_at)),
       h("td", {},
         j.state === "succeeded" ? h("button", { type: "button", onclick: () => result(dep, j) }, `Download ${j.output.key}`) : null,
         j.state === "failed" ? h("button", { type: "button", onclick: () => retry(dep, j) }, "Retry") : null))))));
@@ -103,7 +107,10 @@ async function buckets(main) {
   const box = h("div", { class: "panel" });
   main.append(h("h2", {}, "Buckets"), box);
   const list = await api("GET", "/api/v1/buckets");
-  if (!list.length) return clear(box, empty("No buckets", "Buckets are made when a deployment names them as its input or output."));
+  if (!list.length) {
+    clear(box, empty("No buckets", "Buckets are made when a deployment names them as its input or output."));
+    return null;
+  }
   const objects = h("div", { class: "table-wrap" });
   const picker = h("select", { id: "bucket-pick", onchange: () => show(picker.value) }, list.map((b) => h("option", { value: b.name }, b.name)));
   const show = async (bucket) => {
@@ -120,6 +127,8 @@ async function buckets(main) {
           } }, "Download")))))));
     } catch (err) { clear(objects, errorBox(err)); }
   };
-  clear(box, h("div", { class: "row" }, h("label", { for: "bucket-pick" }, "Bucket"), picker), objects);
+  const refresh = h("button", { type: "button", onclick: () => show(picker.value) }, "Refresh");
+  clear(box, h("div", { class: "row" }, h("label", { for: "bucket-pick" }, "Bucket"), picker, refresh), objects);
   await show(list[0].name);
+  return () => show(picker.value);
 }

@@ -116,7 +116,13 @@ function control(key, s, isRequired, fileTypes) {
   const radios = h("div", { class: "row", role: "radiogroup", "aria-label": `How to give ${key}` },
     h("label", { class: "inline" }, h("input", { type: "radio", name, value: "value", checked: !useFile, onchange: () => { useFile = false; sync(); } }), "Type a value"),
     h("label", { class: "inline" }, h("input", { type: "radio", name, value: "file", checked: useFile, onchange: () => { useFile = true; sync(); } }), "Upload a file"));
-  const sync = () => { valueBox.hidden = useFile; file.el.hidden = !useFile; };
+  const fileInput = file.el.querySelector("input");
+  const sync = () => {
+    valueBox.hidden = useFile;
+    file.el.hidden = !useFile;
+    input.required = isRequired && !useFile; // a hidden control must not block the form
+    fileInput.required = isRequired && useFile;
+  };
   sync();
   return {
     key,

@@ -133,10 +133,15 @@ function summary(model) {
 
 function stepOption(state, go, advisor) {
   const cards = Object.entries(OPTIONS).map(([key, o]) => h("label", { class: "option-card" },
-    h("h3", {}, h("input", { type: "radio", name: "mode", value: key, checked: state.mode === key, onchange: () => { state.mode = key; } }), o.title),
-    h("p", { class: "muted" }, o.summary),
-    h("div", { class: "small" }, "Pros"), h("ul", { class: "pros" }, o.pros.map((p) => h("li", {}, p))),
-    h("div", { class: "small" }, "Cons"), h("ul", { class: "cons" }, o.cons.map((c) => h("li", {}, c)))));
+    h("h3", {}, h("input", {
+      type: "radio", name: "mode", value: key, checked: state.mode === key,
+      "aria-labelledby": `opt-${key}`, "aria-describedby": `opt-${key}-about`,
+      onchange: () => { state.mode = key; },
+    }), h("span", { id: `opt-${key}` }, o.title)),
+    h("div", { id: `opt-${key}-about` },
+      h("p", { class: "muted" }, o.summary),
+      h("div", { class: "small" }, "Pros"), h("ul", { class: "pros" }, o.pros.map((p) => h("li", {}, p))),
+      h("div", { class: "small" }, "Cons"), h("ul", { class: "cons" }, o.cons.map((c) => h("li", {}, c))))));
   return h("form", { class: "panel", onsubmit: (e) => { e.preventDefault(); go(2); } },
     h("h2", {}, "How should it be served?"),
     summary(state.model),
