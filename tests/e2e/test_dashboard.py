@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,13 @@ async def test_sign_in_and_deploy_echo_through_the_wizard(platform: Harness, bro
     await page.get_by_role("button", name="Check the model").click()
     await expect(page.get_by_role("heading", name="How should it be served?")).to_be_visible()
     await expect(page.get_by_text("Nothing in memory while nobody calls it")).to_be_visible()
+    await page.get_by_label("Requests per hour").fill("600")
+    await page.get_by_label("Pattern").select_option("steady")
+    await page.get_by_role("button", name="Recommend").click()
+    advice = page.get_by_test_id("advice")
+    await expect(advice).to_contain_text("Recommended: serverless", timeout=SLOW)
+    await expect(advice).to_contain_text("dedicated")
+    await expect(page.get_by_role("radio", name="Serverless")).to_be_checked()
     await page.get_by_role("radio", name="Dedicated").check()
     await shot(page, "wizard-2-option")
     await page.get_by_role("button", name="Next").click()
@@ -216,6 +224,12 @@ async def test_try_digits_with_an_uploaded_png(platform: Harness, browser: Any) 
     await page.get_by_role("link", name="Settings").click()
     await expect(page.get_by_role("heading", name="Scale")).to_be_visible()
     await shot(page, "deployment-settings")
+    await page.get_by_label("Target").select_option("compose")
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Download").click()
+    exported = Path(await (await info.value).path())
+    with zipfile.ZipFile(exported) as z:
+        assert any(n.endswith("compose.yaml") for n in z.namelist()), z.namelist()
     await page.get_by_role("button", name="Delete deployment…").click()
     dialog = page.get_by_role("dialog")
     await dialog.get_by_label("Type digits to confirm").fill("digit")

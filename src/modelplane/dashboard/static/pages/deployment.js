@@ -161,7 +161,9 @@ async function settings(body, d) {
 
   const exportBox = h("div");
   if (await hasOperation("GET", "/api/v1/deployments/{name}/export")) {
-    const target = h("select", { name: "target" }, EXPORT_TARGETS.map((t) => h("option", { value: t }, t)));
+    let targets = EXPORT_TARGETS.map((t) => ({ name: t, summary: "" }));
+    try { targets = await api("GET", "/api/v1/export/targets"); } catch { /* the built-in list */ }
+    const target = h("select", { name: "target" }, targets.map((t) => h("option", { value: t.name }, t.summary ? `${t.name} — ${t.summary}` : t.name)));
     clear(exportBox, h("form", {
       class: "panel",
       onsubmit: async (e) => {

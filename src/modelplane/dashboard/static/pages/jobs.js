@@ -2,7 +2,7 @@
 // jobs move, download results, retry failed ones; browse buckets.
 
 import { api, enc, keyPath, raw, upload } from "../api.js";
-import { chip, clear, download, empty, errorBox, fmt, h, toast } from "../dom.js";
+import { chip, clear, download, empty, errorBox, field, fmt, h, toast } from "../dom.js";
 
 export async function render(main, [name], ctx) {
   const all = await api("GET", "/api/v1/deployments");
@@ -14,6 +14,7 @@ export async function render(main, [name], ctx) {
       "Give a deployment an input and an output bucket (the wizard's last step, or `input:`/`output:` in its spec) and drop files here.",
       h("a", { class: "button primary", href: "#/deploy" }, "Deploy with buckets"))));
     await buckets(main);
+    await batches(main, all, ctx);
     return;
   }
   const current = withJobs.find((d) => d.name === name) || withJobs[0];
@@ -25,6 +26,7 @@ export async function render(main, [name], ctx) {
   const table = h("div", { class: "panel table-wrap" });
   main.append(dropzone(current, uploads), uploads, batch, h("h2", {}, "Jobs"), table);
   const refreshBuckets = await buckets(main);
+  await batches(main, all, ctx);
   let seen = -1;
   await ctx.every(2000, async () => {
     const r = await api("GET", `/api/v1/deployments/${enc(current.name)}/jobs?limit=500`);
@@ -131,4 +133,52 @@ async function buckets(main) {
   clear(box, h("div", { class: "row" }, h("label", { for: "bucket-pick" }, "Bucket"), picker, refresh), objects);
   await show(list[0].name);
   return () => show(picker.value);
+}
+
+async function batches(main, deployments, ctx) {
+  const box = h("div", { class: "panel table-wrap" });
+  const status = h("div", { "aria-live": "polite" });
+  const dep = h("select", { name: "batch-deployment" }, deployments.map((d) => h("option", { value: d.name }, d.name)));
+  const input = h("input", { type: "text", name: "batch-input", placeholder: "bucket/prefix or s3://bucket/prefix", required: true, spellcheck: "false" });
+  const output = h("input", { type: "text", name: "batch-output", placeholder: "bucket/prefix", required: true, spellcheck: "false" });
+  const form = h("form", {
+    class: "panel",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      clear(status);
+      try {
+        await api("POST", "/api/v1/batches", { deployment: dep.value, input: input.value.trim(), output: output.value.trim() });
+        toast("Batch run started");
+        await draw();
+      } catch (err) { clear(status, errorBox(err)); }
+    },
+  }, h("h3", {}, "Start a batch run"),
+  h("p", { class: "muted small" }, "Runs a deployment over every object under an input prefix; resumable, results under the output prefix."),
+  h("div", { class: "grid3" }, field("Deployment", dep), field("Input", input), field("Output", output)),
+  h("button", { type: "submit", class: "primary", disabled: !deployments.length }, "Start"), status);
+  const draw = async () => {
+    const r = await api("GET", "/api/v1/batches");
+    if (!ctx.alive) return;
+    if (!r.batches.length) return clear(box, empty("No batch runs", "Start one below, or with `modelplane batch`."));
+    clear(box, h("table", { class: "cards", "data-testid": "batches" },
+      h("thead", {}, h("tr", {}, ["Run", "State", "Progress", "Rate", "ETA", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, r.batches.map((b) => {
+        const finished = b.done + b.failed + b.skipped;
+        return h("tr", {},
+          h("td", { class: "card-title" }, `${b.deployment || "one-off"}: ${b.input} → ${b.output}`),
+          h("td", { "data-label": "State" }, chip(b.state)),
+          h("td", { "data-label": "Progress" }, h("progress", { max: Math.max(b.total, 1), value: finished, "aria-label": `${finished} of ${b.total}` }),
+            h("div", { class: "small muted" }, `${finished}/${b.total} · ${b.failed} failed`)),
+          h("td", { "data-label": "Rate" }, b.rate_per_second === null ? "—" : `${b.rate_per_second}/s`),
+          h("td", { "data-label": "ETA" }, b.eta_seconds === null ? "—" : `${b.eta_seconds} s`),
+          h("td", {},
+            b.state === "running" || b.state === "queued" ? h("button", { type: "button", onclick: () => act("DELETE", b.id, "cancelled") }, "Cancel") : null,
+            b.failed && b.state !== "running" ? h("button", { type: "button", onclick: () => act("POST", b.id, "retrying its failures", "/retry") }, "Retry failures") : null));
+      }))));
+  };
+  const act = async (method, id, what, tail = "") => {
+    try { await api(method, `/api/v1/batches/${enc(id)}${tail}`); toast(`Batch ${what}`); await draw(); } catch (err) { toast(err.message); }
+  };
+  main.append(h("h2", {}, "Batch runs"), box, form);
+  await ctx.every(2000, draw);
 }

@@ -151,39 +151,57 @@ function stepOption(state, go, advisor) {
 }
 
 function advise(state) {
-  const rate = h("input", { type: "number", min: 0, step: "any", value: 60, name: "requests_per_hour" });
+  const rate = h("input", { type: "number", min: 0.001, step: "any", value: 600, name: "requests_per_hour" });
   const peak = h("input", { type: "number", min: 1, step: 1, value: 4, name: "peak_concurrency" });
   const pattern = h("select", { name: "pattern" }, ["steady", "bursty", "spaced"].map((p) => h("option", { value: p }, p)));
   const slo = h("input", { type: "number", min: 1, step: "any", placeholder: "none", name: "latency_slo_ms" });
+  const load = h("input", { type: "number", min: 0, step: "any", value: 1, name: "load_seconds" });
+  const service = h("input", { type: "number", min: 0, step: "any", value: 50, name: "service_ms" });
   const out = h("div", { "aria-live": "polite" });
   const ask = async () => {
-    clear(out, h("p", { class: "muted" }, "Simulating a day of that traffic…"));
+    clear(out, h("p", { class: "muted", "aria-busy": "true" }, "Simulating a day of that traffic with the platform's own autoscaler (this can take a few seconds)…"));
     const body = {
-      model: state.path,
+      costs: { load_seconds: Number(load.value), service_seconds: [Number(service.value) / 1000] },
       requests_per_hour: Number(rate.value),
       peak_concurrency: Number(peak.value),
       pattern: pattern.value,
+      model_path: state.path,
     };
+    if (state.name) body.name = state.name;
     if (slo.value) body.latency_slo_ms = Number(slo.value);
     try {
       const answer = await api("POST", "/api/v1/advise", body);
-      const rec = answer.recommended || answer.recommendation || answer.option;
-      const mode = typeof rec === "string" ? rec : rec && (rec.mode || rec.option);
-      if (mode === "serverless" || mode === "dedicated") {
-        state.mode = mode;
-        document.querySelectorAll('input[name="mode"]').forEach((r) => { r.checked = r.value === mode; });
-      }
-      clear(out, h("div", { class: "recommended" },
-        h("strong", {}, `Recommended: ${mode || "see below"}`),
-        answer.reason ? h("p", {}, answer.reason) : null,
-        h("details", {}, h("summary", {}, "Simulated figures"), h("pre", {}, JSON.stringify(answer, null, 2)))));
+      const rec = answer.recommendation || {};
+      const chosen = (answer.options || []).find((o) => o.option === rec.option);
+      const adopt = (o) => {
+        if (o.option !== "serverless" && o.option !== "dedicated") return;
+        state.mode = o.option;
+        document.querySelectorAll('input[name="mode"]').forEach((r) => { r.checked = r.value === o.option; });
+        const scale = o.spec && o.spec.scale;
+        if (scale) state.scale = { ...state.scale, ...scale };
+      };
+      if (chosen) adopt(chosen);
+      clear(out, h("div", { class: "recommended", "data-testid": "advice" },
+        h("strong", {}, `Recommended: ${rec.option}`, chosen ? h("span", { class: "muted" }, ` (${chosen.title})`) : null),
+        rec.reason ? h("p", {}, rec.reason) : null,
+        h("div", { class: "table-wrap" }, h("table", {},
+          h("thead", {}, h("tr", {}, ["Option", "p50", "p99", "Cold starts", "Replica-h/day", "Meets goal", ""].map((c, i) => h("th", { scope: "col", class: i && i < 5 ? "num" : null }, c)))),
+          h("tbody", {}, (answer.options || []).map((o) => h("tr", {},
+            h("td", {}, h("strong", {}, o.option), h("div", { class: "small muted" }, o.title), o.refused ? h("div", { class: "small state-failed" }, o.refused) : null),
+            h("td", { class: "num" }, fmt.ms(o.p50_ms)), h("td", { class: "num" }, fmt.ms(o.p99_ms)),
+            h("td", { class: "num" }, o.cold_start_share === null || o.cold_start_share === undefined ? "—" : `${(o.cold_start_share * 100).toFixed(1)} %`),
+            h("td", { class: "num" }, fmt.num(o.replica_hours_per_day)),
+            h("td", {}, o.meets_slo === null || o.meets_slo === undefined ? "—" : o.meets_slo ? "yes" : `no (${fmt.ms(o.slo_miss_ms)} over)`),
+            h("td", {}, o.option === "serverless" || o.option === "dedicated"
+              ? h("button", { type: "button", onclick: () => adopt(o) }, "Use these settings") : null)))))),
+        h("p", { class: "muted small" }, `Costs used: ${answer.costs ? `load ${answer.costs.load_seconds} s, ${fmt.ms(answer.costs.service_seconds_p50 * 1000)} per request (${answer.costs.source})` : "given"}.`)));
     } catch (err) {
       clear(out, errorBox(err));
     }
   };
-  return h("fieldset", {}, h("legend", {}, "Ask the advisor (simulates your traffic)"),
+  return h("fieldset", {}, h("legend", {}, "Ask the advisor: it simulates a day of your traffic"),
     h("div", { class: "grid3" }, field("Requests per hour", rate), field("Peak concurrent requests", peak), field("Pattern", pattern)),
-    field("p99 latency goal (ms)", slo),
+    h("div", { class: "grid3" }, field("p99 latency goal (ms)", slo), field("Model load time (s)", load, "the model's load(); `modelplane advise --model` measures it"), field("Time per request (ms)", service)),
     h("button", { type: "button", onclick: ask }, "Recommend"), out);
 }
 
