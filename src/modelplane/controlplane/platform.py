@@ -385,7 +385,8 @@ class Platform:
             cache_root=s.cache_dir,
             forbidden=forbidden,
             owned_inside=(str((s.data_dir / "oscar").resolve()),),
-            shared_inside=(str((s.data_dir / "envs").resolve()),),
+            # model folders uploaded as zips: each upload's folder (deploys check its owner)
+            shared_inside=(str((s.data_dir / "envs").resolve()), str(s.uploads_dir.resolve())),
         )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from modelplane.controlplane.deps import Deps
@@ -26,6 +27,18 @@ class Deployments:
             get_loader(ref.loader, ref.path, ref.entrypoint).check(ref.path, ref.entrypoint)
         except InvalidSpec as exc:
             raise InvalidSpec(exc.message, hint=exc.hint, field="model.path") from None
+
+    def check_upload_owner(self, spec: DeploymentSpec, owner: str) -> None:
+        """A model folder uploaded as a zip (``POST /api/v1/models``) deploys only for the user
+        who uploaded it: replicas may see the uploads folder, users never each other's."""
+        uploads = self.deps.settings.uploads_dir.resolve()
+        real = Path(spec.model.path).resolve()
+        if real.is_relative_to(uploads) and not real.is_relative_to(uploads / owner):
+            raise InvalidSpec(
+                "model.path: that uploaded model folder belongs to another user",
+                hint="upload the model yourself (POST /api/v1/models) and deploy that folder",
+                field="model.path",
+            )
 
     async def _ensure_buckets(self, spec: DeploymentSpec, principal: Principal) -> None:
         if spec.input is None or spec.output is None or self.deps.jobs is None:
@@ -55,6 +68,7 @@ class Deployments:
 
     async def create(self, spec: DeploymentSpec, principal: Principal) -> dict[str, Any]:
         self.check_model(spec)
+        self.check_upload_owner(spec, principal.user)
         async with self._admitted(spec, principal.user, creating=True):
             await self._ensure_buckets(spec, principal)
             row = await asyncio.to_thread(
@@ -74,6 +88,7 @@ class Deployments:
                 f"name: the spec names {spec.name!r} but the URL names {name!r}", field="name"
             )
         self.check_model(spec)
+        self.check_upload_owner(spec, current.owner)
         async with self._admitted(spec, current.owner, creating=False):
             await self._ensure_buckets(spec, principal)
             row = await asyncio.to_thread(

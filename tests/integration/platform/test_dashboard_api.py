@@ -93,6 +93,15 @@ async def test_a_model_uploaded_as_a_zip_deploys_and_answers(
     answer = await harness.predict(found["suggested_name"], {"hello": 1})
     assert answer.status_code == 200, answer.text
 
+    # someone else may not deploy that upload (the sandbox lets replicas see uploads)
+    assert (await harness.http.post("/api/v1/users", json={"name": "eve"})).status_code == 201
+    r = await harness.http.post("/api/v1/tokens", json={"user": "eve"})
+    eve = {"authorization": f"Bearer {r.json()['token']}"}
+    stolen = {"name": "stolen", "model": {"path": found["path"]}, "mode": "dedicated"}
+    r = await harness.http.post("/api/v1/deployments", json=stolen, headers=eve)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_spec")
+    assert "belongs to another user" in r.json()["message"]
+
     wrong = await harness.http.post(
         "/api/v1/models", content=b"not a zip", headers={"content-type": "application/zip"}
     )
