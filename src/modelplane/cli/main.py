@@ -17,7 +17,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from modelplane.cli import advise, batches, envs, export, jobs, oscar, users
+from modelplane.cli import advise, backup, batches, envs, export, jobs, oscar, users
 from modelplane.cli.common import TokenOpt, UrlOpt, client_for, friendly, out
 from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelplaneError
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 # Each command module owns a typer app of its own; mounted without a name, its commands sit at the
 # top level (``modelplane upload``) or as the groups it declares (``modelplane users add``).
-for _module in (advise, batches, export, jobs, oscar, users, envs):
+for _module in (advise, backup, batches, export, jobs, oscar, users, envs):
     app.add_typer(_module.app)
 
 
