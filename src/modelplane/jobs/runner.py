@@ -4,8 +4,9 @@ It sends each job's input through the data plane's one entry, like synchronous p
 the platform itself: the job was authorised when it was made), so jobs share replicas, the
 cold-start queue and the autoscaler with them: a serverless deployment at zero scales up for
 queued jobs and back down once they are done. It claims no more jobs than twice what the
-deployment's ready replicas can take at their target concurrency (at least one replica's worth,
-which is what wakes a deployment at zero), so the queue, not the gateway, holds the backlog.
+deployment's ready replicas can take at their target concurrency, or ``IO_DEPTH`` (enough to keep
+the disk busy while replicas predict, and to wake a deployment at zero), so the queue, not the
+gateway, holds the backlog.
 Successes of jobs that finish together are committed in one transaction.
 """
 
@@ -31,6 +32,9 @@ from modelplane.store.jobs import JobStore
 from modelplane.store.models import JobRow
 
 log = logging.getLogger("modelplane.jobs")
+
+IO_DEPTH = 32
+"""Jobs of one deployment in flight at least, however few its replicas (see ``_pass``)."""
 
 
 class JobRunner:
@@ -111,9 +115,12 @@ class JobRunner:
             if not self.dataplane.has(name):
                 continue
             per_replica = max(1, math.ceil(spec.scale.target_concurrency))
-            # Twice what the replicas take at once: while one round is being predicted, the
-            # previous one is writing its results, so neither the replicas nor the disk wait.
-            capacity = 2 * max(1, self.dataplane.ready_count(name)) * per_replica
+            # Twice what the replicas take at once, and never fewer than IO_DEPTH: while one
+            # round is being predicted, others read inputs and write (fsync) results, and
+            # concurrent fsyncs are committed together, so neither the replicas nor the disk
+            # wait for each other.
+            replicas = max(1, self.dataplane.ready_count(name))
+            capacity = max(2 * replicas * per_replica, IO_DEPTH)
             running = self._in_flight.setdefault(name, set())
             room = capacity - len(running)
             if room <= 0:
