@@ -1,7 +1,8 @@
-"""A real local multi-node Ray cluster for the Ray backend's tests (one per session: on two
-cores it takes ~30 s to start). Head with no CPUs (nothing lands there), a "small" worker with a
-custom resource, and a "gpu" worker that declares two GPUs (this machine has none: Ray
-schedules and assigns declared GPUs all the same, which is what placement needs)."""
+"""A real local multi-node Ray cluster for the Ray backend's tests, one per test module (so it
+is gone before the rest of the suite runs; on two cores it takes ~30 s to start). The head has no
+CPUs (nothing lands there), a "small" worker declares a custom resource, and a "gpu" worker
+declares two GPUs (this machine has none: Ray schedules and assigns declared GPUs all the same,
+which is what placement needs)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class RayCluster:
         return str(node.node_id)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     if RAY_MISSING:
         pytest.skip(RAY_MISSING_REASON)
