@@ -17,6 +17,7 @@ import orjson
 
 from modelplane.errors import InvalidInput, ModelFailed, ModelplaneError, NotFound
 from modelplane.fronts.deepaas_swagger import swagger
+from modelplane.fronts.multipart import multipart_parts
 from modelplane.model.contract import FileInput, FileOutput, LoadedModel, encode_output
 from modelplane.model.deepaas import (
     ACCEPT,
@@ -27,7 +28,6 @@ from modelplane.model.deepaas import (
     field_location,
     is_multiple,
 )
-from modelplane.worker.inputs import multipart_parts
 
 OPS = (b"predict", b"models", b"model", b"swagger")
 _JSON_UTF8 = b"application/json; charset=utf-8"
