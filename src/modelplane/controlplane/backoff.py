@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modelplane.jobs.keys import retry_delay
+
 
 def restart_delay(failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """0 s for the first failure, then 0.5 s, 1 s, 2 s ... up to ``cap``.
@@ -12,7 +14,7 @@ def restart_delay(failures: int, *, base: float = 0.5, cap: float = 30.0) -> flo
     """
     if failures <= 1:
         return 0.0
-    return min(cap, base * 2 ** (failures - 2))
+    return retry_delay(failures - 1, base=base, cap=cap)  # the one doubling backoff
 
 
 def failures_after_exit(

@@ -126,9 +126,6 @@ class ModelMetadata:
         return False
 
 
-Predict = Callable[[Any], Any]
-
-
 class LoadedModel:
     """A model instance plus what it takes to call it safely."""
 

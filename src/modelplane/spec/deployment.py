@@ -249,9 +249,6 @@ class DeploymentSpec(_Frozen):
             )
         return self
 
-    def desired_dedicated(self) -> int:
-        return self.scale.replicas
-
     @classmethod
     def parse(cls, data: Any) -> DeploymentSpec:
         """Validate user data, raising :class:`InvalidSpec` with every bad field named."""

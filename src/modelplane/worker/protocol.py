@@ -18,7 +18,6 @@ from modelplane.worker.reply import error_body as error_body  # the gateway rend
 HEADER = struct.Struct("<IIB")
 _U16 = struct.Struct("<H")
 _U16U16 = struct.Struct("<HH")
-MAX_FRAME = 1 << 31
 
 
 class Kind(IntEnum):
@@ -56,10 +55,6 @@ def split_request(payload: bytes) -> tuple[bytes, bytes, bytes]:
 def split_response(payload: bytes) -> tuple[int, bytes, bytes]:
     status, n = _U16U16.unpack_from(payload, 0)
     return status, payload[4 : 4 + n], payload[4 + n :]
-
-
-class ProtocolError(Exception):
-    pass
 
 
 class FrameReader:
