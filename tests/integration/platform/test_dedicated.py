@@ -191,11 +191,8 @@ async def test_model_that_cannot_load_is_reported_with_backoff(
     logs = (await harness.http.get("/api/v1/deployments/broken/logs")).json()["lines"]
     assert any("Traceback" in line for line in logs)
     assert any("weights file missing" in line for line in logs)
-    # The backoff grows: 0, 0.5, 1, 2, 4 s ... so two seconds later few more restarts happened.
-    before = st["restarts"]
-    await asyncio.sleep(2.0)  # observing a rate over time, not synchronising
-    after = (await harness.status("broken"))["status"]["restarts"]
-    assert after - before <= 3
+    # That the backoff grows (0, 0.5, 1, 2 s ...) is the reconciler's decision, tested on a fake
+    # clock: test_crash_loop_backs_off_on_the_injected_clock in tests/unit/controlplane.
 
 
 async def test_logs_hold_the_models_own_output(harness: Harness, fixture_models: Path) -> None:
