@@ -359,3 +359,68 @@ async def test_local_mode_needs_no_sign_in(tmp_path: Path, browser: Any) -> None
         assert await page.get_by_label("Access token").count() == 0
     finally:
         await p.stop()
+
+
+async def test_try_a_deepaas_module_and_an_oscar_service(platform: Harness, browser: Any) -> None:
+    await platform.deploy("files", FIXTURE_MODELS / "deepaas_files")
+    shout = {"path": str(EXAMPLES / "oscar" / "shout"), "loader": "oscar"}
+    await platform.deploy("shout", Path("."), model=shout)
+    await platform.wait_ready("files", timeout=60)
+    await platform.wait_ready("shout", timeout=60)
+    note = platform.platform.settings.data_dir / "note.txt"
+    note.write_text("quiet please")
+    page = await open_page(browser, platform.platform)
+    token = platform.platform.admin_token
+    assert token
+    await sign_in(page, token)
+
+    # DEEPaaS: webargs fields became a schema, the schema a form
+    await page.goto(platform.platform.url + "/#/d/files/try")
+    repeat = page.get_by_label("repeat", exact=True)
+    assert (await repeat.get_attribute("min"), await repeat.get_attribute("max")) == ("1", "5")
+    await page.get_by_label("mode (optional)").select_option("upper")
+    await repeat.fill("2")
+    await page.get_by_label("upload", exact=True).set_input_files(str(note))
+    await page.get_by_role("button", name="Run prediction").click()
+    await expect(page.get_by_test_id("answer-json")).to_contain_text("QUIET PLEASEQUIET PLEASE")
+    await shot(page, "try-deepaas")
+
+    # OSCAR: a script run on one input file, whose output file is the answer
+    await page.goto(platform.platform.url + "/#/d/shout/try")
+    await page.get_by_label("…or a file (sent as the body)").set_input_files(str(note))
+    await page.get_by_role("button", name="Run prediction").click()
+    await expect(page.locator(".answer pre")).to_have_text("QUIET PLEASE")
+    await expect(page.get_by_test_id("snippet-curl")).to_contain_text("--data-binary @'note.txt'")
+    await shot(page, "try-oscar")
+    assert page.errors == []
+
+
+async def test_a_model_folder_uploaded_as_a_zip_deploys_from_the_wizard(
+    platform: Harness, browser: Any
+) -> None:
+    archive = platform.platform.settings.data_dir.parent / "echo.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted((EXAMPLES / "echo").iterdir()):
+            if path.is_file():
+                z.write(path, f"my-echo/{path.name}")
+    page = await open_page(browser, platform.platform)
+    token = platform.platform.admin_token
+    assert token
+    await sign_in(page, token)
+    await page.goto(platform.platform.url + "/#/deploy")
+    await page.get_by_role("radio", name="Upload a model folder as a zip").check()
+    await page.get_by_label("Zip archive").set_input_files(str(archive))
+    await page.get_by_role("button", name="Check the model").click()
+    await expect(page.get_by_text("/uploads/admin/")).to_be_visible()
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_label("Deployment name").fill("zipped")
+    await page.get_by_role("button", name="Review").click()
+    await expect(page.get_by_test_id("spec-yaml")).to_contain_text("/my-echo")
+    await page.get_by_role("button", name="Deploy").click()
+    # serverless by default: deployed at zero, ready for its first request
+    await expect(page.get_by_text("Deployed: at zero until the first request.")).to_be_visible(
+        timeout=SLOW
+    )
+    r = await platform.predict("zipped", {"from": "a zip"})
+    assert (r.status_code, r.json()) == (200, {"from": "a zip"})
+    assert page.errors == []

@@ -107,9 +107,10 @@ function control(key, s, isRequired, fileTypes) {
     };
   }
   const valueBox = field(title, input, hint);
-  if (!fileTypes.length) return { key, el: valueBox, read };
-  // The model also takes files (e.g. a picture instead of a grid of numbers): offer both.
+  // The model also takes files (e.g. a picture instead of a grid of numbers): offer both, for
+  // the structured fields a file can stand for (never for a plain number, choice or flag).
   const complex = type === "array" || type === "object";
+  if (!fileTypes.length || !complex) return { key, el: valueBox, read };
   const file = fileControl(key, `${title}: file`, "", fileTypes, false, isRequired);
   const name = id("mode");
   let useFile = complex;
@@ -213,7 +214,15 @@ async function show(box, res, ms) {
   } else if (ctype.startsWith("text/")) {
     clear(box, took, h("pre", {}, await blob.text()), save);
   } else {
-    clear(box, took, h("p", {}, `A file of ${fmt.bytes(blob.size)}.`), save);
+    // an untyped file (an OSCAR script's output): shown too when it is small, readable text
+    let text = null;
+    if (blob.size <= 65536) {
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(await blob.arrayBuffer());
+        if (/[\u0000-\u0008\u000e-\u001f]/.test(text)) text = null;
+      } catch { text = null; }
+    }
+    clear(box, took, h("p", {}, `A file of ${fmt.bytes(blob.size)}${text !== null ? ", as text:" : "."}`), text !== null ? h("pre", {}, text) : null, save);
   }
 }
 
@@ -230,7 +239,7 @@ function snippetsFor(name, req) {
   if (req.rawFile) {
     curl = `curl -X POST ${shq(url)}${auth} \\\n  -H ${shq(`Content-Type: ${req.contentType}`)} \\\n  --data-binary @${shq(req.rawFile.name)}`;
     const hdrs = `{${local ? "" : '"Authorization": f"Bearer {token}", '}"Content-Type": ${JSON.stringify(req.contentType)}}`;
-    py = `import os, httpx\n${pyToken}with open(${JSON.stringify(req.rawFile.name)}, "rb") as f:\n    r = httpx.post(${JSON.stringify(url)}, headers=${hdrs},\n                   content=f.read(), timeout=120)\nprint(r.json())`;
+    py = `import os, httpx\n${pyToken}with open(${JSON.stringify(req.rawFile.name)}, "rb") as f:\n    r = httpx.post(${JSON.stringify(url)}, headers=${hdrs},\n                   content=f.read(), timeout=120)\nprint(r.headers["content-type"], r.content[:200])`;
   } else if (req.files.length) {
     const parts = [
       ...Object.entries(req.fields).map(([k, v]) => `-F ${shq(`${k}=${JSON.stringify(v)}`)}`),
