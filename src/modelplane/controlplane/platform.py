@@ -26,6 +26,7 @@ from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.elector import Elector
 from modelplane.controlplane.follower import Follower
 from modelplane.controlplane.history import History, Reading
+from modelplane.controlplane.objects_front import ObjectsFront
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.controlplane.reservations import ReservationBook
 from modelplane.controlplane.service import Deployments
@@ -218,6 +219,8 @@ class Platform:
             self.dataplane, records_of(self.deps), fallback, check_user=tokens is not None
         )
         self.gateway.add_front(run.prefix, run.handle)
+        objects = ObjectsFront(self.dataplane, self.deps, fallback)
+        self.gateway.add_front(objects.prefix, objects.handle)
         # Several platform processes share a PostgreSQL store; SQLite is one process's file.
         self.shared = self.store.engine.dialect.name != "sqlite"
         self.listener = ReplicaListener(

@@ -234,3 +234,32 @@ async def test_someone_elses_bucket_is_not_found(harness: Harness) -> None:
     assert r.status_code == 400
     async with httpx.AsyncClient(base_url=harness.platform.url) as anon:
         assert (await anon.get("/api/v1/buckets/mine/objects")).status_code == 401
+
+
+async def test_uploads_on_the_fast_path_answer_as_the_api_documents(
+    harness: Harness, examples: Path
+) -> None:
+    await deploy_async(harness, "echo", examples / "echo")
+    # Percent-encoded keys are decoded once, as FastAPI does.
+    r = await harness.http.put(
+        "/api/v1/buckets/echo-in/objects/dir%20one/caf%C3%A9.json",
+        content=b'{"n": 1}', headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["object"]["key"] == "dir one/café.json" and body["object"]["size"] == 8
+    assert body["object"]["content_type"] == "application/json"
+    assert [j["input"]["key"] for j in body["jobs"]] == ["dir one/café.json"]
+    # A query string is not taken by the fast path: the API's own answer.
+    r = await harness.http.put("/api/v1/buckets/echo-in/objects/q.json?x=1", content=b"{}")
+    assert r.status_code == 201 and r.json()["object"]["key"] == "q.json"
+    bad = {"authorization": "Bearer nope"}
+    r = await harness.http.put("/api/v1/buckets/echo-in/objects/a.json", content=b"{}",
+                               headers=bad)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"] == "unauthenticated"
+    # An inference token predicts; it does not write into buckets.
+    scoped = (await harness.http.post("/api/v1/deployments/echo/tokens", json={})).json()["token"]
+    r = await harness.http.put("/api/v1/buckets/echo-in/objects/a.json", content=b"{}",
+                               headers={"authorization": f"Bearer {scoped}"})
+    assert r.status_code == 404, r.text
