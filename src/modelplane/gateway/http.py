@@ -38,6 +38,9 @@ class HttpLimits:
     keepalive_timeout: float = 5.0
     read_timeout: float = 30.0
     max_pipelined: int = 64
+    max_connections: int = 10_000
+    """Open connections at once; one more is answered 503 and closed at once, so a flood of idle
+    sockets cannot exhaust file descriptors (idle ones close after ``keepalive_timeout``)."""
 
 
 class Request:
@@ -147,6 +150,12 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer if isinstance(peer, tuple) else None
+        if self._sweeper.count >= self._limits.max_connections:
+            self._fail(
+                503,
+                f"the server has {self._limits.max_connections} connections open; retry shortly",
+            )
+            return
         self._sweeper.add(self)
         self._arm(self._limits.keepalive_timeout)
 
@@ -438,6 +447,10 @@ class Sweeper:
 
     def discard(self, conn: HttpConnection) -> None:
         self._conns.discard(conn)
+
+    @property
+    def count(self) -> int:
+        return len(self._conns)
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
