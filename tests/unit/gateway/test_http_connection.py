@@ -48,6 +48,10 @@ class FakeSweeper:
     def discard(self, conn: HttpConnection) -> None:
         self.conns.discard(conn)
 
+    @property
+    def count(self) -> int:
+        return len(self.conns)
+
 
 class Held:
     """A handler that keeps requests to answer when the test says."""
