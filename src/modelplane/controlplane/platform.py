@@ -53,7 +53,7 @@ from modelplane.oscar.mounts import MountMirrors
 from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.oscar.services import records_of
 from modelplane.resources.inventory import probe as probe_inventory
-from modelplane.resources.quota import Quota
+from modelplane.resources.quota import Quota, check_job_queue
 from modelplane.resources.ratelimit import RateLimiter
 from modelplane.sandbox import Sandbox
 from modelplane.sandbox import probe as probe_sandbox
@@ -176,6 +176,7 @@ class Platform:
             self.reconciler,
             interval=s.watch_interval,
             on_new=lambda name: self.runner.wake(backlog_of=name),
+            admit=lambda name: check_job_queue(name, self.runner.backlog(name), s.max_queued_jobs),
             changes=LocalChanges(self.storage)
             if isinstance(self.storage, LocalBucketStore)
             else None,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from modelplane.errors import ModelplaneError
+from modelplane.errors import ModelplaneError, TooManyRequests
 from modelplane.jobs.changes import Changed
 from modelplane.jobs.triggers import triggers, watch_prefix
 from modelplane.storage import BucketStore, ObjectInfo
@@ -42,6 +43,7 @@ class BucketWatcher:
         interval: float = 2.0,
         on_new: Any = None,
         changes: Any = None,
+        admit: Callable[[str], None] | None = None,
     ) -> None:
         self.jobs = jobs
         self.storage = storage
@@ -51,7 +53,12 @@ class BucketWatcher:
         self.changes = changes
         """A change feed (``watch(buckets, stop)``, e.g. :class:`.changes.LocalChanges`), or
         ``None`` to list the buckets every ``interval``."""
+        self.admit = admit
+        """Raises :class:`~modelplane.errors.TooManyRequests` when a deployment's job queue is at
+        its bound (``max_queued_jobs``): a file dropped into its bucket then waits there, not as a
+        job, and becomes one once the queue has room (the same bound as uploads)."""
         self._seen: dict[str, set[tuple[str, str]]] = {}
+        self._deferred: set[tuple[str, str]] = set()
         self._closing = False
         self._stop = asyncio.Event()
 
@@ -74,6 +81,8 @@ class BucketWatcher:
             # Checking that set is a look at a dict in memory, no I/O.
             while not self._closing and self._input_buckets() == buckets and not follow.done():
                 await self._pause(_SUBSCRIPTION_CHECK)
+                if self._deferred:
+                    await self._retry_deferred()
             stop.set()
             await asyncio.gather(follow, return_exceptions=True)
 
@@ -112,17 +121,38 @@ class BucketWatcher:
         for bucket, key in sorted(changed):
             if bucket not in readers:
                 continue
+            wanted = [
+                (name, dep)
+                for name, dep in readers[bucket]
+                if triggers(dep.spec, bucket, key) and self._admitted(name, bucket, key)
+            ]
+            if not wanted:
+                continue
             try:
                 obj = await asyncio.to_thread(self.storage.head, bucket, key)
             except ModelplaneError:
                 continue  # gone again, or not an object
-            for name, dep in readers[bucket]:
-                if triggers(dep.spec, bucket, key):
-                    created += await self._enqueue(name, dep, bucket, obj)
+            for name, dep in wanted:
+                created += await self._enqueue(name, dep, bucket, obj)
         return created
+
+    def _admitted(self, name: str, bucket: str, key: str) -> bool:
+        if self.admit is None:
+            return True
+        try:
+            self.admit(name)
+        except TooManyRequests:
+            self._deferred.add((bucket, key))
+            return False
+        return True
+
+    async def _retry_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, set()
+        await self.notice(deferred)
 
     async def scan(self) -> int:
         created = 0
+        self._deferred.clear()  # a listing sees every object again
         for name, dep in list(self.deployments.deployments.items()):
             spec = dep.spec
             if spec.input is None or spec.output is None:
@@ -132,6 +162,8 @@ class BucketWatcher:
             for obj in objects:
                 if (obj.key, obj.etag) in seen or not triggers(spec, spec.input, obj.key):
                     continue
+                if not self._admitted(name, spec.input, obj.key):
+                    continue  # listed again next time
                 if not obj.content_type:  # listings carry none; look it up once per object
                     obj = await asyncio.to_thread(self._typed, spec.input, obj)
                 created += await self._enqueue(name, dep, spec.input, obj)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,29 @@ async def test_files_dropped_into_a_bucket_folder_become_jobs_without_a_rescan(
     assert r.json() == {"n": 22}
     # Results written to the output bucket never trigger anything.
     assert data["counts"] == {"succeeded": 4}
+
+
+@pytest.mark.parametrize("platform_settings", [{**NO_LISTING, "max_queued_jobs": 2}])
+async def test_files_dropped_into_a_bucket_respect_the_job_queue_bound(
+    harness: Harness, fixture_models: Path
+) -> None:
+    # The bound uploads get (429 over max_queued_jobs) holds for dropped files too: they wait in
+    # the bucket, not as jobs, and become jobs as the queue drains. None is lost.
+    await deploy_async(harness, "slow", fixture_models / "faulty", scale={"replicas": 1})
+    await harness.wait_ready("slow")
+    folder = harness.platform.settings.buckets_dir / "slow-in"
+    for i in range(6):
+        (folder / f"f{i}.json").write_bytes(b'{"sleep": 0.3}')
+    most_active, fewer_rows_seen = 0, False
+    deadline = time.monotonic() + 60
+    while True:
+        r = await harness.http.get("/api/v1/deployments/slow/jobs", params={"limit": 100})
+        counts = r.json()["counts"]
+        most_active = max(most_active, counts.get("queued", 0) + counts.get("running", 0))
+        fewer_rows_seen |= sum(counts.values()) < 6
+        if counts.get("succeeded", 0) == 6:
+            break
+        assert time.monotonic() < deadline, counts
+        await asyncio.sleep(0.05)  # polling with a deadline
+    assert most_active <= 2, most_active
+    assert fewer_rows_seen, "the files never had to wait"
