@@ -108,6 +108,8 @@ class History:
             raise ValueError("keep at least 2 points")
         self.keep = keep
         self._points: dict[str, deque[Point]] = {}
+        self._views: dict[str, deque[dict[str, Any]]] = {}
+        """Each point as the API shows it, computed once when recorded (not on every poll)."""
         self._last: dict[str, tuple[float, Reading]] = {}
 
     def record(self, at: float, readings: dict[str, Reading]) -> None:
@@ -140,16 +142,26 @@ class History:
             series = self._points.get(name)
             if series is None:
                 series = self._points[name] = deque(maxlen=self.keep)
+                self._views[name] = deque(maxlen=self.keep)
             series.append(point)
+            self._views[name].append(point.view())
 
     def forget(self, name: str) -> None:
         self._points.pop(name, None)
+        self._views.pop(name, None)
         self._last.pop(name, None)
 
     def points(self, name: str, since: float | None = None) -> list[dict[str, Any]]:
         """The points of ``name`` newer than ``since`` (Unix seconds), oldest first."""
-        series = self._points.get(name, ())
-        return [p.view() for p in series if since is None or round(p.at, 3) > since]
+        views = self._views.get(name, ())
+        if since is None:
+            return list(views)
+        newer = []
+        for v in reversed(views):  # newest first: a poll asks only for the last few
+            if v["at"] <= since:
+                break
+            newer.append(v)
+        return newer[::-1]
 
     def summary(self, name: str, window: float = 60.0) -> dict[str, Any]:
         """Traffic over the last ``window`` seconds: what the deployments list shows."""
@@ -157,7 +169,11 @@ class History:
         if not series:
             return {"window": window, "requests_per_min": 0.0, "errors": 0, "p99_ms": None}
         end = series[-1].at
-        recent = [p for p in series if p.at > end - window]
+        recent = []
+        for p in reversed(series):  # newest first: stop at the window's start, not the deque's
+            if p.at <= end - window:
+                break
+            recent.append(p)
         seconds = sum(p.seconds for p in recent)
         requests = sum(p.requests for p in recent)
         merged = [sum(col) for col in zip(*(p.buckets for p in recent), strict=True)]

@@ -39,14 +39,17 @@ async function overview(body, d, ctx, renderHead) {
   const details = h("div", { class: "panel" });
   clear(body, charts, h("h2", {}, "Replicas"), replicas, h("h2", {}, "Spec"), details);
   clear(details, h("pre", {}, toYaml(d.spec)));
+  let points = []; // kept here; each poll asks only for the points after the last one
   await ctx.every(2000, async () => {
+    const since = points.length ? `?since=${points.at(-1).at}` : "";
     const [dep, m] = await Promise.all([
       api("GET", `/api/v1/deployments/${enc(d.name)}`),
-      api("GET", `/api/v1/deployments/${enc(d.name)}/metrics`),
+      api("GET", `/api/v1/deployments/${enc(d.name)}/metrics${since}`),
     ]);
     if (!ctx.alive) return;
+    points = points.concat(m.points).slice(-900);
     renderHead(dep);
-    drawCharts(charts, m);
+    drawCharts(charts, { ...m, points });
     drawReplicas(replicas, dep.status);
   });
 }
