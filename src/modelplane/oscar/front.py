@@ -48,6 +48,7 @@ class OscarRunFront:
         self.fallback = fallback
         self.check_user = check_user
         self._cache: dict[str, tuple[tuple[int, int], Record]] = {}
+        self._paths: dict[str, str] = {}
 
     def handle(self, req: Request, conn: HttpConnection) -> None:
         raw = req.url.partition(b"?")[0][len(PREFIX) :]
@@ -73,8 +74,13 @@ class OscarRunFront:
     def service(self, name: str) -> tuple[Record, str]:
         """The service's record and owner, or 404."""
         owner = self.dataplane.owner(name)
+        path = self._paths.get(name)
+        if path is None:  # joining paths costs more than the stat itself: once per service
+            if len(self._paths) > 1000:
+                self._paths.clear()
+            path = self._paths[name] = str(self.records.folder(name) / DEFINITION)
         try:
-            st = os.stat(self.records.folder(name) / DEFINITION)
+            st = os.stat(path)
         except OSError:
             raise ServiceNotFound(name) from None
         if owner is None:
