@@ -27,20 +27,33 @@ class LocalChanges:
     """Objects added to the folders of a :class:`LocalBucketStore`, from the kernel's events."""
 
     def __init__(
-        self, store: LocalBucketStore, *, debounce_ms: int = 20, step_ms: int = 10
+        self,
+        store: LocalBucketStore,
+        *,
+        debounce_ms: int = 20,
+        step_ms: int = 10,
+        ready_ms: int = 200,
     ) -> None:
         self.store = store
+        self.ready_ms = ready_ms
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
 
-    async def watch(self, buckets: set[str], stop: asyncio.Event) -> AsyncIterator[Changed]:
-        """Yield what changed in ``buckets`` until ``stop`` is set; existing buckets only."""
+    async def watch(
+        self, buckets: set[str], stop: asyncio.Event, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[Changed]:
+        """Yield what changed in ``buckets`` until ``stop`` is set; existing buckets only.
+
+        ``ready`` is set once the kernel is watching: from then on no change is missed, so a
+        listing made after it (to catch what landed before) leaves no gap."""
         folders: dict[Path, str] = {}
         for bucket in buckets:
             folder = self.store.bucket_folder(bucket)
             if folder.is_dir():
                 folders[folder] = bucket
         if not folders:
+            if ready is not None:
+                ready.set()
             await stop.wait()
             return
         async for changes in watchfiles.awatch(
@@ -51,7 +64,13 @@ class LocalChanges:
             step=self.step_ms,
             recursive=True,
             ignore_permission_denied=True,
+            # An empty yield after each quiet ``rust_timeout``: the first one says the watch is
+            # in place (watchfiles tells no sooner); the rest cost a wake-up and are dropped.
+            rust_timeout=self.ready_ms,
+            yield_on_timeout=True,
         ):
+            if ready is not None and not ready.is_set():
+                ready.set()
             found: Changed = set()
             for change, raw in changes:
                 if change == watchfiles.Change.deleted:

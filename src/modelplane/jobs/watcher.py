@@ -70,12 +70,16 @@ class BucketWatcher:
             return
         while not self._closing:
             buckets = self._input_buckets()
-            # Subscribe first, then list: an object landing in between is seen by one or both,
-            # and enqueuing is idempotent.
-            stop = asyncio.Event()
+            # List, subscribe, and list again once the subscription is live: an object that
+            # landed before it, or while it was being set up, is seen by a listing, and one
+            # landing after by the feed (some by both: enqueuing is idempotent).
+            await self._scan_logged()
+            stop, ready = asyncio.Event(), asyncio.Event()
             self._stop = stop
-            follow = asyncio.create_task(self._follow(buckets, stop))
-            await asyncio.sleep(0)
+            follow = asyncio.create_task(self._follow(buckets, stop, ready))
+            live = asyncio.create_task(ready.wait())
+            await asyncio.wait({follow, live}, return_when=asyncio.FIRST_COMPLETED)
+            live.cancel()
             await self._scan_logged()
             # Deployments come and go: re-subscribe when the set of input buckets changes.
             # Checking that set is a look at a dict in memory, no I/O.
@@ -103,9 +107,11 @@ class BucketWatcher:
             if dep.spec.input is not None and dep.spec.output is not None
         }
 
-    async def _follow(self, buckets: set[str], stop: asyncio.Event) -> None:
+    async def _follow(
+        self, buckets: set[str], stop: asyncio.Event, ready: asyncio.Event
+    ) -> None:
         try:
-            async for changed in self.changes.watch(buckets, stop):
+            async for changed in self.changes.watch(buckets, stop, ready):
                 await self.notice(changed)
         except Exception:
             log.exception("bucket change feed failed; listing the buckets again")
