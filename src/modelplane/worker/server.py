@@ -108,19 +108,9 @@ class Predictor:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # see _submit
-            self._failed(exc, reply, "predict raised")
+            self._settle(None, exc, reply, codec, params, "predict raised")
         else:
-            try:
-                if codec is None:
-                    self._send(result, reply)
-                else:
-                    self._send_front(codec, params, result, reply)
-            except BaseException as exc:  # see submit
-                self._failed(exc, reply, "failed while encoding a reply")
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0 and self.idle is not None:
-                self.idle()
+            self._settle(result, None, reply, codec, params)
 
     def _settle(
         self,
@@ -129,11 +119,13 @@ class Predictor:
         reply: Reply,
         codec: Codec | None,
         params: bytes,
+        context: str = "predict_batch failed",
     ) -> None:
-        """One batched input's outcome: answer it and account for it."""
+        """The outcome of a request that was in flight (an async model's, or one of a batch):
+        answer it and account for it."""
         try:
             if exc is not None:
-                self._failed(exc, reply, "predict_batch failed")
+                self._failed(exc, reply, context)
             elif codec is None:
                 self._send(result, reply)
             else:
