@@ -40,7 +40,9 @@ class Deployments:
                 field="model.path",
             )
 
-    async def _ensure_buckets(self, spec: DeploymentSpec, principal: Principal) -> None:
+    async def _ensure_buckets(self, spec: DeploymentSpec, owner: str) -> None:
+        """The deployment's buckets, made for (or checked against) its owner — not whoever
+        edits it: an admin changing a user's deployment does not take the user's buckets."""
         if spec.input is None or spec.output is None or self.deps.jobs is None:
             return
         from modelplane.controlplane.jobs import Jobs
@@ -50,7 +52,7 @@ class Deployments:
         if spec.files is not None:
             names += [o.bucket for o in spec.files.outputs]
         for name in dict.fromkeys(names):
-            await jobs.ensure_bucket(name, principal.user)
+            await jobs.ensure_bucket(name, owner)
 
     @contextlib.asynccontextmanager
     async def _admitted(
@@ -70,7 +72,7 @@ class Deployments:
         self.check_model(spec)
         self.check_upload_owner(spec, principal.user)
         async with self._admitted(spec, principal.user, creating=True):
-            await self._ensure_buckets(spec, principal)
+            await self._ensure_buckets(spec, principal.user)
             row = await asyncio.to_thread(
                 self.deps.store.create_deployment,
                 spec.name,
@@ -90,7 +92,7 @@ class Deployments:
         self.check_model(spec)
         self.check_upload_owner(spec, current.owner)
         async with self._admitted(spec, current.owner, creating=False):
-            await self._ensure_buckets(spec, principal)
+            await self._ensure_buckets(spec, current.owner)
             row = await asyncio.to_thread(
                 self.deps.store.update_deployment, name, spec.model_dump(mode="json")
             )
