@@ -246,7 +246,7 @@ class LocalBucketStore:
     def _bucket_path(self, name: str) -> Path:
         validate_bucket_name(name)
         path = self._real_root() / name
-        _require_no_links(path, f"bucket {name!r}")
+        _require_no_links(path, f"bucket {name!r}", self._real_root())
         return path
 
     def _existing_bucket(self, name: str) -> Path:
@@ -261,7 +261,7 @@ class LocalBucketStore:
         validate_key(key)
         bucket_dir = self._existing_bucket(bucket)
         path = bucket_dir.joinpath(*key.split("/"))
-        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}")
+        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}", self._real_root())
         return bucket_dir, path
 
     def _make_parents(self, bucket_dir: Path, path: Path, bucket: str, key: str) -> None:
@@ -281,7 +281,7 @@ class LocalBucketStore:
         except OSError as exc:
             _reraise_os_error(exc, bucket, key)
         # Checked again after mkdir: a link planted meanwhile must not redirect the write.
-        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}")
+        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}", self._real_root())
 
     def _meta_root(self, bucket: str) -> Path:
         return self._real_root() / _META_DIR / bucket
@@ -295,7 +295,7 @@ class LocalBucketStore:
     def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
         path = self._meta_path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}")
+        _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}", self._real_root())
         # Metadata is advisory: if a crash loses it, size and etag are computed again from the
         # object and its type is guessed from its name. So it is not worth an fsync per object.
         write_atomically(path, [json.dumps(meta).encode("utf-8")], durable=False)
@@ -303,7 +303,7 @@ class LocalBucketStore:
     def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
         path = self._meta_path(bucket, key)
         try:
-            _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}")
+            _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}", self._real_root())
             meta = json.loads(path.read_bytes())
         except (OSError, ValueError, InvalidInput):
             return None  # missing or damaged metadata is rebuilt from the file itself
@@ -353,13 +353,25 @@ class LocalBucketStore:
             yield self._info(bucket, key, path, st, with_content_type=True), file
 
 
-def _require_no_links(path: Path, what: str) -> None:
-    """Refuse ``path`` unless it resolves to itself: no symbolic link anywhere on the way."""
-    if os.path.realpath(path) != str(path):
-        raise InvalidInput(
-            f"{what} resolves through a symbolic link; the local store does not follow links",
-            path=str(path),
-        )
+def _require_no_links(path: Path, what: str, root: Path) -> None:
+    """Refuse ``path`` unless it resolves to itself: no symbolic link anywhere on the way.
+
+    ``root`` is the store's root, already resolved, and ``path`` lies under it, so only the
+    components below the root can be links: one ``lstat`` each, up to the first that does not
+    exist (nothing to follow there), rather than ``realpath``'s walk from ``/``, which was a
+    fifth of an upload's cost."""
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except OSError:  # missing, not a folder, a name too long: nothing there to follow
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise InvalidInput(
+                f"{what} resolves through a symbolic link; the local store does not follow links",
+                path=str(path),
+            )
 
 
 def _stat_object(path: Path) -> os.stat_result | None:
