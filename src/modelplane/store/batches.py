@@ -213,8 +213,3 @@ class BatchStore:
                     select(BatchFailureRow.name).where(BatchFailureRow.batch_id == batch_id)
                 )
             )
-
-    def delete(self, batch_id: str) -> None:
-        with self.store.session() as s:
-            s.execute(delete(BatchFailureRow).where(BatchFailureRow.batch_id == batch_id))
-            s.execute(delete(BatchRow).where(BatchRow.id == batch_id))
