@@ -10,6 +10,7 @@ on the S3 side's own backups).
 
 from __future__ import annotations
 
+import glob
 import shutil
 import sqlite3
 import subprocess
@@ -95,10 +96,43 @@ def restore(
             Path(f"{sqlite}{suffix}").unlink(missing_ok=True)
         tmp.replace(sqlite)
         return
+    _check_pg_backup(src)
+    if not force and _pg_has_store(db_url):
+        raise InvalidInput(
+            "a store already exists in that database",
+            hint="restore into a new, empty database, or pass --force to replace it",
+        )
     args = [_tool("pg_restore"), "--no-owner", "--dbname", _libpq_url(db_url), str(src)]
     if force:
         args[1:1] = ["--clean", "--if-exists"]
+    # One transaction: a restore that fails half-way leaves the database as it was.
+    args[1:1] = ["--single-transaction", "--exit-on-error"]
     _run(args)
+
+
+def _check_pg_backup(src: Path) -> None:
+    listed = subprocess.run(
+        [_tool("pg_restore"), "--list", str(src)], capture_output=True, text=True
+    )
+    if listed.returncode != 0 or " TABLE public deployments " not in listed.stdout:
+        why = listed.stderr.strip().removeprefix("pg_restore: error: ")
+        raise InvalidInput(
+            f"{src} is not a pg_dump backup of a modelplane store"
+            + (f" ({why[-500:]})" if why else "")
+        )
+
+
+def _pg_has_store(db_url: str) -> bool:
+    from sqlalchemy import create_engine, inspect
+
+    from modelplane.store.db import normalize_url
+
+    engine = create_engine(normalize_url(db_url))
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("deployments")
+    finally:
+        engine.dispose()
 
 
 def _check_sqlite_backup(src: Path) -> None:
@@ -116,7 +150,14 @@ def _check_sqlite_backup(src: Path) -> None:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
+    # Debian keeps the versioned binaries out of PATH when only the server package is installed.
+    versioned = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+    newest = max(
+        versioned,
+        key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
+        default=None,
+    )
+    found = shutil.which(name) or newest
     if found is None:
         raise InvalidInput(
             f"{name} is not installed; it backs up a PostgreSQL store",
