@@ -195,11 +195,15 @@ class DataPlane:
             pool.close(f"deployment {name!r} was removed")
         self.metrics.forget(name)
 
-    def expect(self, replica_id: str, deployment: str, secret: str | None = None) -> None:
-        """A replica is starting; only expected replicas (with ``secret``, if given) may join."""
+    def expect(self, replica_id: str, deployment: str, secret: str) -> None:
+        """A replica is starting; only its hello with ``secret`` joins ``deployment``.
+
+        Every replica gets a secret of its own, whichever socket it dials: over TCP anyone can
+        connect, and over the local Unix socket so can every other sandboxed replica."""
+        if not secret:
+            raise ValueError("a replica needs a secret")
         self._expected[replica_id] = deployment
-        if secret is not None:
-            self._secrets[replica_id] = secret
+        self._secrets[replica_id] = secret
 
     def forget(self, replica_id: str) -> None:
         self._expected.pop(replica_id, None)
@@ -241,10 +245,9 @@ class DataPlane:
         if deployment is None or deployment != replica.deployment:
             replica.close()  # not ours, or already stopped: never route to it
             return
-        secret = self._secrets.get(replica.replica_id)
-        if secret is not None and not hmac.compare_digest(
-            str(info.get("secret", "")).encode(), secret.encode()
-        ):
+        secret = self._secrets.get(replica.replica_id, "")
+        given = str(info.get("secret", "")).encode()
+        if not secret or not hmac.compare_digest(given, secret.encode()):
             replica.close()  # someone who knows a replica id but not its secret
             return
         if "error" in info:

@@ -29,7 +29,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-path", required=True)
     p.add_argument("--entrypoint", default=None)
     p.add_argument("--loader", default="auto")
+    p.add_argument(
+        "--secret-fd",
+        type=int,
+        default=None,
+        help="an inherited pipe to read this replica's gateway secret from (then closed)",
+    )
     return p.parse_args(argv)
+
+
+def take_secret(secret_fd: int | None) -> str:
+    """This replica's secret for its hello, from the pipe it inherited or, where it cannot have
+    one (a replica forked from a template, a Ray actor), from its own environment; either way
+    gone before the model's code runs: the pipe closed, the variable removed."""
+    from_env = os.environ.pop(SECRET_ENV, "")
+    if secret_fd is None:
+        return from_env
+    with os.fdopen(secret_fd, "rb") as pipe:
+        return pipe.read(4096).decode("ascii", "replace").strip()
 
 
 async def _connect(address: str, factory: Callable[[], asyncio.Protocol]) -> None:
@@ -52,9 +69,9 @@ async def serve(args: argparse.Namespace) -> int:
         "deployment": args.deployment,
         "pid": os.getpid(),
     }
-    # The gateway admits only replicas it started: over TCP (another node) this secret, made per
-    # replica by the reconciler, is what says so. Taken out of the environment the model sees.
-    secret = os.environ.pop(SECRET_ENV, "")
+    # The gateway admits only replicas it started: this secret, made per replica by the
+    # reconciler, is what says so, on the local Unix socket as over TCP (another node).
+    secret = take_secret(args.secret_fd)
     if secret:
         info["secret"] = secret
     started = time.monotonic()

@@ -26,6 +26,7 @@ from modelplane.metrics import Metrics
 from modelplane.security import LOCAL_USER, authenticator
 from modelplane.spec import DeploymentSpec
 from modelplane.testing.backend import FakeBackend
+from modelplane.worker.main import SECRET_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +80,13 @@ def echo_spec(name: str) -> DeploymentSpec:
 
 async def start(rig: Rig, spec: DeploymentSpec) -> ReplicaHandle:
     rid = f"{spec.name}-{secrets.token_hex(3)}"
+    secret = secrets.token_urlsafe(24)
     if rig.dataplane is not None:
         rig.dataplane.add_deployment(spec.name, LOCAL_USER.user)
-        rig.dataplane.expect(rid, spec.name)
+        rig.dataplane.expect(rid, spec.name, secret)
     await rig.backend.prepare(spec)
-    return await rig.backend.start(ReplicaLaunch(rid, spec, rig.gateway_address))
+    launch = ReplicaLaunch(rid, spec, rig.gateway_address, env={SECRET_ENV: secret})
+    return await rig.backend.start(launch)
 
 
 async def test_a_started_replica_runs_until_stopped(rig: Rig) -> None:

@@ -34,8 +34,8 @@ def plane(**kw: object) -> DataPlane:
 
 
 def connect(dp: DataPlane, replica: FakeReplica) -> FakeReplica:
-    dp.expect(replica.replica_id, replica.deployment)
-    dp.on_hello(replica, {})  # type: ignore[arg-type]
+    dp.expect(replica.replica_id, replica.deployment, "s3cret")
+    dp.on_hello(replica, {"secret": "s3cret"})  # type: ignore[arg-type]
     return replica
 
 
@@ -140,7 +140,7 @@ async def test_predict_awaits_the_same_entry() -> None:
 async def test_stop_replica_says_whether_it_was_connected() -> None:
     dp = plane()
     replica = connect(dp, FakeReplica("r1", "echo", auto=echo))
-    dp.expect("r2", "echo")
+    dp.expect("r2", "echo", "other")
     assert dp.stop_replica("r1") is True and replica.stopped
     assert dp.stop_replica("r2") is False
     assert dp.ready_count("echo") == 0

@@ -27,6 +27,7 @@ from modelplane.errors import EnvironmentFailed
 from modelplane.sandbox import Sandbox
 from modelplane.sandbox.procs import descendants
 from modelplane.spec import DeploymentSpec
+from modelplane.worker.main import SECRET_ENV
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -175,17 +176,34 @@ class LocalProcessBackend:
         if spec.model.entrypoint:
             args += ["--entrypoint", spec.model.entrypoint]
         args += ["--loader", spec.model.loader]
+        # The replica's secret goes down an inherited pipe, not its environment: an environment
+        # stays readable in /proc/<pid>/environ for the process's whole life (the bwrap process's
+        # on the host included); the pipe is read and closed before the model loads.
+        secret = env.pop(SECRET_ENV, "")
+        secret_r = -1
+        if secret:
+            secret_r, secret_w = os.pipe()
+            try:
+                os.write(secret_w, secret.encode())
+            finally:
+                os.close(secret_w)
+            args += ["--secret-fd", str(secret_r)]
         if self._sandbox is not None:
             args, env = self._sandbox.confine(spec, args, env, python=python)
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            cwd=spec.model.path,
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=spec.model.path,
+                start_new_session=True,
+                pass_fds=(secret_r,) if secret else (),
+            )
+        finally:
+            if secret:
+                os.close(secret_r)
         self._procs[launch.replica_id] = proc
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._watch(proc, launch, exited))
