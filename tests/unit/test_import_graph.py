@@ -18,13 +18,6 @@ ROOT = Path(modelplane.__file__).parent
 TOP = {"cli", "controlplane"}
 """Imported by nothing of ours; ``cli`` (the program) may start the ``controlplane``."""
 
-STILL_TO_CUT = {("oscar", "controlplane")}
-"""Edges known to close a cycle, each to be removed by moving code, not by growing this set:
-the OSCAR API reaches the control plane's services (``Deps``, ``Deployments``, ``Accounts``,
-``Jobs``) while ``controlplane`` mounts OSCAR's router. When it is cut, this test fails until the
-edge is taken out of here."""
-
-
 def package_graph() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for path in ROOT.rglob("*.py"):
@@ -78,23 +71,12 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def without(edges: dict[str, set[str]], cut: set[tuple[str, str]]) -> dict[str, set[str]]:
-    return {a: {b for b in bs if (a, b) not in cut} for a, bs in edges.items()}
-
-
 def test_no_cycle_between_packages() -> None:
-    edges = package_graph()
-    assert cycles(without(edges, STILL_TO_CUT)) == []
-
-
-def test_the_known_cycle_is_still_there_until_it_is_cut() -> None:
-    edges = package_graph()
-    for a, b in STILL_TO_CUT:
-        assert b in edges[a], f"{a} -> {b} is gone: take it out of STILL_TO_CUT"
+    assert cycles(package_graph()) == []
 
 
 def test_controlplane_and_cli_are_imported_by_nothing_of_ours() -> None:
-    edges = without(package_graph(), STILL_TO_CUT)
+    edges = package_graph()
     offenders = sorted(
         f"{a} -> {b}"
         for a, bs in edges.items()

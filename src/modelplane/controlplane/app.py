@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelplane import __version__
 from modelplane.controlplane import ui
-from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.routes import (
     advise,
     batches,
@@ -24,6 +23,7 @@ from modelplane.controlplane.routes import (
     system,
     users,
 )
+from modelplane.core.deps import Deps
 from modelplane.errors import ModelplaneError
 from modelplane.oscar.router import router as oscar_router
 

@@ -20,9 +20,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.jobs import Jobs
-from modelplane.controlplane.service import Deployments
+from modelplane.core.deployments import Deployments
+from modelplane.core.deps import Deps
+from modelplane.core.jobs import Jobs
 from modelplane.errors import Forbidden, InvalidInput, NotFound
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec
@@ -62,9 +62,7 @@ class Batches:
                     "mode": "dedicated",
                     "scale": {"replicas": body.get("replicas") or 1},
                     "resources": {
-                        k: v
-                        for k, v in (body.get("resources") or {}).items()
-                        if v is not None
+                        k: v for k, v in (body.get("resources") or {}).items() if v is not None
                     },
                 }
             )
@@ -217,4 +215,3 @@ def side_of(where: str, storage: BucketStore, s3_client: Any = None) -> Side:
 
         s3_client = boto3.client("s3")
     return S3Side(location, s3_client)
-

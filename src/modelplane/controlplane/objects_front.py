@@ -4,7 +4,7 @@ An upload into an input bucket is the first step of every asynchronous job, and 
 its framework cost (routing, dependency injection, a request object, a response model) was most
 of what a job cost the platform. Here it is an HTTP callback: authenticate and rate-limit as
 every other route does, then one task that writes the object and enqueues its jobs — the same
-:meth:`~modelplane.controlplane.jobs.Jobs.put_object` the FastAPI route calls, so both answer
+:meth:`~modelplane.core.jobs.Jobs.put_object` the FastAPI route calls, so both answer
 alike. Enqueues of uploads that arrive together are committed in one transaction
 (:class:`Enqueuer`).
 
@@ -22,8 +22,8 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.jobs import Jobs, job_view, object_view
+from modelplane.core.deps import Deps
+from modelplane.core.jobs import Jobs, job_view, object_view
 from modelplane.errors import InvalidInput, ModelplaneError
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.http import Handler, HttpConnection, Request

@@ -22,14 +22,12 @@ from modelplane.backends.local import LocalProcessBackend
 from modelplane.clock import Clock, SystemClock, utc
 from modelplane.controlplane.app import create_app
 from modelplane.controlplane.batches import side_of
-from modelplane.controlplane.deps import Deps
 from modelplane.controlplane.elector import Elector
 from modelplane.controlplane.follower import Follower
-from modelplane.controlplane.history import History, Reading
 from modelplane.controlplane.objects_front import ObjectsFront
 from modelplane.controlplane.reconciler import Reconciler
-from modelplane.controlplane.reservations import ReservationBook
-from modelplane.controlplane.service import Deployments
+from modelplane.core.deployments import Deployments
+from modelplane.core.deps import Deps
 from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
 from modelplane.errors import DeploymentNotFound, SandboxUnavailable
@@ -43,6 +41,7 @@ from modelplane.gateway.replicas import ReplicaListener
 from modelplane.gateway.reply import OnReply, PredictRequest
 from modelplane.gateway.router import Gateway
 from modelplane.gateway.training import TrainingBook, TrainTarget
+from modelplane.history import History, Reading
 from modelplane.jobs import BucketWatcher, JobRunner
 from modelplane.jobs.batches import BatchRunner, Ephemeral
 from modelplane.jobs.changes import LocalChanges
@@ -55,6 +54,7 @@ from modelplane.oscar.services import records_of
 from modelplane.resources.inventory import probe as probe_inventory
 from modelplane.resources.quota import Quota, check_job_queue
 from modelplane.resources.ratelimit import RateLimiter
+from modelplane.resources.reservations import ReservationBook
 from modelplane.sandbox import Sandbox
 from modelplane.sandbox import probe as probe_sandbox
 from modelplane.security import (

@@ -22,13 +22,13 @@ from typing import Any
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
 from modelplane.clock import Clock, utc
 from modelplane.controlplane.backoff import failures_after_exit, restart_delay
-from modelplane.controlplane.reservations import ReservationBook, per_replica
 from modelplane.errors import Unavailable
 from modelplane.gateway.balance import per_replica_limit, scale_down_order
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.resources.placement import Refusal
+from modelplane.resources.reservations import ReservationBook, per_replica
 from modelplane.spec import DeploymentSpec, Mode
 from modelplane.store import Store
 from modelplane.worker.main import SECRET_ENV

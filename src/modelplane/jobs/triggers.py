@@ -1,6 +1,6 @@
 """Which deployments an object triggers, and what a job asks of its replica. Pure.
 
-Shared by uploads through the platform (:meth:`modelplane.controlplane.jobs.Jobs.trigger`), the
+Shared by uploads through the platform (:meth:`modelplane.core.jobs.Jobs.trigger`), the
 bucket watcher and whatever reacts to storage events, so they all decide alike.
 """
 

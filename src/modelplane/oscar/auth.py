@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from modelplane.controlplane.auth import current_principal
+from modelplane.core.auth import current_principal
 from modelplane.errors import Forbidden, Unauthenticated
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.oscar.services import ServiceNotFound, may_use

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.jobs import Jobs
+from modelplane.core.deps import Deps
+from modelplane.core.jobs import Jobs
 from modelplane.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from modelplane.security import Principal
 from modelplane.storage import validate_bucket_name, validate_key

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.jobs import Jobs
+from modelplane.core.deps import Deps
+from modelplane.core.jobs import Jobs
 from modelplane.errors import InvalidInput, ModelplaneError
 from modelplane.gateway.reply import PredictRequest, Reply
 from modelplane.model.oscar import LOG_CONTENT_TYPE

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.errors import InvalidInput, NotFound
 from modelplane.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED
 from modelplane.store.models import JobRow

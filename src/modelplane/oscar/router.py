@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from modelplane import __version__
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.errors import InvalidInput
 from modelplane.oscar import invoke, joblog, s3api
 from modelplane.oscar.auth import (

@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from modelplane.controlplane.accounts import Accounts
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.jobs import Jobs
-from modelplane.controlplane.service import Deployments
+from modelplane.core.accounts import Accounts
+from modelplane.core.deployments import Deployments
+from modelplane.core.deps import Deps
+from modelplane.core.jobs import Jobs
 from modelplane.errors import AlreadyExists, InvalidInput, ModelplaneError, NotFound
 from modelplane.oscar import links
 from modelplane.oscar.fdl import OscarService, service_from_dict

@@ -13,7 +13,7 @@ import asyncio
 import socket
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.oscar.buckets import Buckets
 from modelplane.resources.amounts import Usage
 from modelplane.security import Principal

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.errors import AlreadyExists, InvalidInput, NotFound
 from modelplane.oscar.fdl import OscarService
 from modelplane.oscar.records import ServiceRecords

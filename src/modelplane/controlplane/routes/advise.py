@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from modelplane.advisor import advise
 from modelplane.advisor.measure import from_history
 from modelplane.advisor.request import AdviseRequest
-from modelplane.controlplane.auth import current_principal
-from modelplane.controlplane.service import Deployments
+from modelplane.core.auth import current_principal
+from modelplane.core.deployments import Deployments
 from modelplane.errors import Conflict
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec, ModelRef

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modelplane.controlplane.auth import current_principal
 from modelplane.controlplane.batches import Batches
+from modelplane.core.auth import current_principal
 from modelplane.security import Principal
 
 router = APIRouter(tags=["batch runs"])

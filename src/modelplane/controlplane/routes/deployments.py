@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modelplane.controlplane.auth import current_principal, refuse_query_tokens
-from modelplane.controlplane.service import Deployments
+from modelplane.core.auth import current_principal, refuse_query_tokens
+from modelplane.core.deployments import Deployments
 from modelplane.gateway.reply import PredictRequest
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec

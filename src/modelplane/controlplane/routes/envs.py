@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from modelplane.controlplane.auth import current_principal
+from modelplane.core.auth import current_principal
 from modelplane.envs import EnvManager
 from modelplane.errors import Forbidden, NotFound
 from modelplane.security import Principal

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelplane.backends.export import TARGETS, ExportOptions, render, target
 from modelplane.backends.export.files import inspect_model, zip_bundle
-from modelplane.controlplane.auth import current_principal
-from modelplane.controlplane.service import Deployments
+from modelplane.core.auth import current_principal
+from modelplane.core.deployments import Deployments
 from modelplane.errors import InvalidInput
 from modelplane.security import Principal
 from modelplane.spec import DeploymentSpec

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
-from modelplane.controlplane.auth import current_principal
-from modelplane.controlplane.jobs import Jobs, job_view, object_view
-from modelplane.controlplane.service import Deployments
+from modelplane.core.auth import current_principal
+from modelplane.core.deployments import Deployments
+from modelplane.core.jobs import Jobs, job_view, object_view
 from modelplane.errors import InvalidInput
 from modelplane.security import Principal
 from modelplane.store.jobs import STATES

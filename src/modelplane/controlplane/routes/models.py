@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelplane.controlplane.auth import current_principal
 from modelplane.controlplane.uploads import unpack_model
+from modelplane.core.auth import current_principal
 from modelplane.errors import InvalidInput, InvalidSpec
 from modelplane.model.loader import PythonLoader, get_loader, read_manifest
 from modelplane.security import Principal

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelplane import __version__
-from modelplane.controlplane.auth import current_principal
+from modelplane.core.auth import current_principal
 from modelplane.errors import Forbidden
 from modelplane.security import Principal
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from modelplane.controlplane.accounts import Accounts
-from modelplane.controlplane.auth import current_principal
-from modelplane.controlplane.service import Deployments
+from modelplane.core.accounts import Accounts
+from modelplane.core.auth import current_principal
+from modelplane.core.deployments import Deployments
 from modelplane.security import Principal
 from modelplane.spec import parse_memory
 from modelplane.spec.deployment import MAX_MEMORY, MEMORY_SCHEMA

@@ -1,4 +1,4 @@
-"""Deployment operations behind the REST routes: ownership checks, validation, status views."""
+"""Deployment operations behind the REST and OSCAR routes: ownership, validation, status views."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.errors import DeploymentNotFound, InvalidSpec
 from modelplane.model.loader import get_loader
 from modelplane.security import Principal
@@ -45,7 +45,7 @@ class Deployments:
         edits it: an admin changing a user's deployment does not take the user's buckets."""
         if spec.input is None or spec.output is None or self.deps.jobs is None:
             return
-        from modelplane.controlplane.jobs import Jobs
+        from modelplane.core.jobs import Jobs
 
         jobs = Jobs(self.deps)
         names = [spec.input, spec.output]

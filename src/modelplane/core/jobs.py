@@ -1,11 +1,11 @@
-"""Jobs and buckets behind the REST routes: ownership, uploads that enqueue, result downloads."""
+"""Jobs and buckets behind the REST and OSCAR routes: ownership, uploads that enqueue, results."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
+from modelplane.core.deps import Deps
 from modelplane.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from modelplane.jobs.triggers import triggers
 from modelplane.resources.quota import check_job_queue

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from modelplane.controlplane.reconciler import Reconciler
-from modelplane.controlplane.reservations import ReservationBook
 from modelplane.errors import InsufficientResources, InvalidSpec, QuotaExceeded
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.resources.inventory import Gpu, Inventory
 from modelplane.resources.quota import Quota
+from modelplane.resources.reservations import ReservationBook
 from modelplane.security import authenticator
 from modelplane.spec import DeploymentSpec
 from modelplane.store.db import Store, open_store
@@ -146,6 +146,6 @@ async def test_quota_at_admission_and_at_scale_up(world) -> None:  # type: ignor
 
 
 def book_request(spec: DeploymentSpec):  # type: ignore[no-untyped-def]
-    from modelplane.controlplane.reservations import per_replica
+    from modelplane.resources.reservations import per_replica
 
     return per_replica(spec)

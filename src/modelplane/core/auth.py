@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the REST API, as a FastAPI dependency."""
+"""Bearer-token authentication for the REST and OSCAR APIs, as FastAPI dependencies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users, quotas and tokens behind the REST routes: who may do what, and the views returned.
+"""Users, quotas and tokens behind the REST and OSCAR routes: who may do what, and the views.
 
 Admins manage everyone; a user sees and manages only themselves and their own tokens. Someone
 else's user or token answers 404, as a missing one would. Every change to a token or a user drops
@@ -11,11 +11,11 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from modelplane.controlplane.deps import Deps
-from modelplane.controlplane.reservations import ReservationBook
+from modelplane.core.deps import Deps
 from modelplane.errors import Conflict, Forbidden, NotFound
 from modelplane.resources.amounts import Usage
 from modelplane.resources.quota import Quota
+from modelplane.resources.reservations import ReservationBook
 from modelplane.security import Principal, hash_token, new_token
 from modelplane.store.models import TokenRow, UserRow, utcnow
 from modelplane.store.users import UserStore

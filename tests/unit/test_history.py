@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.controlplane.history import History, Reading, quantile
+from modelplane.history import History, Reading, quantile
 from modelplane.metrics import LATENCY_BUCKETS
 
 N = len(LATENCY_BUCKETS) + 1
