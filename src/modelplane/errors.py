@@ -170,6 +170,21 @@ class StoreUnavailable(Unavailable):
     code = "store_unavailable"
 
 
+class InsufficientStorage(ModelplaneError):
+    """A disk is full (ENOSPC, EDQUOT): the buckets' or the store's. Nothing was half-written;
+    the same request succeeds once space is freed, hence ``retry_after``."""
+
+    status = 507
+    code = "insufficient_storage"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+DISK_FULL_HINT = "free space on that disk (or grow it); the platform resumes by itself"
+
+
 class Timeout(ModelplaneError):
     status = 504
     code = "timeout"

@@ -20,7 +20,7 @@ import os
 import secrets
 from typing import Any
 
-from modelplane.errors import ModelplaneError, NotFound
+from modelplane.errors import InsufficientStorage, ModelplaneError, NotFound
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import PredictRequest
 from modelplane.jobs.keys import failure_message, retry_delay
@@ -163,15 +163,7 @@ class JobRunner:
         err = reply.error
         if err is None:
             content_type = reply.content_type.decode("latin-1")
-            key = await asyncio.to_thread(
-                store_results,
-                self.storage,
-                spec,
-                job.output_bucket,
-                job.input_key,
-                content_type,
-                reply.body,
-            )
+            key = await self._store_results(job, spec, content_type, reply.body)
             await self._succeed(job.id, key)
             return
         if isinstance(err, NotFound) and not self.dataplane.has(job.deployment):
@@ -181,6 +173,38 @@ class JobRunner:
         # was ready in time), so it is retried with a backoff until attempts run out, never
         # sooner than the error's own Retry-After.
         await self._fail(job, failure_message(err), retry=err.retryable, not_before=err.retry_after)
+
+    async def _store_results(self, job: JobRow, spec: Any, content_type: str, body: bytes) -> str:
+        """Write the results; on a full disk, wait (the job keeps its lease) and write again.
+
+        A full disk is not the job's fault, and the store may sit on the same disk, so nothing
+        is recorded on the job but a best-effort note of the error: it stays running, its
+        attempts untouched, and succeeds once there is room. Nothing is half-written meanwhile
+        (every write is a temporary file renamed into place)."""
+        noted = False
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    store_results,
+                    self.storage,
+                    spec,
+                    job.output_bucket,
+                    job.input_key,
+                    content_type,
+                    body,
+                )
+            except InsufficientStorage as exc:
+                if not noted:
+                    noted = True
+                    log.warning("job %s waits for disk space: %s", job.id, exc.message)
+                    with contextlib.suppress(InsufficientStorage):
+                        await asyncio.to_thread(
+                            self.jobs.note_error,
+                            job.id,
+                            self.runner_id,
+                            f"waiting for disk space: {failure_message(exc)}",
+                        )
+                await asyncio.sleep(exc.retry_after or 1.0)
 
     async def _succeed(self, job_id: str, key: str) -> None:
         """Record a success; the successes of concurrent jobs are committed together."""
@@ -199,6 +223,13 @@ class JobRunner:
                 await asyncio.to_thread(
                     self.jobs.succeed_many, self.runner_id, [(i, k) for i, k, _ in group]
                 )
+            except InsufficientStorage as exc:
+                # The store's disk is full: the results are written, only not yet recorded;
+                # keep them and commit again once there is room (the leases are kept alive).
+                log.warning("recording %d finished jobs waits: %s", len(group), exc.message)
+                self._done[:0] = group
+                await asyncio.sleep(exc.retry_after or 1.0)
+                continue
             except Exception as exc:
                 for _, _, committed in group:
                     if not committed.done():

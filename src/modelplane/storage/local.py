@@ -34,7 +34,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from modelplane.errors import AlreadyExists, InvalidInput, NotFound
+from modelplane.errors import (
+    DISK_FULL_HINT,
+    AlreadyExists,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+)
 from modelplane.storage._files import CHUNK_SIZE, is_temp_name, iter_chunks, write_atomically
 from modelplane.storage._tree import walk_objects
 from modelplane.storage.base import DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, ObjectInfo, PutData
@@ -76,13 +82,17 @@ class LocalBucketStore:
     def create_bucket(self, name: str) -> None:
         """Make sure bucket ``name`` exists as a folder under the root."""
         path = self._bucket_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir(exist_ok=True)
         except FileExistsError as exc:
             raise AlreadyExists(
                 f"cannot create bucket {name!r}: a file of that name is in the way", bucket=name
             ) from exc
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _disk_full(exc, name, None) from exc
+            raise
 
     def delete_bucket(self, name: str, *, force: bool = False) -> None:
         """Delete bucket ``name``; refused while it holds objects unless ``force``."""
@@ -294,11 +304,16 @@ class LocalBucketStore:
 
     def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
         path = self._meta_path(bucket, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}", self._real_root())
         # Metadata is advisory: if a crash loses it, size and etag are computed again from the
-        # object and its type is guessed from its name. So it is not worth an fsync per object.
-        write_atomically(path, [json.dumps(meta).encode("utf-8")], durable=False)
+        # object and its type is guessed from its name. So it is not worth an fsync per object,
+        # and a disk that fills between the object and its metadata does not undo the object.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}", self._real_root())
+            write_atomically(path, [json.dumps(meta).encode("utf-8")], durable=False)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
 
     def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
         path = self._meta_path(bucket, key)
@@ -421,8 +436,27 @@ def _conflict(bucket: str, key: str) -> AlreadyExists:
     )
 
 
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _disk_full(exc: OSError, bucket: str, key: str | None) -> InsufficientStorage:
+    cause = f"the disk holding the buckets is full ({os.strerror(exc.errno or errno.ENOSPC)})"
+    if key is None:
+        return InsufficientStorage(
+            f"{cause}: bucket {bucket!r} was not created", hint=DISK_FULL_HINT, bucket=bucket
+        )
+    return InsufficientStorage(
+        f"{cause}: {key!r} was not stored in bucket {bucket!r}",
+        hint=DISK_FULL_HINT,
+        bucket=bucket,
+        key=key,
+    )
+
+
 def _reraise_os_error(exc: OSError, bucket: str, key: str) -> NoReturn:
     """Raise the domain error an OS error means for a key, or the OS error itself."""
+    if exc.errno in _DISK_FULL:
+        raise _disk_full(exc, bucket, key) from exc
     if exc.errno == errno.ENAMETOOLONG:
         raise InvalidInput(
             f"object key {key!r} has a segment too long for the local filesystem",

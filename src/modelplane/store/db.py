@@ -24,7 +24,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelplane.errors import AlreadyExists, DeploymentNotFound, NotFound, StoreUnavailable
+from modelplane.errors import (
+    DISK_FULL_HINT,
+    AlreadyExists,
+    DeploymentNotFound,
+    InsufficientStorage,
+    NotFound,
+    StoreUnavailable,
+)
 from modelplane.store.models import DeploymentRow, EventRow, TokenRow, UserRow, utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -89,6 +96,14 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _disk_full(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or PostgreSQL's disk_full (53100)."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL":
+        return True
+    return getattr(orig, "sqlstate", None) == "53100" or "disk is full" in str(orig)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -100,8 +115,16 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as s:
-            yield s
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            # The transaction was rolled back: the store is as it was before, only not grown.
+            raise InsufficientStorage(
+                f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
+            ) from exc
 
     def close(self) -> None:
         self.engine.dispose()

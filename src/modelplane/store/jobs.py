@@ -264,6 +264,15 @@ class JobStore:
             row.lease_expires_at = None
             return row.state
 
+    def note_error(self, job_id: str, runner: str, error: str) -> None:
+        """Show ``error`` on a job its runner still holds (it waits; its state is unchanged)."""
+        with self.store.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.lease_owner == runner, JobRow.state == RUNNING)
+                .values(error=error)
+            )
+
     def retry(self, job_id: str) -> bool:
         """Put a failed job back in the queue with fresh attempts. False if it is not failed."""
         with self.store.session() as s:
