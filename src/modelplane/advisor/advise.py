@@ -16,6 +16,7 @@ scaled to a day at its own rate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from modelplane.advisor.rules import Need, Option, Pattern, Recommendation, reco
 from modelplane.advisor.simulator import DeploymentResult, Settings, SimDeployment, simulate
 from modelplane.advisor.traffic import synthesize
 from modelplane.errors import InvalidInput
+from modelplane.jobs.batches import DEFAULT_CONCURRENCY as BATCH_FANOUT
 from modelplane.spec import DeploymentSpec, Mode, ModelRef, Resources, Scale
 
 __all__ = ["Advice", "OptionReport", "Question", "advise"]
@@ -40,6 +42,8 @@ MAX_TICKS = 1_500_000
 TARGETS = (1, 2, 4)
 MAX_REPLICAS = 256  # what a spec allows
 DEFAULT_BURST = 8
+MAX_DATASET_SIMULATED = 20_000
+"""Items of a one-off run simulated one by one; a larger dataset is extended from two runs."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class OptionReport:
     replica_hours_per_day: float | None = None
     gpu_hours_per_day: float | None = None
     replica_seconds: float | None = None
+    gpu_seconds: float | None = None
     makespan_hours: float | None = None
     meets_slo: bool | None = None
     slo_miss_ms: float | None = None
@@ -87,7 +92,8 @@ class OptionReport:
             "replica_hours_per_day": num(self.replica_hours_per_day),
             "gpu_hours_per_day": num(self.gpu_hours_per_day),
             "replica_seconds": num(self.replica_seconds),
-            "makespan_hours": num(self.makespan_hours, 4),
+            "gpu_seconds": num(self.gpu_seconds),
+            "makespan_hours": num(self.makespan_hours, 7),
             "meets_slo": self.meets_slo,
             "slo_miss_ms": num(self.slo_miss_ms),
             "refused": self.refused,
@@ -438,73 +444,143 @@ def _export(question: Question, serverless: OptionReport) -> OptionReport:
 
 
 def _dataset_options(question: Question, costs: Costs) -> list[OptionReport]:
+    """The one-off options, simulated: the dataset's items all arrive at time 0 and go through
+    the platform's own paths — a dedicated deployment made for the run, fed by a batch run
+    (``BATCH_FANOUT`` in flight) and deleted when the last answer is in; or uploads to a
+    serverless deployment's bucket, fed by the job runner, which scales back to zero after
+    its idle timeout."""
     n = question.need.dataset_size or 0
     service = costs.service.mean
-    work = n * service
-    replicas = max(1, min(8, math.ceil(work / 3600)))
-    gpu = question.resources.gpu
-
-    def finish(k: int, extra: float = 0.0) -> tuple[float, float]:
-        seconds = costs.startup + math.ceil(n / k) * service + extra
-        return seconds / 3600, k * seconds / 3600
-
-    out = []
-    spec = _spec(question, Mode.dedicated, Scale(replicas=replicas))
-    hours, rh = finish(replicas)
-    report = OptionReport(
-        Option.oneoff,
-        f"{replicas} replica(s), deleted afterwards",
-        spec.model_dump(mode="json"),
-        _snippet(spec) + f"# then: modelplane batch {question.name} --input DIR --output DIR; "
-        f"modelplane rm {question.name}\n",
-        makespan_hours=hours,
-        replica_hours_per_day=rh,
-        gpu_hours_per_day=rh * gpu,
+    replicas = max(1, min(8, math.ceil(n * service / 3600)))
+    fanout = BATCH_FANOUT
+    dedicated = _spec(question, Mode.dedicated, Scale(replicas=replicas))
+    run = _simulate_dataset(
+        n,
+        costs,
+        lambda items: SimDeployment(
+            dedicated,
+            items,
+            costs,
+            fanout=fanout,
+            created_at_start=True,
+            delete_when_done=True,
+        ),
     )
-    out.append(report)
-    sl = _spec(
+    serverless = _spec(
         question,
         Mode.serverless,
         Scale(min=0, max=replicas, target_concurrency=1, idle_timeout=60),
         input=f"{question.name}-in",
         output=f"{question.name}-out",
     )
-    hours, rh = finish(replicas, extra=60.0)
-    out.append(
-        OptionReport(
+    uploads = _simulate_dataset(
+        n, costs, lambda items: SimDeployment(serverless, items, costs, jobs=True)
+    )
+    out = [
+        _dataset_report(
+            Option.oneoff,
+            f"{replicas} replica(s), fan-out {fanout}, deleted afterwards",
+            dedicated,
+            _snippet(dedicated) + f"# then: modelplane batch {question.name} --input DIR "
+            f"--output DIR; modelplane rm {question.name}\n",
+            run,
+        ),
+        _dataset_report(
             Option.async_jobs,
-            f"buckets {sl.input} -> {sl.output}; max {replicas}",
-            sl.model_dump(mode="json"),
-            _snippet(sl) + f"# then: modelplane upload {question.name} FILE...; modelplane jobs "
-            f"{question.name}\n",
-            makespan_hours=hours,
-            replica_hours_per_day=rh,
-            gpu_hours_per_day=rh * gpu,
-            notes=["includes one idle timeout (60 s) before it scales back to zero"],
-        )
-    )
-    hours, rh = finish(replicas)
-    out.append(
-        OptionReport(
+            f"buckets {serverless.input} -> {serverless.output}; max {replicas}",
+            serverless,
+            _snippet(serverless) + f"# then: modelplane upload {question.name} FILE...; "
+            f"modelplane jobs {question.name}\n",
+            uploads,
+            ["replica time includes the idle timeout (60 s) before it scales back to zero"],
+        ),
+        _dataset_report(
             Option.batch,
-            f"`modelplane batch` over {replicas} replica(s)",
-            spec.model_dump(mode="json"),
-            _snippet(spec)
-            + f"# then: modelplane batch {question.name} --input DIR|s3://... --output ...\n",
-            makespan_hours=hours,
-            replica_hours_per_day=rh,
-            gpu_hours_per_day=rh * gpu,
-            notes=["resumable: a second run computes only what is missing"],
-        )
-    )
+            f"`modelplane batch` over {replicas} replica(s), fan-out {fanout}",
+            dedicated,
+            f"# modelplane batch {question.model.path} --replicas {replicas} "
+            f"--gpu {question.resources.gpu} --input DIR|s3://... --output ...\n"
+            "# (a dedicated deployment made for the run and removed after it)\n",
+            run,
+            ["resumable: a second run computes only what is missing"],
+        ),
+    ]
     export = replace(out[0], option=Option.export, notes=["run on your own cluster"])
     export.title = "the dedicated deployment on your cluster (Kubernetes, Nomad)"
     export.snippet = out[0].snippet.split("# then")[0] + (
         "# then: modelplane export <this file> --target kubernetes\n"
     )
     out.append(export)
-    for o in out:
-        o.notes.append(
-            f"computed, not simulated: cold start + {n:,} x {service * 1000:.1f} ms / replicas"
-        )
     return out
+
+
+@dataclass(frozen=True)
+class _DatasetRun:
+    finish_seconds: float
+    replica_seconds: float
+    gpu_seconds: float
+    simulated_items: int
+    note: str
+
+
+def _simulate_dataset(
+    n: int, costs: Costs, deployment: Callable[[list[float]], SimDeployment]
+) -> _DatasetRun:
+    """Simulate ``n`` items arriving at once; beyond ``MAX_DATASET_SIMULATED``, two runs (of
+    half that and of that many items) give the marginal time and replica time per item, and the
+    figures are extended from the larger run at that rate (the start-up and the idle tail are
+    paid once, so they cancel out of the difference)."""
+
+    def once(items: int) -> tuple[float, float, float]:
+        sim = deployment([0.0] * items)
+        bound = (
+            max(costs.startup_samples or (costs.startup,))
+            + items * max(costs.service.samples or (costs.service.mean,))
+            + sim.spec.scale.idle_timeout
+            + 600.0
+        )
+        [r] = simulate([sim], Settings(until=bound, max_ticks=MAX_TICKS))
+        if len(r.served) != items:
+            raise InvalidInput(
+                f"the simulated one-off run answered {len(r.served)} of {items} items"
+            )
+        return r.finished_at, r.replica_seconds, r.gpu_seconds
+
+    if n <= MAX_DATASET_SIMULATED:
+        finish, rs, gs = once(n)
+        return _DatasetRun(finish, rs, gs, n, f"simulated: {n:,} items arriving at once")
+    m = MAX_DATASET_SIMULATED
+    small, big = once(m // 2), once(m)
+    per = [(b - s) / (m - m // 2) for s, b in zip(small, big, strict=True)]
+    extra = n - m
+    finish, rs, gs = (b + p * extra for b, p in zip(big, per, strict=True))
+    return _DatasetRun(
+        finish,
+        rs,
+        gs,
+        m,
+        f"simulated {m // 2:,} and {m:,} items arriving at once, extended to {n:,} at the "
+        f"marginal {per[0] * 1000:.2f} ms and {per[1] * 1000:.2f} replica-ms per item",
+    )
+
+
+def _dataset_report(
+    option: Option,
+    title: str,
+    spec: DeploymentSpec,
+    snippet: str,
+    run: _DatasetRun,
+    notes: list[str] | None = None,
+) -> OptionReport:
+    return OptionReport(
+        option,
+        title,
+        spec.model_dump(mode="json"),
+        snippet,
+        makespan_hours=run.finish_seconds / 3600,
+        replica_hours_per_day=run.replica_seconds / 3600,
+        gpu_hours_per_day=run.gpu_seconds / 3600,
+        replica_seconds=run.replica_seconds,
+        gpu_seconds=run.gpu_seconds,
+        notes=[*(notes or []), run.note],
+    )

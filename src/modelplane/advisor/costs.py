@@ -74,6 +74,12 @@ class Costs:
     startup_samples: tuple[float, ...] = ()
     """Measured start-to-ready times; when given, each simulated start draws one of them (loads
     vary, on a busy machine a lot) instead of using ``startup``."""
+    hop: ServiceTime | None = None
+    """The platform hop: per request, the round trip outside the replica (the client's
+    connection and HTTP exchange, the gateway's parsing and routing, the frame to the replica
+    and back). It adds to a request's latency without holding a replica. The probe measures it
+    as each warm request's round trip minus the service time the gateway recorded for it; None:
+    not measured (a deployment's history holds only the gateway's side)."""
 
     def __post_init__(self) -> None:
         for name in ("load_seconds", "start_overhead", "stop_seconds"):
@@ -102,5 +108,10 @@ class Costs:
             "service_samples": len(self.service.samples),
             "service_samples_seconds": [round(x, 6) for x in self.service.samples],
             "cold_start_samples_seconds": [round(x, 6) for x in self.startup_samples],
+            "hop_seconds_p50": None if self.hop is None else round(self.hop.quantile(0.5), 6),
+            "hop_seconds_p99": None if self.hop is None else round(self.hop.quantile(0.99), 6),
+            "hop_samples_seconds": (
+                [] if self.hop is None else [round(x, 6) for x in self.hop.samples]
+            ),
             "notes": list(self.notes),
         }

@@ -7,11 +7,14 @@
 - **Probe.** Deploy the model serverless at zero on a platform and send one request (its first
   start also builds the deployment's warm template); once it is back at zero, send another (a
   cold start as they recur: the platform records start to ready and the load time), then a few
-  warm ones timed one after the other, and delete the deployment. The warm requests' round trips
-  are the service times (they include the gateway hop, a fraction of a millisecond here).
+  warm ones timed one after the other, and delete the deployment. The gateway's recorded
+  service times of the warm requests are the service times; each one's round trip minus its
+  service time is the platform hop (the client's connection and HTTP, the gateway, the frame to
+  the replica and back), which the simulator adds to every request without holding a replica.
 
-The probe talks to the platform only through :class:`modelplane.client.Client`; which platform
-(a running one, or one started for the probe) is the caller's choice.
+The probe talks to the platform through a :class:`ProbeTarget`: :class:`modelplane.client.Client`
+is one (the CLI's probe, over REST, on a running platform or one started for it); the control
+plane has another over its own services (``POST /api/v1/advise`` with a model folder).
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ import secrets
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from modelplane.advisor.costs import Costs, ServiceTime
-from modelplane.client import Client
 from modelplane.errors import InvalidInput, InvalidSpec, ModelFailed, ModelplaneError, Unavailable
 from modelplane.spec import DeploymentSpec, Resources
 
-__all__ = ["from_history", "probe", "sample_input"]
+__all__ = ["ProbeTarget", "from_history", "probe", "sample_input"]
 
 _READY_RE = re.compile(r"ready (?:from zero )?in ([0-9.]+) s")
 
@@ -73,6 +75,21 @@ def from_history(view: dict[str, Any], service_times: list[float]) -> Costs | No
     )
 
 
+class ProbeTarget(Protocol):
+    """What the probe needs of a platform (the REST client's method names). Errors are the
+    platform's own (:mod:`modelplane.errors`)."""
+
+    def deploy(self, spec: DeploymentSpec) -> Any: ...
+
+    def get(self, name: str) -> dict[str, Any]: ...
+
+    def predict(self, name: str, inputs: Any = None) -> Any: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def service_times(self, name: str) -> list[float]: ...
+
+
 def _num(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
@@ -107,13 +124,14 @@ def sample_input(schema: dict[str, Any] | None) -> Any:
 
 
 def probe(
-    client: Client,
+    client: ProbeTarget,
     model_path: str,
     *,
     body: Any | None = None,
     resources: Resources | None = None,
     warm: int = 10,
     cold: int = 3,
+    gap: float = 0.25,
     zero_timeout: float = 60.0,
     progress: Callable[[str], None] = lambda _msg: None,
     monotonic: Callable[[], float] = time.perf_counter,
@@ -122,7 +140,9 @@ def probe(
     """Deploy ``model_path`` for a moment, time ``cold`` cold starts and ``warm`` predictions.
 
     ``body``: the JSON input to send (default: one built from the model's input schema).
-    The probe deployment is deleted whatever happens.
+    ``gap``: seconds between warm requests. A replica that waited answers slower than one kept
+    busy (the scheduler has to wake it, its caches are cold), and traffic that does not queue
+    meets the waiting one. The probe deployment is deleted whatever happens.
     """
     name = f"advise-probe-{secrets.token_hex(3)}"
     spec = DeploymentSpec.parse(
@@ -158,26 +178,46 @@ def probe(
         samples = []
         for i in range(warm):
             progress(f"warm request {i + 1}/{warm}")
+            if i and gap > 0:
+                sleep(gap)
             t0 = monotonic()
             try:
                 client.predict(name, body)
             except InvalidInput:
                 raise _bad_sample() from None
             samples.append(monotonic() - t0)
+        recorded = client.service_times(name)[-warm:] if warm else []
     finally:
         progress(f"removing {name}")
         with contextlib.suppress(ModelplaneError):
             client.delete(name)
+    hop: ServiceTime | None = None
+    hop_note = "the platform hop was not measured (the gateway recorded no service times)"
+    if len(recorded) == len(samples) and samples:
+        # each warm request was alone on the replica: its round trip is the gateway's service
+        # time of it plus the hop
+        hops = [max(rtt - s, 0.0) for rtt, s in zip(samples, recorded, strict=True)]
+        hop = ServiceTime.of(hops)
+        service = ServiceTime.of(recorded)
+        hop_note = (
+            f"platform hop (round trip minus the gateway's service time): median "
+            f"{statistics.median(hops) * 1000:.1f} ms, max {max(hops) * 1000:.1f} ms"
+        )
+    else:
+        service = ServiceTime.of(samples)
     return Costs(
         load_seconds=load,
         start_overhead=max(startup - load, 0.0),
-        service=ServiceTime.of(samples),
+        service=service,
         source="probe",
         startup_samples=tuple(s for s, _ in starts),
+        hop=hop,
         notes=(
+            hop_note,
             f"probe: {cold} cold start(s) from zero, median {startup * 1000:.0f} ms start to "
             f"ready ({load * 1000:.0f} ms of it the model's load; the last took "
-            f"{cold_seconds * 1000:.0f} ms to the first answer); {warm} warm request(s)",
+            f"{cold_seconds * 1000:.0f} ms to the first answer); {warm} warm request(s), "
+            f"{gap:g} s apart",
             f"the deployment's very first start, which also builds its warm template, took "
             f"{first_startup * 1000:.0f} ms ({first * 1000:.0f} ms to the first answer)",
         ),
@@ -185,7 +225,7 @@ def probe(
 
 
 def _cold_request(
-    client: Client, name: str, body: Any | None, monotonic: Callable[[], float]
+    client: ProbeTarget, name: str, body: Any | None, monotonic: Callable[[], float]
 ) -> float:
     t0 = monotonic()
     try:
@@ -197,7 +237,9 @@ def _cold_request(
     return monotonic() - t0
 
 
-def _last_start(client: Client, name: str, model_path: str) -> tuple[float, float, dict[str, Any]]:
+def _last_start(
+    client: ProbeTarget, name: str, model_path: str
+) -> tuple[float, float, dict[str, Any]]:
     status = client.get(name)["status"]
     colds = status.get("cold_starts") or []
     if not colds or colds[-1].get("load_seconds") is None:
@@ -208,7 +250,9 @@ def _last_start(client: Client, name: str, model_path: str) -> tuple[float, floa
     return float(colds[-1]["seconds"]), float(colds[-1]["load_seconds"]), status
 
 
-def _wait_zero(client: Client, name: str, timeout: float, sleep: Callable[[float], None]) -> None:
+def _wait_zero(
+    client: ProbeTarget, name: str, timeout: float, sleep: Callable[[float], None]
+) -> None:
     waited = 0.0
     while client.get(name)["status"]["replicas"]:
         if waited >= timeout:

@@ -34,6 +34,13 @@ class GivenCosts(BaseModel):
         list[Annotated[float, Field(ge=0, le=3600)]],
         Field(min_length=1, max_length=10_000, description="per-request service times"),
     ]
+    hop_seconds: Annotated[
+        list[Annotated[float, Field(ge=0, le=600)]] | None,
+        Field(
+            max_length=10_000,
+            description="per-request platform hop: round trip minus service time",
+        ),
+    ] = None
 
     def costs(self) -> Costs:
         return Costs(
@@ -41,6 +48,7 @@ class GivenCosts(BaseModel):
             start_overhead=self.start_overhead_seconds,
             service=ServiceTime.of(self.service_seconds),
             source="given",
+            hop=ServiceTime.of(self.hop_seconds) if self.hop_seconds else None,
         )
 
 

@@ -15,7 +15,14 @@ own pure functions, called with the simulated state —
 What is simulated is only what the platform does not decide: time passing. A replica is ready
 ``costs.startup`` after it is asked for; a sync model serves its requests one at a time, in
 order (as :class:`modelplane.worker.server.Predictor` does), each taking a service time drawn
-from the measured ones; a stopped replica finishes what it holds, then exits.
+from the measured ones; a stopped replica finishes what it holds, then exits. Each answer also
+pays the measured platform hop (``costs.hop``), which holds no replica.
+
+With ``Settings.cpu_cores`` the node's cores are shared: a start-up or a request's service is
+work measured alone, and while more replicas are loading or serving than there are cores, each
+runs at ``cores / busy`` of its speed (processor sharing). Four replicas that start together on
+two cores each take twice their measured start-up; without it, starts and services never slow
+each other.
 
 Deterministic: one seeded random generator per deployment, ties broken by insertion order.
 Idle stretches are skipped without changing the result: while a deployment is quiet (nothing in
@@ -57,7 +64,14 @@ class SimDeployment:
 
     ``arrivals``: request times in seconds from the start, sorted. ``jobs``: the requests are
     async jobs (they queue in the job table and the job runner feeds the pool) rather than
-    synchronous predictions.
+    synchronous predictions. ``fanout``: the requests are the items of one batch run, sent
+    straight to the pool with at most ``fanout`` in flight (as
+    :class:`modelplane.jobs.batches.BatchRunner` does).
+
+    ``created_at_start``: the deployment is made when the traffic begins, so its first replicas
+    start at time 0 (their start-up counted) rather than being ready by then.
+    ``delete_when_done``: the deployment is removed once every request has been answered (a
+    one-off run); its replicas stop then.
     """
 
     spec: DeploymentSpec
@@ -65,6 +79,9 @@ class SimDeployment:
     costs: Costs
     jobs: bool = False
     owner: str = "sim"
+    fanout: int | None = None
+    created_at_start: bool = False
+    delete_when_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,8 @@ class Settings:
     until: float | None = None
     seed: int = 0
     inventory: Inventory | None = None
+    cpu_cores: float | None = None
+    """The node's cores, shared by the replicas' start-ups and services (None: not shared)."""
     max_ticks: int | None = None
     """Refuse (``InvalidInput``) a simulation that needs more autoscaler ticks than this."""
     skip_idle: bool = True
@@ -94,8 +113,11 @@ class DeploymentResult:
     """What happened to one simulated deployment.
 
     Per request (in arrival order): ``latencies`` in seconds (``nan``: refused or unfinished),
-    ``cold``: it waited for a replica that was still starting. ``steps``: ``(time, replicas)``
+    ``cold``: it waited for a replica that was still starting; ``cold_from_zero``: it arrived
+    while the deployment had no ready replica (what the platform records as a cold start).
+    ``steps``: ``(time, replicas)``
     each time the number of replica processes (starting, ready or stopping) changed.
+    ``finished_at``: when the last request was answered (nan if none was).
     """
 
     name: str
@@ -103,12 +125,14 @@ class DeploymentResult:
     latencies: list[float]
     cold: list[bool]
     arrivals: Sequence[float]
+    cold_from_zero: list[bool] = field(default_factory=list)
     replica_seconds: float = 0.0
     gpu_seconds: float = 0.0
     starts: int = 0
     cold_starts: int = 0
     refused: int = 0
     not_placed: int = 0
+    finished_at: float = math.nan
     steps: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -126,6 +150,11 @@ class DeploymentResult:
     def cold_share(self) -> float:
         n = len(self.cold)
         return sum(self.cold) / n if n else 0.0
+
+    @property
+    def cold_from_zero_share(self) -> float:
+        n = len(self.cold_from_zero)
+        return sum(self.cold_from_zero) / n if n else 0.0
 
     def replicas_at(self, t: float) -> int:
         count = 0
@@ -205,7 +234,18 @@ class _Request:
 class _Replica:
     """A replica process as the gateway and the reconciler see it."""
 
-    __slots__ = ("dep", "exiting", "grant", "pending", "ready_at", "started_at", "state")
+    __slots__ = (
+        "dep",
+        "exiting",
+        "grant",
+        "pending",
+        "ready_at",
+        "started_at",
+        "state",
+        "version",
+        "work_kind",
+        "work_left",
+    )
 
     def __init__(self, dep: _Dep, started_at: float, grant: Grant | None) -> None:
         self.dep = dep
@@ -215,6 +255,9 @@ class _Replica:
         self.pending: deque[_Request] = deque()
         self.grant = grant
         self.exiting = False
+        self.version = 0  # of its scheduled work event; a stale one is dropped
+        self.work_kind = _DONE
+        self.work_left = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -236,6 +279,7 @@ class _Dep:
         self.costs = sim.costs
         self.serverless = sim.spec.mode is Mode.serverless
         self.rng = random.Random(seed)
+        self.hop_rng = random.Random(seed + 1)  # its own stream: service draws stay as they were
         self.replicas: list[_Replica] = []
         self.ready: list[_Replica] = []
         self.queue: deque[_Request] = deque()
@@ -249,17 +293,28 @@ class _Dep:
             self.tracker = Tracker(config, created_at=0.0)
         self.tick_at: int | None = None  # the scheduled tick's index; None: parked
         self.next_arrival = 0
+        self.fed = sim.jobs or sim.fanout is not None  # a runner feeds the pool from a backlog
+        self.unanswered = len(sim.arrivals)
+        self.deleted = False
         r = sim.spec.resources
         self.usage = Usage(r.cpu, r.memory, r.gpu)
         n = len(sim.arrivals)
         self.result = DeploymentResult(
-            self.name, 0.0, [math.nan] * n, [False] * n, sim.arrivals, steps=[(0.0, 0)]
+            self.name,
+            0.0,
+            [math.nan] * n,
+            [False] * n,
+            sim.arrivals,
+            cold_from_zero=[False] * n,
+            steps=[(0.0, 0)],
         )
 
     def live(self) -> list[_Replica]:
         return [r for r in self.replicas if r.state != "stopping"]
 
     def desired(self) -> int:
+        if self.deleted:
+            return 0
         if not self.serverless:
             return self.spec.scale.replicas
         assert self.tracker is not None
@@ -294,6 +349,10 @@ class _Simulation:
         self.until = settings.until if settings.until is not None else last + tail
         self.interval = settings.autoscale_interval
         self.ticks = 0
+        self.cores = settings.cpu_cores
+        self.busy: dict[_Replica, None] = {}  # replicas loading or serving (an ordered set)
+        self.rate = 1.0
+        self.rate_since = 0.0
 
     # -- events ------------------------------------------------------------------------------
     def at(self, t: float, kind: int, obj: Any) -> None:
@@ -311,14 +370,19 @@ class _Simulation:
         events = self.events
         while events and events[0][0] <= until:
             now, _, kind, obj = heapq.heappop(events)
-            if kind == _DONE:
-                self._done(obj, now)
+            if kind in (_DONE, _READY):
+                replica, version = obj
+                if version != replica.version:
+                    continue  # rescheduled: the CPU share changed
+                self._finish_work(replica, now)
+                if kind == _DONE:
+                    self._done(replica, now)
+                else:
+                    self._ready(replica, now)
             elif kind == _ARRIVAL:
                 self._arrival(obj, now)
             elif kind == _TICK:
                 self._tick(obj, now)
-            elif kind == _READY:
-                self._ready(obj, now)
             else:
                 self._exit(obj, now)
         results = []
@@ -336,10 +400,11 @@ class _Simulation:
         if dep.next_arrival < len(dep.sim.arrivals):
             self.at(dep.sim.arrivals[dep.next_arrival], _ARRIVAL, dep)
         req = _Request(index, now)
+        dep.result.cold_from_zero[index] = not dep.ready
         if dep.serverless and dep.tick_at is None:
             # a parked deployment is ticked again on the loop's grid
             self._schedule_tick(dep, math.floor(now / self.interval) + 1)
-        if dep.sim.jobs:
+        if dep.fed:
             dep.backlog.append(req)
             self._runner_pass(dep, now)
         else:
@@ -364,7 +429,7 @@ class _Simulation:
     def _send(self, replica: _Replica, req: _Request, now: float) -> None:
         replica.pending.append(req)
         if len(replica.pending) == 1:
-            self.at(now + replica.dep.costs.service.draw(replica.dep.rng), _DONE, replica)
+            self._work(replica, _DONE, replica.dep.costs.service.draw(replica.dep.rng), now)
 
     def _drain(self, dep: _Dep, now: float) -> None:
         timeout = self.settings.queue_timeout
@@ -381,24 +446,38 @@ class _Simulation:
     def _done(self, replica: _Replica, now: float) -> None:
         dep = replica.dep
         req = replica.pending.popleft()
-        dep.result.latencies[req.index] = now - req.arrival
+        hop = dep.costs.hop
+        extra = hop.draw(dep.hop_rng) if hop is not None else 0.0
+        dep.result.latencies[req.index] = now - req.arrival + extra
         dep.result.cold[req.index] = replica.ready_at > req.arrival
+        dep.unanswered -= 1
+        if dep.unanswered == 0:
+            dep.result.finished_at = now + extra
         if replica.pending:
-            self.at(now + dep.costs.service.draw(dep.rng), _DONE, replica)
+            self._work(replica, _DONE, dep.costs.service.draw(dep.rng), now)
         elif replica.state == "stopping" and not replica.exiting:
             replica.exiting = True
             self.at(now + dep.costs.stop_seconds, _EXIT, replica)
-        if dep.sim.jobs:
+        if dep.fed:
             dep.jobs_running -= 1
             self._runner_pass(dep, now)
         self._drain(dep, now)
+        if dep.unanswered == 0 and dep.sim.delete_when_done and not dep.deleted:
+            dep.deleted = True
+            for r in list(dep.live()):
+                self._stop(r, now)
+            self._publish(dep, now)
 
     # -- the job runner ----------------------------------------------------------------------
     def _runner_pass(self, dep: _Dep, now: float) -> None:
         """:meth:`modelplane.jobs.runner.JobRunner._pass` for one deployment: claim no more
-        than the ready replicas take at their target concurrency (at least one)."""
-        per_replica = max(1, math.ceil(dep.spec.scale.target_concurrency))
-        room = max(1, len(dep.ready)) * per_replica - dep.jobs_running
+        than the ready replicas take at their target concurrency (at least one). A batch run
+        (``fanout``) keeps its fixed number in flight, whatever is ready."""
+        if dep.sim.fanout is not None:
+            room = dep.sim.fanout - dep.jobs_running
+        else:
+            per_replica = max(1, math.ceil(dep.spec.scale.target_concurrency))
+            room = max(1, len(dep.ready)) * per_replica - dep.jobs_running
         while room > 0 and dep.backlog:
             room -= 1
             dep.jobs_running += 1
@@ -486,12 +565,15 @@ class _Simulation:
     # -- the reconciler ----------------------------------------------------------------------
     def _prestart(self, dep: _Dep) -> None:
         """Replicas the deployment has before traffic begins (dedicated, or scale.min): started
-        early enough to be ready at time 0."""
+        early enough to be ready at time 0, or at time 0 for a deployment created then."""
         want = dep.desired()
+        at = 0.0 if dep.sim.created_at_start else -dep.costs.startup
         for _ in range(want):
-            replica = self._start(dep, -dep.costs.startup)
+            replica = self._start(dep, at, shared=dep.sim.created_at_start)
             if replica is None:
                 break
+            if dep.sim.created_at_start:
+                dep.result.cold_starts += 1
         self._publish(dep, 0.0)
 
     def _converge(self, dep: _Dep, now: float) -> None:
@@ -511,7 +593,7 @@ class _Simulation:
                 self._stop(replica, now)
         self._publish(dep, now)
 
-    def _start(self, dep: _Dep, now: float) -> _Replica | None:
+    def _start(self, dep: _Dep, now: float, shared: bool = True) -> _Replica | None:
         granted = place(self.inventory, self.grants.values(), dep.usage)
         if isinstance(granted, Refusal):
             dep.result.not_placed += 1
@@ -521,7 +603,11 @@ class _Simulation:
         dep.replicas.append(replica)
         dep.result.starts += 1
         self._step(dep, max(now, 0.0))
-        self.at(now + dep.costs.draw_startup(dep.rng), _READY, replica)
+        startup = dep.costs.draw_startup(dep.rng)
+        if not shared:  # ready before the traffic begins: nothing to share the cores with
+            self.at(now + startup, _READY, (replica, replica.version))
+        else:
+            self._work(replica, _READY, startup, now)
         return replica
 
     def _ready(self, replica: _Replica, now: float) -> None:
@@ -533,7 +619,7 @@ class _Simulation:
         dep.ready.append(replica)
         self._publish(dep, now)
         self._drain(dep, now)
-        if dep.sim.jobs:
+        if dep.fed:
             self._runner_pass(dep, now)
 
     def _stop(self, replica: _Replica, now: float) -> None:
@@ -542,6 +628,9 @@ class _Simulation:
         replica.state = "stopping"
         if was == "ready":
             dep.ready.remove(replica)
+        elif was == "starting":  # its load is abandoned: the process is stopped
+            replica.version += 1
+            self._finish_work(replica, now)
         if not replica.pending and not replica.exiting:
             replica.exiting = True
             self.at(now + dep.costs.stop_seconds, _EXIT, replica)
@@ -553,6 +642,45 @@ class _Simulation:
         self._account(dep, replica, now)
         self._step(dep, now)
         self._publish(dep, now)
+
+    # -- the node's cores --------------------------------------------------------------------
+    def _work(self, replica: _Replica, kind: int, seconds: float, now: float) -> None:
+        """Schedule ``seconds`` of work (a start-up or a service, measured alone) that ends
+        with a ``kind`` event, at the replica's share of the cores."""
+        if self.cores is None:
+            self.at(now + seconds, kind, (replica, replica.version))
+            return
+        self._advance(now)
+        replica.work_kind, replica.work_left = kind, seconds
+        self.busy[replica] = None
+        self._reshare(now, replica)
+
+    def _finish_work(self, replica: _Replica, now: float) -> None:
+        if self.cores is None or replica not in self.busy:
+            return
+        self._advance(now)
+        del self.busy[replica]
+        self._reshare(now, None)
+
+    def _advance(self, now: float) -> None:
+        elapsed = now - self.rate_since
+        if elapsed > 0:
+            done = elapsed * self.rate
+            for r in self.busy:
+                r.work_left -= done
+        self.rate_since = max(self.rate_since, now)
+
+    def _reshare(self, now: float, added: _Replica | None) -> None:
+        """Each busy replica's end again at the new share (only the added one's if the share
+        did not change)."""
+        assert self.cores is not None
+        n = len(self.busy)
+        rate = min(1.0, self.cores / n) if n else 1.0
+        again = self.busy if rate != self.rate else ((added,) if added is not None else ())
+        self.rate = rate
+        for r in again:
+            r.version += 1
+            self.at(now + max(r.work_left, 0.0) / rate, r.work_kind, (r, r.version))
 
     def _publish(self, dep: _Dep, now: float) -> None:
         """The per-replica limit the reconciler gives the pool after every change."""

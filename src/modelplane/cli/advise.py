@@ -134,6 +134,7 @@ def advise_command(
             load_seconds=costs.load_seconds,
             start_overhead_seconds=costs.start_overhead,
             service_seconds=list(costs.service.samples),
+            hop_seconds=list(costs.hop.samples) if costs.hop is not None else None,
         )
         request = AdviseRequest.model_validate(
             {**_strip(body), "costs": given.model_dump(), "resources": resources.model_dump()}
@@ -207,6 +208,12 @@ def show(advice: dict[str, Any]) -> None:
         f"overhead {costs['start_overhead_seconds'] * 1000:.0f} ms, service p50 "
         f"{costs['service_seconds_p50'] * 1000:.1f} ms / p99 "
         f"{costs['service_seconds_p99'] * 1000:.1f} ms"
+        + (
+            ""
+            if costs.get("hop_seconds_p50") is None
+            else f", platform hop p50 {costs['hop_seconds_p50'] * 1000:.1f} ms / p99 "
+            f"{costs['hop_seconds_p99'] * 1000:.1f} ms"
+        )
     )
     for note in costs.get("notes") or []:
         out.print(f"  [dim]{note}[/]")
@@ -227,8 +234,9 @@ def show(advice: dict[str, Any]) -> None:
         table.add_column("p50 ms", justify="right")
         table.add_column("p99 ms", justify="right")
         table.add_column("cold starts", justify="right")
-    table.add_column("replica-h/day", justify="right")
-    table.add_column("GPU-h/day", justify="right")
+    per = " (run)" if dataset else "/day"
+    table.add_column(f"replica-h{per}", justify="right")
+    table.add_column(f"GPU-h{per}", justify="right")
     table.add_column("p99 target")
     for o in advice["options"]:
         slo = (

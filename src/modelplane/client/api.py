@@ -118,6 +118,12 @@ class Client:
     def delete(self, name: str) -> None:
         self._request("DELETE", f"/api/v1/deployments/{name}")
 
+    def service_times(self, name: str) -> list[float]:
+        """The service times (seconds) of the deployment's most recent answers, oldest first,
+        as the gateway measured them (from the metrics route)."""
+        resp = self._request("GET", f"/api/v1/deployments/{name}/metrics")
+        return [float(x) for x in resp.json().get("service_seconds", [])]
+
     def logs(self, name: str, tail: int = 200) -> list[str]:
         resp = self._request("GET", f"/api/v1/deployments/{name}/logs", params={"tail": tail})
         return list(resp.json()["lines"])

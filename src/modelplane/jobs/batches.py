@@ -39,6 +39,9 @@ from modelplane.store.models import BatchRow
 
 log = logging.getLogger("modelplane.batches")
 
+DEFAULT_CONCURRENCY = 64
+"""Inputs a run keeps in flight unless its options say otherwise."""
+
 Submit = Callable[[str, bytes, bytes, OnReply], bool]
 """``submit(deployment, content_type, body, on_reply) -> False if the deployment is gone``: the
 data plane's entry, as the platform."""
@@ -188,7 +191,7 @@ class BatchRunner:
         if row.total == 0 and row.done == 0:  # first start, not a resume
             p.skipped = p.done
         todo = [name for name in missing if name not in failed_before]
-        concurrency = max(1, int(row.options.get("concurrency") or 64))
+        concurrency = max(1, int(row.options.get("concurrency") or DEFAULT_CONCURRENCY))
         loop = asyncio.get_running_loop()
         room = asyncio.Event()
         idle = asyncio.Event()

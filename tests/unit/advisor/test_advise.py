@@ -4,6 +4,7 @@ priced by the simulator, deploy-ready specs, SLO misses said with their size."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import yaml
@@ -87,10 +88,59 @@ def test_one_off_datasets(size: int, option: Option) -> None:
     assert data["recommendation"]["option"] == option.value
     opts = by_option(data)
     assert set(opts) == {"dedicated-oneoff", "async", "batch", "export"}
-    batch = opts["batch"]
-    replicas = batch["spec"]["scale"]["replicas"]
-    expected_hours = (0.51 + -(-size // replicas) * 0.05) / 3600
-    assert batch["makespan_hours"] == pytest.approx(expected_hours, rel=1e-3)
+    for o in opts.values():
+        assert o["makespan_hours"] > 0 and o["replica_seconds"] > 0
+        assert any("items arriving at once" in n for n in o["notes"]) or o["option"] == "export"
+    assert "fan-out 64" in opts["batch"]["title"]
+
+
+CONSTANT = Costs(0.5, 0.01, ServiceTime(mean_seconds=0.05))
+
+
+def dataset(size: int, gpu: int = 0, costs: Costs = CONSTANT) -> dict[str, dict]:
+    q = Question(Need(dataset_size=size), resources=Resources(gpu=gpu))
+    return by_option(advise(q, costs).to_dict())
+
+
+def test_a_one_off_run_is_simulated_start_up_then_the_items_spread_over_the_replicas() -> None:
+    # 5,000 items x 50 ms on the replicas the run gets; they start when the run does
+    opts = dataset(5_000, gpu=1)
+    run = opts["dedicated-oneoff"]
+    k = run["spec"]["scale"]["replicas"]
+    assert k == 1  # 250 s of work: one replica finishes within the hour
+    finish = 0.51 + 5_000 * 0.05
+    assert run["makespan_hours"] * 3600 == pytest.approx(finish, rel=1e-6)
+    # deleted when the last answer is in: replica time is start-up, the run and the stop
+    assert run["replica_seconds"] == pytest.approx(k * (finish + CONSTANT.stop_seconds), rel=1e-6)
+    assert run["gpu_seconds"] == pytest.approx(run["replica_seconds"], rel=1e-6)
+    # uploads: the serverless deployment starts at zero and idles 60 s before it leaves
+    jobs = opts["async"]
+    assert jobs["makespan_hours"] * 3600 == pytest.approx(finish, rel=1e-3)
+    assert jobs["replica_seconds"] > run["replica_seconds"] + 59
+
+
+def test_a_large_run_fans_out_over_several_replicas() -> None:
+    slow = Costs(0.5, 0.01, ServiceTime(mean_seconds=1.0))
+    run = dataset(18_000, costs=slow)["batch"]
+    k = run["spec"]["scale"]["replicas"]
+    assert k == math.ceil(18_000 * 1.0 / 3600) == 5
+    # the fan-out (64 in flight) keeps every replica busy: n / k items each (least-loaded
+    # choice may leave one replica one item more)
+    assert run["makespan_hours"] * 3600 == pytest.approx(0.51 + 18_000 / k, abs=1.0)
+    # every replica is held until the run ends and the deployment is removed
+    finish = run["makespan_hours"] * 3600
+    assert run["replica_seconds"] == pytest.approx(k * (finish + slow.stop_seconds), rel=1e-6)
+
+
+def test_a_dataset_beyond_what_is_simulated_item_by_item_is_extended_at_its_marginal_rate() -> None:
+    n = 1_000_000
+    run = dataset(n)["batch"]
+    k = run["spec"]["scale"]["replicas"]
+    assert k == 8
+    # exact for constant service times: start-up once, then n / k items per replica
+    assert run["makespan_hours"] * 3600 == pytest.approx(0.51 + n / k * 0.05, rel=1e-3)
+    assert run["replica_seconds"] == pytest.approx(k * (0.51 + n / k * 0.05), rel=1e-3)
+    assert "extended to 1,000,000" in run["notes"][-1]
 
 
 def test_a_trace_is_simulated_as_given() -> None:

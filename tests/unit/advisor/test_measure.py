@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from modelplane.advisor.measure import from_history, sample_input
+from modelplane.advisor.measure import from_history, probe, sample_input
 from modelplane.advisor.request import AdviseRequest
 
 
@@ -75,3 +75,64 @@ def test_the_template_building_first_start_is_not_taken_for_a_recurring_one() ->
     assert costs is not None
     assert costs.startup_samples == (0.33, 0.35, 0.34)
     assert costs.start_overhead == pytest.approx(0.04)
+
+
+class FakePlatform:
+    """A :class:`ProbeTarget` on a fake clock: each cold request records a start of 0.6 s (0.5 s
+    of it the load), a warm one takes 40 ms of service plus a 3 ms hop."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.deployed: dict[str, dict] = {}
+        self.answers: list[float] = []
+        self.warm = False
+        self.deleted: list[str] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.warm = False  # the probe waits for zero: the replica goes
+
+    def deploy(self, spec: object) -> dict:
+        self.deployed[spec.name] = {"cold_starts": []}  # type: ignore[attr-defined]
+        return {}
+
+    def get(self, name: str) -> dict:
+        colds = self.deployed[name]["cold_starts"]
+        replicas = [{"state": "ready"}] if self.warm else []
+        return {"status": {"replicas": replicas, "cold_starts": colds, "model": {}}}
+
+    def predict(self, name: str, inputs: object = None) -> dict:
+        if not self.warm:
+            self.deployed[name]["cold_starts"].append({"seconds": 0.6, "load_seconds": 0.5})
+            self.now += 0.6
+            self.warm = True
+        service = 0.040 + 0.001 * (len(self.answers) % 3)
+        self.answers.append(service)
+        self.now += service + 0.003
+        return {}
+
+    def delete(self, name: str) -> None:
+        self.deleted.append(name)
+
+    def service_times(self, name: str) -> list[float]:
+        return list(self.answers)
+
+
+def test_the_probe_splits_each_warm_round_trip_into_service_and_platform_hop() -> None:
+    fake = FakePlatform()
+    costs = probe(
+        fake, "/m", body={}, warm=6, cold=2, gap=0.0, monotonic=fake.monotonic, sleep=fake.sleep
+    )
+    assert costs.load_seconds == pytest.approx(0.5)
+    assert costs.start_overhead == pytest.approx(0.1)
+    # the service times are the gateway's, the rest of each round trip is the hop
+    assert list(costs.service.samples) == fake.answers[-6:]
+    assert costs.hop is not None
+    assert costs.hop.samples == pytest.approx([0.003] * 6)
+    [record] = fake.deployed.values()
+    assert len(record["cold_starts"]) == 3  # the first start, then two from zero
+    assert fake.deleted == list(fake.deployed)
+    assert costs.to_dict()["hop_seconds_p50"] == pytest.approx(0.003)

@@ -239,3 +239,91 @@ def test_each_start_draws_one_of_the_measured_start_up_times() -> None:
     spaced = [i * 100.0 for i in range(1, 41)]
     [r] = simulate([SimDeployment(spec(idle_timeout=10), spaced, costs)])
     assert set(round(x, 6) for x in r.latencies) == {0.21, 0.91}
+
+
+def test_a_batch_run_keeps_its_fanout_in_flight() -> None:
+    # one item in flight at a time: four replicas cannot help, the run is serial
+    costs = Costs(0.5, 0.0, ServiceTime(mean_seconds=0.1))
+    items = [0.0] * 20
+    serial = SimDeployment(
+        spec("dedicated", replicas=4), items, costs, fanout=1, created_at_start=True
+    )
+    wide = SimDeployment(
+        spec("dedicated", replicas=4), items, costs, fanout=64, created_at_start=True
+    )
+    one, four = simulate([serial]), simulate([wide])
+    assert one[0].finished_at == pytest.approx(0.5 + 20 * 0.1)
+    assert four[0].finished_at == pytest.approx(0.5 + 5 * 0.1)
+
+
+def test_a_deployment_made_for_a_run_and_deleted_after_it_holds_its_replicas_only_meanwhile() -> (
+    None
+):
+    costs = Costs(0.5, 0.0, ServiceTime(mean_seconds=0.1), stop_seconds=0.0)
+    sim = SimDeployment(
+        spec("dedicated", replicas=2),
+        [0.0] * 10,
+        costs,
+        fanout=8,
+        created_at_start=True,
+        delete_when_done=True,
+    )
+    [r] = simulate([sim], Settings(until=3600))
+    assert r.finished_at == pytest.approx(0.5 + 5 * 0.1)
+    # the start-up is paid (created at 0) and nothing after the last answer
+    assert r.replica_seconds == pytest.approx(2 * r.finished_at)
+    assert r.cold_starts == 2 and r.replicas_at(r.finished_at + 1) == 0
+    # the items waited for the replicas that were starting
+    assert all(r.cold)
+
+
+def test_the_platform_hop_adds_to_every_answer_without_holding_a_replica() -> None:
+    costs = Costs(0, 0, ServiceTime(mean_seconds=0.1), hop=ServiceTime(mean_seconds=0.02))
+    # two requests 50 ms apart on one replica: the second waits 50 ms for the first's service,
+    # not for its hop
+    [r] = simulate([SimDeployment(spec("dedicated", replicas=1), [0.0, 0.05], costs)])
+    assert r.latencies == pytest.approx([0.12, 0.17])
+
+
+def test_replicas_starting_together_share_the_nodes_cores() -> None:
+    costs = Costs(0.5, 0.0, ServiceTime(mean_seconds=0.01))
+    burst = [0.0] * 4  # four replicas at once from zero (target 1, max 4)
+    dep = SimDeployment(spec(min=0, max=4, target_concurrency=1, idle_timeout=5), burst, costs)
+    [alone] = simulate([dep])
+    [shared] = simulate([dep], Settings(cpu_cores=2))
+    # the autoscaler, poked by the queued burst, asks for all four at once
+    assert alone.starts == shared.starts == 4
+    # without sharing each is answered one start-up and one service after the burst
+    assert alone.latencies == pytest.approx([0.51] * 4)
+    # four loads, then four services, on two cores: each at half speed
+    assert shared.latencies == pytest.approx([1.02] * 4)
+
+
+def test_processor_sharing_on_one_core_matches_its_arithmetic() -> None:
+    # two dedicated replicas on one core, one request each at time 0: both at half speed,
+    # both done at 2 x service
+    costs = Costs(0, 0, ServiceTime(mean_seconds=0.1))
+    [r] = simulate(
+        [SimDeployment(spec("dedicated", replicas=2), [0.0, 0.0], costs)],
+        Settings(cpu_cores=1),
+    )
+    assert r.latencies == pytest.approx([0.2, 0.2])
+    # a third arriving at 0.05 on a third replica: 1/3 speed from then on
+    [r] = simulate(
+        [SimDeployment(spec("dedicated", replicas=3), [0.0, 0.0, 0.05], costs)],
+        Settings(cpu_cores=1),
+    )
+    # first two: 0.025 done by 0.05, 0.075 left at 1/3 speed -> 0.05 + 0.225 = 0.275
+    assert r.latencies[:2] == pytest.approx([0.275, 0.275])
+    # third: 0.075 done by 0.275 (1/3 of 0.225), then alone: 0.025 more -> ends 0.3
+    assert r.latencies[2] == pytest.approx(0.3 - 0.05)
+
+
+def test_cold_from_zero_is_what_arrived_with_no_replica_ready() -> None:
+    costs = Costs(0.5, 0.0, ServiceTime(mean_seconds=0.05))
+    dep = SimDeployment(
+        spec(min=0, max=1, target_concurrency=1, idle_timeout=2), [1.0, 1.2, 3.0, 30.0], costs
+    )
+    [r] = simulate([dep], Settings(stable_window=6))
+    assert r.cold_from_zero == [True, True, False, True]
+    assert r.cold_from_zero_share == 0.75

@@ -69,7 +69,9 @@ async def logs(
         "Points sampled every few seconds (the platform's `history_interval`), newest last, for "
         "the last half hour at most: requests, 5xx errors, 4xx rejections, p50/p99 latency of "
         "each interval, replicas ready/desired/starting, queued requests; and the recent cold "
-        "starts with their durations. Kept in memory: a restart starts afresh."
+        "starts with their durations; the service times of the most recent answers as the "
+        "gateway measured them (`service_seconds`, oldest first). Kept in memory: a restart "
+        "starts afresh."
     ),
 )
 async def metrics(
@@ -88,6 +90,7 @@ async def metrics(
         "points": history.points(name, since) if history is not None else [],
         "cold_starts": status.get("cold_starts", []),
         "summary": history.summary(name) if history is not None else None,
+        "service_seconds": [round(x, 6) for x in deps.dataplane.service_times(name)],
     }
 
 
