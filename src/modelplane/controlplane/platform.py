@@ -551,7 +551,7 @@ def _bootstrap_admin(store: Store, token_file: Path) -> str:
         if UserStore(store).principal_for(hash_token(token)) is not None:
             return token
     token = new_token()
-    store.add_token(ADMIN, hash_token(token), name="bootstrap")
+    UserStore(store).create_token(ADMIN, hash_token(token), name="bootstrap")
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,9 @@ from modelplane.errors import (
     AlreadyExists,
     DeploymentNotFound,
     InsufficientStorage,
-    NotFound,
     StoreUnavailable,
 )
-from modelplane.store.models import DeploymentRow, EventRow, TokenRow, UserRow, utcnow
+from modelplane.store.models import DeploymentRow, EventRow, UserRow, utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -129,23 +127,13 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- users and tokens ---------------------------------------------------------------------
+    # -- users ----------------------------------------------------------------------------------
     def ensure_user(self, name: str, *, admin: bool = False) -> UserRow:
         with self.session() as s:
             row = s.get(UserRow, name)
             if row is None:
                 row = UserRow(name=name, admin=admin, quotas={})
                 s.add(row)
-            return row
-
-    def add_token(
-        self, user: str, token_hash: str, name: str = "", expires_at: datetime | None = None
-    ) -> TokenRow:
-        with self.session() as s:
-            if s.get(UserRow, user) is None:
-                raise NotFound(f"user {user!r} does not exist")
-            row = TokenRow(user=user, hash=token_hash, name=name, expires_at=expires_at)
-            s.add(row)
             return row
 
     # -- deployments --------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_events_keep_their_order_and_go_with_the_deployment(store: Store) -> Non
 def test_naive_datetimes_are_refused(store: Store) -> None:
     store.ensure_user("ann")
     with pytest.raises(StatementError, match="naive datetime"):
-        store.add_token("ann", "h" * 64, expires_at=datetime(2030, 1, 1))
+        UserStore(store).create_token("ann", "h" * 64, expires_at=datetime(2030, 1, 1))
 
 
 def test_users_tokens_and_principals(store: Store) -> None:
@@ -99,7 +99,7 @@ def test_users_tokens_and_principals(store: Store) -> None:
     assert users.principal_for("a" * 64) is None
     assert users.revoke_deployment_tokens("echo") == 1
     assert users.principal_for("b" * 64) is None
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="user 'nobody' does not exist"):
         users.create_token("nobody", "d" * 64)
     assert scoped.id != live.id
 
