@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, FIXTURE_MODELS
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CLI = [sys.executable, "-m", "modelplane.cli.main"]
@@ -28,14 +28,14 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
             httpx.get(url, timeout=1)
-            return
         except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
+            return False
+        return True
+
+    wait_until(answers, timeout=timeout, what=f"{url} answering")
 
 
 class Cli:
@@ -82,12 +82,11 @@ def platform(
 
 
 def _wait_ls(cli: Cli, expect: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def listed() -> str:
         text = cli("ls").stdout
-        if expect in text or time.monotonic() > deadline:
-            return text
-        time.sleep(0.2)
+        return text if expect in text else ""
+
+    return wait_until(listed, timeout=timeout, interval=0.2, what=f"`ls` showing {expect!r}")
 
 
 def test_up_deploys_the_examples_and_the_cli_drives_them(platform) -> None:  # type: ignore[no-untyped-def]
@@ -121,10 +120,12 @@ def test_deploy_status_logs_rm(platform) -> None:  # type: ignore[no-untyped-def
     status = cli("status", "faulty").stdout
     assert "replicas ready 2/2" in status and "memory 256 MiB" in status
     cli("predict", "faulty", "--json", '{"print": "cli-log-marker"}')
-    deadline = time.monotonic() + 10
-    while "cli-log-marker" not in cli("logs", "faulty").stdout:
-        assert time.monotonic() < deadline, "model output never reached the logs"
-        time.sleep(0.1)
+    wait_until(
+        lambda: "cli-log-marker" in cli("logs", "faulty").stdout,
+        timeout=10,
+        interval=0.1,
+        what="the model's output reaching the logs",
+    )
     data = json.loads(cli("status", "faulty", "--json").stdout)
     assert data["status"]["requests"] == 1
     cli("rm", "faulty")

@@ -4,13 +4,13 @@ requirements, `envs ls|prune`; against a real platform."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FIXTURE_MODELS
 from tests.e2e.test_cli import Cli, platform  # noqa: F401 - the module's platform fixture
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 pytest.importorskip("marshmallow", reason="the DEEPaaS fixture module needs webargs/marshmallow")
@@ -65,8 +65,10 @@ def test_deploy_builds_the_models_environment_and_envs_lists_and_prunes_it(
     assert "pinned" in listing and "uv" in listing and "requirements.txt" in listing
     assert "nothing to prune" in cli("envs", "prune").stdout
     cli("rm", "pinned")
-    deadline = time.monotonic() + 20  # the removal reaches the reconciler on its next pass
-    while "removed 1 environment(s)" not in (pruned := cli("envs", "prune").stdout):
-        assert time.monotonic() < deadline, pruned
-        time.sleep(0.2)
+    wait_until(  # the removal reaches the reconciler on its next pass
+        lambda: "removed 1 environment(s)" in cli("envs", "prune").stdout,
+        timeout=20,
+        interval=0.2,
+        what="`envs prune` removing the environment",
+    )
     assert "no model environments" in cli("envs", "ls").stdout

@@ -21,7 +21,8 @@ import pytest
 
 from modelplane.controlplane.platform import Platform
 from tests.conftest import EXAMPLES, FIXTURE_MODELS, ROOT
-from tests.integration.conftest import Harness, eventually, start_platform
+from tests.integration.conftest import Harness, start_platform
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import FIXTURE_MODELS
 from tests.e2e.test_cli import CLI, free_port, wait_http
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 N = 40
@@ -27,16 +27,6 @@ def start(data: Path, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def wait_until(check, timeout: float = 90.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 def test_jobs_finish_exactly_once_after_a_kill(tmp_path: Path) -> None:
@@ -71,7 +61,7 @@ def test_jobs_finish_exactly_once_after_a_kill(tmp_path: Path) -> None:
             counts = http.get("/api/v1/deployments/slow/jobs").json()["counts"]
             return counts.get("succeeded", 0) >= 4 and counts.get("running", 0) >= 1
 
-        wait_until(some_done_some_running)
+        wait_until(some_done_some_running, timeout=90)
         os.kill(up.pid, signal.SIGKILL)
         up.wait(timeout=10)
         http.close()
@@ -84,7 +74,7 @@ def test_jobs_finish_exactly_once_after_a_kill(tmp_path: Path) -> None:
             data_ = http.get("/api/v1/deployments/slow/jobs", params={"limit": 1000}).json()
             return data_ if data_["counts"].get("succeeded", 0) == N else None
 
-        final = wait_until(all_succeeded)
+        final = wait_until(all_succeeded, timeout=90)
         assert final["counts"] == {"succeeded": N}
         assert len({j["input"]["key"] for j in final["jobs"]}) == N
         assert any(j["attempts"] >= 2 for j in final["jobs"]), "some job was interrupted"

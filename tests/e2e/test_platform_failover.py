@@ -23,6 +23,7 @@ from tests.integration.s3server import (
     MOTO_MISSING_REASON,
     moto_endpoint,  # noqa: F401  (fixture)
 )
+from tests.polling import wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -51,16 +52,6 @@ def start(data: Path, port: int, store: str, s3: str) -> subprocess.Popen[bytes]
     )
 
 
-def wait_until(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not reached within {timeout} s")
-
-
 def client(url: str, data: Path) -> httpx.Client:
     wait_http(f"{url}/api/v1/health")
     token = (data / "admin.token").read_text().strip()
@@ -73,7 +64,9 @@ def running(http: httpx.Client) -> set[int]:
 
 
 def test_leader_failover_by_sigkill_with_jobs(
-    tmp_path: Path, postgres_url: str, moto_endpoint: str  # noqa: F811
+    tmp_path: Path,
+    postgres_url: str,
+    moto_endpoint: str,  # noqa: F811
 ) -> None:
     ledger = tmp_path / "ledger.jsonl"
     procs: list[subprocess.Popen[bytes]] = []
@@ -116,7 +109,7 @@ def test_leader_failover_by_sigkill_with_jobs(
             counts = hb.get("/api/v1/deployments/ledger/jobs").json()["counts"]
             return counts.get("succeeded", 0) >= 4 and counts.get("running", 0) >= 2
 
-        wait_until(some_done_some_running)
+        wait_until(some_done_some_running, timeout=60)
         in_flight = running(hb)
         os.kill(a.pid, signal.SIGKILL)
         killed_at = time.monotonic()

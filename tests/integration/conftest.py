@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +12,7 @@ import pytest
 from modelplane.clock import Clock
 from modelplane.controlplane.platform import Platform
 from modelplane.settings import Settings
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05
-) -> Any:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+from tests.polling import eventually
 
 
 class Harness:
@@ -54,7 +39,7 @@ class Harness:
             st = (await self.status(name))["status"]
             return st if st["ready"] >= n else None
 
-        return await eventually(ready, timeout)
+        return await eventually(ready, timeout=timeout)
 
     async def predict(self, name: str, body: Any) -> httpx.Response:
         return await self.http.post(f"/api/v1/deployments/{name}/predict", json=body)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from modelplane.security import LOCAL_USER, authenticator
 from modelplane.spec import DeploymentSpec
 from modelplane.testing.backend import FakeBackend
 from modelplane.worker.main import SECRET_ENV
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +39,6 @@ class Rig:
     gateway_address: str
     ready: Callable[[ReplicaHandle], Awaitable[None]]
     dataplane: DataPlane | None = None
-
-
-async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(params=["fake", "local"])
@@ -63,7 +56,9 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
     backend = LocalProcessBackend(log=lambda *_: None)
 
     async def said_hello(handle: ReplicaHandle) -> None:
-        await until(lambda: dataplane.load(handle.deployment).get(handle.replica_id) is not None)
+        await eventually(
+            lambda: dataplane.load(handle.deployment).get(handle.replica_id) is not None, timeout=60
+        )
 
     try:
         yield Rig(backend, listener.address, said_hello, dataplane)

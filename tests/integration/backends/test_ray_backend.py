@@ -15,7 +15,8 @@ import pytest
 from modelplane.backends.ray import RayBackend
 from modelplane.controlplane.platform import Platform
 from modelplane.settings import Settings
-from tests.integration.conftest import Harness, eventually
+from tests.integration.conftest import Harness
+from tests.polling import eventually
 from tests.raycluster import RayCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.ray]
@@ -90,8 +91,10 @@ async def test_a_request_no_node_can_hold_is_pending_with_the_reason(
         return st if st["last_error"] else None
 
     st = await eventually(refused, timeout=30)
-    assert "no single node of the Ray cluster has all of 0.5 CPUs, 256 MiB of memory, " \
+    assert (
+        "no single node of the Ray cluster has all of 0.5 CPUs, 256 MiB of memory, "
         "1 of 'small', 2 GPUs" in str(st["last_error"])
+    )
     assert st["ready"] == 0
 
 

@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ from modelplane.backends.export import ExportOptions, render
 from modelplane.backends.export.bundle import MODEL_DIR, PORT
 from modelplane.backends.export.files import inspect_model, write_folder
 from modelplane.spec import DeploymentSpec
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[3]
@@ -118,16 +118,15 @@ def test_the_image_command_serves_predictions_and_health(tmp_path: Path) -> None
     proc = subprocess.Popen(cmd, env=run_env, cwd=model, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
+
+        def healthy() -> bool:
             assert proc.poll() is None, (tmp_path / "run.log").read_text()
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"{base}/health", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the model never answered /health"
-            time.sleep(0.2)
+                return False
+
+        wait_until(healthy, timeout=120, interval=0.2, what="the model answering /health")
         (check,) = [s["value"] for s in steps if s["instruction"] == "HEALTHCHECK"]
         probe = json.loads(check.split(" CMD ", 1)[1])
         probe = [arg.replace(f":{PORT}/", f":{port}/") for arg in probe]

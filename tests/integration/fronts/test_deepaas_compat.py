@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("deepaas", reason="deepaas is not installed: pip install deepaas==2.6.0")
@@ -51,17 +51,23 @@ def start(
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}: {log.read_text()}")
         try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return proc, url
+            return httpx.get(url + "/", timeout=1).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not answer within {timeout:g} s: {log.read_text()}")
+            return False
+
+    try:
+        wait_until(answers, timeout=timeout, interval=0.2, what=f"{cmd[0]} answering")
+    except AssertionError:
+        proc.kill()
+        raise RuntimeError(
+            f"{cmd[0]} did not answer within {timeout:g} s: {log.read_text()}"
+        ) from None
+    return proc, url
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

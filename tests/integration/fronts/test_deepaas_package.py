@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.integration.fronts.test_deepaas_compat import both, deepaas_run, same, start, stop
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("deepaas", reason="deepaas is not installed: pip install deepaas==2.6.0")
@@ -163,12 +163,11 @@ def test_swagger_ui_is_served_without_a_cdn(servers: tuple[str, str]) -> None:
 
 
 def _until_finished(url: str, uid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        body = httpx.get(f"{url}/v2/models/mp_demo/train/{uid}").json()
-        if body["status"] != "running" or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = httpx.get(f"{url}/v2/models/mp_demo/train/{uid}").json()
+        return body if body["status"] != "running" else None
+
+    return wait_until(finished, timeout=60, what=f"training {uid} finishing")
 
 
 def test_training_as_deepaas_does_it(servers: tuple[str, str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,25 +128,3 @@ async def servers() -> AsyncIterator[Servers]:
     for server in s.started:
         server.close()
         await server.wait_closed()
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = DEADLINE
-) -> None:
-    """Poll ``check`` until true, or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def poll() -> Callable[..., Awaitable[None]]:
-    return eventually

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from tests.integration.gateway.conftest import RawClient, Servers
 from tests.integration.gateway.test_http_layer import Echo, get
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 PROMPT = 0.5
@@ -77,7 +78,4 @@ async def test_connections_over_the_cap_get_503_at_once_and_room_comes_back(
         await c.send(get("/again"))
         return (await c.response()).status == 200
 
-    deadline = time.monotonic() + 3
-    while not await admitted():
-        assert time.monotonic() < deadline, "closed connections never made room"
-        await asyncio.sleep(0.05)
+    await eventually(admitted, timeout=3, what="closed connections making room")

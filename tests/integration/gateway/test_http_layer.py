@@ -477,7 +477,7 @@ async def test_half_pipelined_request_during_a_slow_answer_gets_408(servers) -> 
 # -- failures -----------------------------------------------------------------------------------
 
 
-async def test_client_leaving_mid_stream_does_not_hurt_other_clients(servers, poll) -> None:
+async def test_client_leaving_mid_stream_does_not_hurt_other_clients(servers) -> None:
     stopped = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
 

@@ -15,7 +15,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -53,13 +52,6 @@ except TimeoutError:
     pass
 print(json.dumps({"closed": closed, "received": len(got)}))
 """
-
-
-async def until(check: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

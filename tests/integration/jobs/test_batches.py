@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.conftest import Harness, eventually, start_platform
+from tests.integration.conftest import Harness, start_platform
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -100,8 +101,9 @@ async def test_a_cancelled_run_stops_taking_inputs(
     src.mkdir()
     for i in range(200):
         (src / f"{i}.json").write_text(json.dumps({"sleep": 0.05}))
-    run = await start(harness, deployment="slow", input=str(src), output=str(tmp_path / "out"),
-                      concurrency=2)
+    run = await start(
+        harness, deployment="slow", input=str(src), output=str(tmp_path / "out"), concurrency=2
+    )
 
     async def some_done() -> bool:
         return (await harness.http.get(f"/api/v1/batches/{run['id']}")).json()["done"] >= 2
@@ -119,8 +121,13 @@ async def test_a_model_folder_run_brings_its_own_deployment_and_removes_it(
 ) -> None:
     src = tmp_path / "in"
     dataset(src, 20)
-    run = await start(harness, model={"path": str(examples / "echo")}, replicas=2,
-                      input=str(src), output=str(tmp_path / "out"))
+    run = await start(
+        harness,
+        model={"path": str(examples / "echo")},
+        replicas=2,
+        input=str(src),
+        output=str(tmp_path / "out"),
+    )
     assert run["ephemeral"] is True and run["deployment"].startswith("batch-")
     run = await finished(harness, run["id"])
     assert (run["state"], run["done"]) == ("succeeded", 20)
@@ -129,8 +136,12 @@ async def test_a_model_folder_run_brings_its_own_deployment_and_removes_it(
     assert run["deployment"] not in names
 
     # Removed also when the run fails: a model that cannot load.
-    run = await start(harness, model={"path": str(fixture_models / "broken")},
-                      input=str(src), output=str(tmp_path / "out2"))
+    run = await start(
+        harness,
+        model={"path": str(fixture_models / "broken")},
+        input=str(src),
+        output=str(tmp_path / "out2"),
+    )
     run = await finished(harness, run["id"], timeout=90)
     assert run["state"] == "failed" and run["failed"] == 20
     assert "load" in run["failures"][0]["error"]
@@ -144,15 +155,19 @@ async def test_bad_requests_are_refused_with_the_field_named(
     await harness.deploy("echo", examples / "echo")
     cases = [
         ({"input": "a", "output": "b"}, 422, "either deployment or model"),
-        ({"deployment": "echo", "model": {"path": "/x"}, "input": "a", "output": "b"}, 422,
-         "either deployment or model"),
-        ({"deployment": "echo", "input": "a", "output": "b", "concurrency": 0}, 422,
-         "concurrency"),
+        (
+            {"deployment": "echo", "model": {"path": "/x"}, "input": "a", "output": "b"},
+            422,
+            "either deployment or model",
+        ),
+        ({"deployment": "echo", "input": "a", "output": "b", "concurrency": 0}, 422, "concurrency"),
         ({"deployment": "nope", "input": "a", "output": "b"}, 404, "nope"),
-        ({"deployment": "echo", "input": str(tmp_path / "missing"), "output": "b"}, 400,
-         "not a folder"),
-        ({"deployment": "echo", "input": "no-such-bucket/x", "output": "b"}, 404,
-         "no-such-bucket"),
+        (
+            {"deployment": "echo", "input": str(tmp_path / "missing"), "output": "b"},
+            400,
+            "not a folder",
+        ),
+        ({"deployment": "echo", "input": "no-such-bucket/x", "output": "b"}, 404, "no-such-bucket"),
         ({"deployment": "echo", "input": "ftp://x/y", "output": "b"}, 400, "unsupported scheme"),
     ]
     for body, status, words in cases:
@@ -169,17 +184,26 @@ async def test_users_see_only_their_runs_and_never_the_platforms_folders(
     assert (await h.post("/api/v1/users", json={"name": "ann"})).status_code == 201
     token = (await h.post("/api/v1/tokens", json={"user": "ann"})).json()["token"]
     ann = {"authorization": f"Bearer {token}"}
-    r = await h.post("/api/v1/deployments", headers=ann,
-                     json={"name": "anns", "model": {"path": str(examples / "echo")}})
+    r = await h.post(
+        "/api/v1/deployments",
+        headers=ann,
+        json={"name": "anns", "model": {"path": str(examples / "echo")}},
+    )
     assert r.status_code == 201, r.text
     src = tmp_path / "in"
     dataset(src, 2)
-    r = await h.post("/api/v1/batches", headers=ann,
-                     json={"deployment": "anns", "input": str(src), "output": "ann-out"})
+    r = await h.post(
+        "/api/v1/batches",
+        headers=ann,
+        json={"deployment": "anns", "input": str(src), "output": "ann-out"},
+    )
     assert r.status_code == 403 and "for admins" in r.json()["message"]
     await h.post("/api/v1/buckets", json={"name": "admins-data"})
-    r = await h.post("/api/v1/batches", headers=ann,
-                     json={"deployment": "anns", "input": "admins-data", "output": "ann-out"})
+    r = await h.post(
+        "/api/v1/batches",
+        headers=ann,
+        json={"deployment": "anns", "input": "admins-data", "output": "ann-out"},
+    )
     assert r.status_code == 404
     admin_run = await start(harness, deployment="anns", input=str(src), output=str(tmp_path / "o"))
     r = await h.get(f"/api/v1/batches/{admin_run['id']}", headers=ann)
@@ -225,15 +249,18 @@ async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
     harness: Harness, fixture_models: Path, tmp_path: Path
 ) -> None:
     await harness.deploy(
-        "lazy", fixture_models / "faulty", mode="serverless",
+        "lazy",
+        fixture_models / "faulty",
+        mode="serverless",
         scale={"min": 0, "max": 2, "target_concurrency": 1, "idle_timeout": 1},
     )
     src = tmp_path / "in"
     src.mkdir()
     for i in range(150):
         (src / f"{i:03}.json").write_text(json.dumps({"sleep": 0.02}))
-    run = await start(harness, deployment="lazy", input=str(src), output=str(tmp_path / "out"),
-                      concurrency=8)
+    run = await start(
+        harness, deployment="lazy", input=str(src), output=str(tmp_path / "out"), concurrency=8
+    )
     most = 0
 
     async def at_max() -> bool:

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import Harness, eventually
+from tests.integration.conftest import Harness
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +244,8 @@ async def test_uploads_on_the_fast_path_answer_as_the_api_documents(
     # Percent-encoded keys are decoded once, as FastAPI does.
     r = await harness.http.put(
         "/api/v1/buckets/echo-in/objects/dir%20one/caf%C3%A9.json",
-        content=b'{"n": 1}', headers={"content-type": "application/json"},
+        content=b'{"n": 1}',
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 201, r.text
     body = r.json()
@@ -254,12 +256,14 @@ async def test_uploads_on_the_fast_path_answer_as_the_api_documents(
     r = await harness.http.put("/api/v1/buckets/echo-in/objects/q.json?x=1", content=b"{}")
     assert r.status_code == 201 and r.json()["object"]["key"] == "q.json"
     bad = {"authorization": "Bearer nope"}
-    r = await harness.http.put("/api/v1/buckets/echo-in/objects/a.json", content=b"{}",
-                               headers=bad)
+    r = await harness.http.put("/api/v1/buckets/echo-in/objects/a.json", content=b"{}", headers=bad)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert r.json()["error"] == "unauthenticated"
     # An inference token predicts; it does not write into buckets.
     scoped = (await harness.http.post("/api/v1/deployments/echo/tokens", json={})).json()["token"]
-    r = await harness.http.put("/api/v1/buckets/echo-in/objects/a.json", content=b"{}",
-                               headers={"authorization": f"Bearer {scoped}"})
+    r = await harness.http.put(
+        "/api/v1/buckets/echo-in/objects/a.json",
+        content=b"{}",
+        headers={"authorization": f"Bearer {scoped}"},
+    )
     assert r.status_code == 404, r.text

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from tests.integration.conftest import Harness
 from tests.integration.jobs.test_jobs import all_finished, deploy_async
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,15 +56,15 @@ async def test_files_dropped_into_a_bucket_respect_the_job_queue_bound(
     for i in range(6):
         (folder / f"f{i}.json").write_bytes(b'{"sleep": 0.3}')
     most_active, fewer_rows_seen = 0, False
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def all_succeeded() -> bool:
+        nonlocal most_active, fewer_rows_seen
         r = await harness.http.get("/api/v1/deployments/slow/jobs", params={"limit": 100})
         counts = r.json()["counts"]
         most_active = max(most_active, counts.get("queued", 0) + counts.get("running", 0))
         fewer_rows_seen |= sum(counts.values()) < 6
-        if counts.get("succeeded", 0) == 6:
-            break
-        assert time.monotonic() < deadline, counts
-        await asyncio.sleep(0.05)  # polling with a deadline
+        return bool(counts.get("succeeded", 0) == 6)
+
+    await eventually(all_succeeded, timeout=60, what="all six dropped files done")
     assert most_active <= 2, most_active
     assert fewer_rows_seen, "the files never had to wait"

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import eventually, start_platform
+from tests.integration.conftest import start_platform
+from tests.polling import eventually
 
 from modelplane.controlplane.platform import Platform
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.conftest import eventually, start_platform
+from tests.integration.conftest import start_platform
+from tests.polling import eventually
 from typer.testing import CliRunner
 
 from modelplane.cli.main import app

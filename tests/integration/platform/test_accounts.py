@@ -16,7 +16,8 @@ from modelplane.spec import DeploymentSpec
 from modelplane.store.models import utcnow
 from modelplane.store.users import UserStore
 from modelplane.testing.clock import FakeClock
-from tests.integration.conftest import Harness, eventually, start_platform
+from tests.integration.conftest import Harness, start_platform
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Harness, eventually, start_platform
+from tests.integration.conftest import Harness, start_platform
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("marshmallow", reason="the DEEPaaS fixture module needs webargs/marshmallow")

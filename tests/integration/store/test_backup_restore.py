@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from modelplane.cli.main import app
-from tests.integration.conftest import Harness, eventually, start_platform
+from tests.integration.conftest import Harness, start_platform
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from modelplane.cli.main import app
-from tests.integration.conftest import eventually, start_platform
+from tests.integration.conftest import start_platform
 from tests.pgserver import PostgresServer
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
