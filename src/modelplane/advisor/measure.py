@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from modelplane.advisor.costs import Costs, ServiceTime
 from modelplane.errors import InvalidInput, InvalidSpec, ModelFailed, ModelplaneError, Unavailable
-from modelplane.spec import DeploymentSpec, Resources
+from modelplane.spec import DeploymentSpec, ModelRef, Resources
 
 __all__ = ["ProbeTarget", "from_history", "probe", "sample_input"]
 
@@ -132,6 +132,7 @@ def probe(
     warm: int = 10,
     cold: int = 3,
     gap: float = 0.25,
+    model: ModelRef | None = None,
     zero_timeout: float = 60.0,
     progress: Callable[[str], None] = lambda _msg: None,
     monotonic: Callable[[], float] = time.perf_counter,
@@ -142,13 +143,15 @@ def probe(
     ``body``: the JSON input to send (default: one built from the model's input schema).
     ``gap``: seconds between warm requests. A replica that waited answers slower than one kept
     busy (the scheduler has to wake it, its caches are cold), and traffic that does not queue
-    meets the waiting one. The probe deployment is deleted whatever happens.
+    meets the waiting one. ``model``: the loader and entrypoint to use (default: recognised
+    from the folder). The probe deployment is deleted whatever happens.
     """
     name = f"advise-probe-{secrets.token_hex(3)}"
     spec = DeploymentSpec.parse(
         {
             "name": name,
-            "model": {"path": model_path},
+            "model": (model or ModelRef(path=model_path)).model_dump(mode="json")
+            | {"path": model_path},
             "mode": "serverless",
             "resources": (resources or Resources()).model_dump(mode="json"),
             "scale": {"min": 0, "max": 1, "target_concurrency": 1, "idle_timeout": 1},

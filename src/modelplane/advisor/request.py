@@ -6,7 +6,7 @@ costs are given rather than read from a deployment's history, into :class:`Costs
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,14 +53,23 @@ class GivenCosts(BaseModel):
 
 
 class AdviseRequest(BaseModel):
-    """Either ``deployment`` (its recorded history gives the costs) or ``costs``; traffic as a
-    rate and a pattern, or as a ``trace`` of request times in seconds; or a ``dataset_size``
-    for one-off predictions."""
+    """One of ``deployment`` (its recorded history gives the costs), ``model`` (a folder on the
+    platform's machine, measured by a probe) or ``costs``; traffic as a rate and a pattern, or
+    as a ``trace`` of request times in seconds; or a ``dataset_size`` for one-off
+    predictions."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     deployment: str | None = Field(default=None, description="a deployment of yours")
     costs: GivenCosts | None = None
+    model: ModelRef | None = Field(
+        default=None,
+        description="a model folder the platform may read (as for a deployment): probed — "
+        "deployed at zero for a moment, a few cold starts and predictions timed, removed",
+    )
+    sample: Any = Field(
+        default=None, description="with model: the probe's JSON input (default: from its schema)"
+    )
     requests_per_hour: Annotated[float | None, Field(gt=0, le=1e8)] = None
     peak_concurrency: Annotated[int | None, Field(ge=1, le=100_000)] = None
     pattern: Pattern | None = None
@@ -78,8 +87,13 @@ class AdviseRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> AdviseRequest:
-        if (self.deployment is None) == (self.costs is None):
-            raise ValueError("give exactly one of deployment (its history) and costs")
+        given = [x is not None for x in (self.deployment, self.model, self.costs)]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of deployment (its history), model (a folder to probe) and costs"
+            )
+        if self.sample is not None and self.model is None:
+            raise ValueError("sample: only with model (it is the probe's input)")
         for field in ("deployment", "name"):
             value = getattr(self, field)
             if value is not None and not NAME_RE.match(value):

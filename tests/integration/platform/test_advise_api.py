@@ -81,6 +81,43 @@ async def test_given_costs_answer_without_any_deployment(harness: Harness) -> No
     assert r.json()["recommendation"]["option"] == "dedicated-oneoff"
 
 
+async def test_a_model_folder_is_probed_on_the_platform(harness: Harness, examples: Path) -> None:
+    body = {"model": {"path": str(examples / "echo")}, "sample": {"inputs": [1]}, **TRAFFIC}
+    r = await harness.http.post("/api/v1/advise", json=body)
+    assert r.status_code == 200, r.text
+    advice = r.json()
+    costs = advice["costs"]
+    assert costs["source"] == "probe"
+    # two starts from zero and ten warm predictions, each split into service and hop
+    assert len(costs["cold_start_samples_seconds"]) == 2
+    assert costs["service_samples"] == 10 and len(costs["hop_samples_seconds"]) == 10
+    assert 0 < costs["service_seconds_p50"] < 0.05
+    assert 0 < costs["cold_start_seconds"] < 30
+    # the snippet deploys the folder that was probed
+    options = {o["option"]: o for o in advice["options"]}
+    spec = DeploymentSpec.parse(yaml.safe_load(options["serverless"]["snippet"]))
+    assert spec.model.path == str(examples / "echo") and spec.name == "echo"
+    # the probe's deployment is gone
+    r = await harness.http.get("/api/v1/deployments")
+    assert [d["name"] for d in r.json()] == []
+
+
+async def test_a_folder_the_platform_cannot_deploy_is_refused_before_any_probe(
+    harness: Harness, tmp_path: Path
+) -> None:
+    r = await harness.http.post(
+        "/api/v1/advise", json={"model": {"path": str(tmp_path / "missing")}, **TRAFFIC}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["details"]["field"] == "model.path"
+    r = await harness.http.post(
+        "/api/v1/advise",
+        json={"model": {"path": str(tmp_path)}, "deployment": "echo", **TRAFFIC},
+    )
+    assert r.status_code == 422
+    assert "exactly one of deployment" in r.json()["message"]
+
+
 @pytest.mark.slow
 def test_cli_measures_the_model_with_a_probe_then_advises(tmp_path: Path) -> None:
     model = Path(__file__).resolve().parents[3] / "bench" / "models" / "sleepy50"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,9 +13,10 @@ from modelplane.advisor.measure import from_history
 from modelplane.advisor.request import AdviseRequest
 from modelplane.core.auth import current_principal
 from modelplane.core.deployments import Deployments
+from modelplane.core.probing import probe_folder
 from modelplane.errors import Conflict
 from modelplane.security import Principal
-from modelplane.spec import DeploymentSpec, ModelRef
+from modelplane.spec import DeploymentSpec, Mode, ModelRef, Resources
 
 router = APIRouter(tags=["advisor"])
 Caller = Annotated[Principal, Depends(current_principal)]
@@ -24,13 +26,16 @@ Caller = Annotated[Principal, Depends(current_principal)]
     "/advise",
     summary="Recommend how to serve a model for the traffic you expect",
     description=(
-        "The model's costs come from a deployment's recorded history (`deployment`) or are "
-        "given (`costs`). Every option that applies is simulated with the platform's own "
+        "The model's costs come from a deployment's recorded history (`deployment`), from a "
+        "probe of a model folder the platform may read (`model`: deployed serverless at zero as "
+        "you, with the same checks and quota as a deployment, two cold starts and ten "
+        "predictions timed, then removed; `sample` is its input) or are given (`costs`). Every "
+        "option that applies is simulated with the platform's own "
         "autoscaler and placement; the answer names the recommended one and why, and for each "
         "option its p50/p99 latency, cold-start share, replica- and GPU-hours per day, a spec "
         "to deploy it and the figures over time."
     ),
-    responses={404: {}, 409: {}, 422: {}},
+    responses={400: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}},
 )
 async def advise_route(body: AdviseRequest, caller: Caller, request: Request) -> dict[str, Any]:
     deps = request.app.state.deps
@@ -45,6 +50,27 @@ async def advise_route(body: AdviseRequest, caller: Caller, request: Request) ->
             )
         spec = DeploymentSpec.model_validate(view["spec"])
         question = body.question(default_name=spec.name, model=spec.model, resources=spec.resources)
+    elif body.model is not None:
+        model = body.model
+        probed = DeploymentSpec(
+            name="advise-probe",
+            model=model,
+            resources=body.resources or Resources(),
+            mode=Mode.serverless,
+        )
+        # the rules of deploying the folder through the API, before anything starts (create()
+        # checks them again, with the quota, for the probe's own deployment)
+        service = Deployments(deps)
+        service.check_model(probed)
+        service.check_upload_owner(probed, caller.user)
+        costs = await probe_folder(
+            deps, caller, model.path, sample=body.sample, resources=body.resources, model=model
+        )
+        question = body.question(
+            default_name=body.name or _slug(Path(model.path).name),
+            model=model,
+            resources=body.resources,
+        )
     else:
         assert body.costs is not None
         costs = body.costs.costs()
@@ -54,3 +80,8 @@ async def advise_route(body: AdviseRequest, caller: Caller, request: Request) ->
     # CPU-bound for up to a few seconds: off the event loop's thread.
     advice = await asyncio.to_thread(advise, question, costs)
     return advice.to_dict()
+
+
+def _slug(text: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    return slug[:63].strip("-") or "my-model"
