@@ -1,9 +1,11 @@
 """The reconciler: drives the replicas that run toward the deployments that are stored.
 
-It wakes on every change (a deploy, a replica ready, a replica gone) and at a short interval, reads
-the desired state from the store, and starts or stops replicas through the runtime backend. A
-replica that dies unasked is replaced, after a backoff that grows while it keeps dying; one that
-goes over its memory limit is stopped and the reason is kept for ``status``.
+It wakes on every change (a deploy, a replica ready, a replica gone) and at a short interval,
+reads the desired state from the store, asks the lifecycle decider
+(:mod:`modelplane.controlplane.lifecycle`) what to do, and does it through the runtime backend
+and the data plane's narrow methods. What it decides nothing about: the crash backoff, memory
+policing and scale-down order are the decider's; the status document is
+:mod:`modelplane.controlplane.status`'s; what each replica is, :mod:`~.runtime`'s.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from modelplane.backends.base import ReplicaHandle, ReplicaLaunch, RuntimeBackend
 from modelplane.clock import Clock, utc
-from modelplane.controlplane.backoff import failures_after_exit, restart_delay
+from modelplane.controlplane import lifecycle
+from modelplane.controlplane.journal import Journal
+from modelplane.controlplane.runtime import DeploymentRuntime, DesiredFn, Replica, fixed_desired
+from modelplane.controlplane.status import deployment_status, unknown_status
 from modelplane.errors import Unavailable
-from modelplane.gateway.balance import per_replica_limit, scale_down_order
+from modelplane.gateway.balance import per_replica_limit
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
@@ -34,63 +36,6 @@ from modelplane.store import Store
 from modelplane.worker.main import SECRET_ENV
 
 log = logging.getLogger("modelplane.reconciler")
-
-STABLE_AFTER = 10.0
-"""A replica that ran this long before dying resets the backoff: it was not a crash loop."""
-
-
-@dataclass
-class Replica:
-    id: str
-    started_at: float
-    started_wall: datetime
-    handle: ReplicaHandle | None = None
-    state: str = "starting"  # starting | ready | stopping
-    ready_at: float | None = None
-    load_seconds: float | None = None
-    error: str | None = None
-    stop_requested: bool = False
-    oom: bool = False
-    cold: bool = False
-    """Started while the deployment had no ready replica: its start-up is a cold start."""
-    during_request: bool = False
-    """Its connection dropped with requests in flight: a request, not a loop, killed it."""
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
-
-
-@dataclass
-class DeploymentRuntime:
-    name: str
-    owner: str
-    spec: DeploymentSpec
-    generation: int
-    replicas: dict[str, Replica] = field(default_factory=dict)
-    restarts: int = 0
-    failures: int = 0
-    next_start_at: float = 0.0
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    metadata: dict[str, Any] | None = None
-    cold_starts: list[dict[str, Any]] = field(default_factory=list)
-    """The most recent cold starts: when, and seconds from start to ready."""
-    pending: str | None = None
-    """Why a wanted replica is not started (node full, over quota); None when none waits."""
-
-    def live(self) -> list[Replica]:
-        return [r for r in self.replicas.values() if r.state != "stopping"]
-
-
-DesiredFn = Callable[[DeploymentRuntime, float], int]
-
-
-def fixed_desired(dep: DeploymentRuntime, now: float) -> int:
-    """Dedicated deployments keep their replica count; serverless ones are sized elsewhere."""
-    if dep.spec.mode is Mode.dedicated:
-        return dep.spec.scale.replicas
-    return max(dep.spec.scale.min, 1)
 
 
 class Reconciler:
@@ -111,8 +56,7 @@ class Reconciler:
         self.store = store
         self.backend = backend
         self.dataplane = dataplane
-        self.logs = logs
-        self.metrics = metrics
+        self.journal = Journal(store, logs, metrics, self._background)
         self.clock = clock
         self.cache_dir = cache_dir
         self.interval = interval
@@ -152,7 +96,8 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         await self.sync()
         for dep in list(self.deployments.values()):
-            self._check_memory(dep)
+            for stop in lifecycle.memory_stops(dep.spec.resources.memory, self._views(dep, True)):
+                self._act(dep, stop)
             await self.converge(dep.name)
 
     async def sync(self) -> None:
@@ -173,25 +118,22 @@ class Reconciler:
         for row in rows:
             seen.add(row.name)
             dep = self.deployments.get(row.name)
+            if dep is not None and dep.generation == row.generation:
+                continue
+            spec = DeploymentSpec.model_validate(row.spec)
+            if self.reservations is not None:
+                self.reservations.commit(row.name, row.owner, spec)
             if dep is None:
-                spec = DeploymentSpec.model_validate(row.spec)
-                dep = DeploymentRuntime(row.name, row.owner, spec, row.generation)
-                self.deployments[row.name] = dep
-                if self.reservations is not None:
-                    self.reservations.commit(row.name, row.owner, spec)
+                self.deployments[row.name] = DeploymentRuntime(
+                    row.name, row.owner, spec, row.generation
+                )
                 self.dataplane.add_deployment(row.name, row.owner)
-                self._background(self._prepare(spec))
-            elif dep.generation != row.generation:
-                dep.spec = DeploymentSpec.model_validate(row.spec)
-                dep.generation = row.generation
-                if self.reservations is not None:
-                    self.reservations.commit(row.name, row.owner, dep.spec)
-                dep.failures = 0
-                dep.next_start_at = 0.0
-                for replica in dep.live():  # replaced by replicas of the new spec below
+            else:  # a new spec is a fresh start: no crash loop to wait out
+                dep.spec, dep.generation, dep.crashes = spec, row.generation, dep.crashes.reset()
+                for replica in dep.live():  # replaced by replicas of the new spec
                     self._stop(dep, replica, "spec updated")
-                self._background(self.backend.release(dep.name, keep=dep.spec))
-                self._background(self._prepare(dep.spec))
+                self._background(self.backend.release(dep.name, keep=spec))
+            self._background(self._prepare(spec))
         for name in [n for n in self.deployments if n not in seen]:
             self._teardown(name)
 
@@ -206,23 +148,42 @@ class Reconciler:
             return
         now = self.clock.now()
         want = self.desired(dep, now)
-        live = dep.live()
         env = self.backend.environment(dep.spec)
-        if env is not None and env["state"] != "ready" and len(live) < want:
-            self._environment_not_ready(dep, env)
-        elif len(live) < want and now >= dep.next_start_at:
-            cold = not any(r.state == "ready" for r in live)
-            for _ in range(want - len(live)):
-                if not await self._start(dep, cold=cold):
-                    break
-        elif len(live) > want:
-            load = self.dataplane.load(dep.name)
-            victims = scale_down_order(live, lambda r: load.get(r.id, 0))
-            for replica in victims[: len(live) - want]:
-                self._stop(dep, replica, "scaled down")
+        actions = lifecycle.decide(want, self._views(dep), dep.crashes, now, environment=env)
+        for action in actions:
+            if isinstance(action, lifecycle.Start):
+                if not await self._start(dep, cold=action.cold):
+                    break  # no room: the reason is kept as the deployment's pending
+            else:
+                self._act(dep, action)
         if len(dep.live()) >= want:
             dep.pending = None
         self._publish(dep)
+
+    def _views(self, dep: DeploymentRuntime, memory: bool = False) -> list[lifecycle.ReplicaView]:
+        load = self.dataplane.load(dep.name)
+        rss = self._memory(dep) if memory else {}
+        return [r.view(load.get(r.id, 0), rss.get(r.id)) for r in dep.replicas.values()]
+
+    def _memory(self, dep: DeploymentRuntime) -> dict[str, int | None]:
+        return {
+            r.id: self.backend.memory_bytes(r.handle) if r.handle is not None else None
+            for r in dep.replicas.values()
+        }
+
+    def _act(self, dep: DeploymentRuntime, action: lifecycle.Action) -> None:
+        """Carry out one of the decider's actions that need no await (all but a start)."""
+        if isinstance(action, lifecycle.Stop) and action.replica in dep.replicas:
+            replica = dep.replicas[action.replica]
+            if action.oom is not None:
+                replica.oom, replica.error = True, action.oom
+            self._stop(dep, replica, action.reason, grace=action.grace)
+        elif isinstance(action, lifecycle.WaitUntil) and dep.wake_at != action.at:
+            dep.wake_at = action.at  # once per backoff, not once per pass
+            delay = max(action.at - self.clock.now(), 0.0)
+            asyncio.get_running_loop().call_later(delay, self.wake)
+        elif isinstance(action, lifecycle.EnvironmentFailed):
+            self._environment_failed(dep, action.reason)
 
     async def _prepare(self, spec: DeploymentSpec) -> None:
         """Warm up what replicas of ``spec`` need (its environment, a template), then look again."""
@@ -231,19 +192,13 @@ class Reconciler:
         finally:
             self.wake()
 
-    def _environment_not_ready(self, dep: DeploymentRuntime, env: dict[str, Any]) -> None:
-        """No replica starts while the model's environment builds; a failed build is reported
-        once, as the deployment's error, and requests waiting for a replica are answered."""
-        if env["state"] != "failed":
-            return
-        reason = f"the model's environment could not be built: {env.get('error')}"
+    def _environment_failed(self, dep: DeploymentRuntime, reason: str) -> None:
+        """Reported once, as the deployment's error; waiting requests are answered each pass."""
         if dep.last_error != reason:
-            dep.last_error = reason
-            dep.last_error_at = utc(self.clock)
-            self._platform_log(dep.name, reason)
-            self._event(dep.name, "environment_failed", reason)
+            dep.failed(reason, utc(self.clock))
+            self.journal.note(dep.name, "environment_failed", reason)
         self.dataplane.fail_waiting(
-            dep.name, _unavailable(f"deployment {dep.name!r}: {reason}", 30.0)
+            dep.name, _unavailable(f"deployment {dep.name!r}: {reason}", 30)
         )
 
     # -- starting and stopping ------------------------------------------------------------------
@@ -262,13 +217,11 @@ class Reconciler:
         dep.replicas[rid] = replica
         self._by_replica[rid] = (dep, replica)
         # Over TCP anyone can dial the gateway: a replica is admitted with the secret it got here.
-        secret = secrets.token_urlsafe(24)
-        env[SECRET_ENV] = secret
+        env[SECRET_ENV] = secret = secrets.token_urlsafe(24)
         self.dataplane.expect(rid, dep.name, secret)
-        cache = self.cache_dir / dep.name
-        cache.mkdir(parents=True, exist_ok=True)
+        (self.cache_dir / dep.name).mkdir(parents=True, exist_ok=True)
         launch = ReplicaLaunch(rid, dep.spec, self._gateway_address, env=env)
-        self._platform_log(dep.name, f"starting replica {rid}")
+        self.journal.log(dep.name, f"starting replica {rid}")
         try:
             replica.handle = await self.backend.start(launch)
         except Exception as exc:
@@ -278,15 +231,14 @@ class Reconciler:
         self._background(self._await_exit(dep, replica, replica.handle))
         return True
 
-    def _not_placed(self, dep: DeploymentRuntime, reason: str) -> None:
-        message = f"replica not started: {reason}"
-        if dep.pending != message:
-            dep.pending = message
-            self._platform_log(dep.name, message)
-            self._event(dep.name, "pending", message)
-        if not dep.live():
+    def _not_placed(self, dep: DeploymentRuntime, refusal: str) -> None:
+        outcome = lifecycle.not_placed(dep.pending, refusal, len(dep.live()))
+        dep.pending = outcome.message
+        if outcome.announce:
+            self.journal.note(dep.name, "pending", outcome.message)
+        if outcome.fails_waiting:
             self.dataplane.fail_waiting(
-                dep.name, _unavailable(f"deployment {dep.name!r}: {message}", 5.0)
+                dep.name, _unavailable(f"deployment {dep.name!r}: {outcome.message}", 5.0)
             )
 
     def _stop(
@@ -297,7 +249,7 @@ class Reconciler:
         replica.stop_requested = True
         replica.state = "stopping"
         connected = self.dataplane.stop_replica(replica.id)  # finish in-flight, then exit
-        self._platform_log(dep.name, f"stopping replica {replica.id}: {reason}")
+        self.journal.log(dep.name, f"stopping replica {replica.id}: {reason}")
         if replica.handle is not None:
             if not connected:
                 grace = 0.0  # still loading: nothing in flight to finish
@@ -321,61 +273,18 @@ class Reconciler:
         self.dataplane.forget(replica.id)
         if self.deployments.get(dep.name) is dep:
             self._publish(dep)
-        if replica.stop_requested and not replica.oom:
-            self._platform_log(dep.name, f"replica {replica.id} stopped")
+        crash = lifecycle.after_exit(replica.exit(code), dep.crashes, self.clock.now())
+        if crash is None:
+            self.journal.log(dep.name, f"replica {replica.id} stopped")
             self.wake()
             return
-        now = self.clock.now()
-        if replica.oom:
-            reason, kind = replica.error or "over its memory limit", "oom_killed"
-        elif replica.error:
-            reason, kind = replica.error, "load_failed"
-        elif replica.during_request and replica.ready_at is not None:
-            reason = f"replica {replica.id} {describe_exit(code)} while handling a request"
-            kind = "request_crash"
-        else:
-            reason, kind = f"replica {replica.id} {describe_exit(code)}", "crashed"
-        ran = now - (replica.ready_at or replica.started_at)
-        dep.failures = failures_after_exit(
-            dep.failures,
-            ran=ran,
-            was_ready=replica.ready_at is not None,
-            during_request=kind == "request_crash",
-            stable_after=STABLE_AFTER,
-        )
-        dep.restarts += 1
-        delay = restart_delay(dep.failures)
-        dep.next_start_at = now + delay
-        dep.last_error = reason
-        dep.last_error_at = utc(self.clock)
-        self.metrics.restarts.labels(dep.name, kind).inc()
-        if kind == "load_failed" and not self.dataplane.ready_count(dep.name):
-            self.dataplane.fail_waiting(
-                dep.name,
-                _unavailable(
-                    f"deployment {dep.name!r} cannot start a replica: {reason}", max(delay, 1.0)
-                ),
-            )
-        self._platform_log(dep.name, f"{reason}; replacing it in {delay:.1f} s")
-        self._event(dep.name, kind, reason, replica.id)
-        self.wake()
-        if delay > 0:
-            loop = asyncio.get_running_loop()
-            loop.call_later(delay, self.wake)
-
-    def _check_memory(self, dep: DeploymentRuntime) -> None:
-        limit = dep.spec.resources.memory
-        for replica in dep.live():
-            if replica.handle is None:
-                continue
-            rss = self.backend.memory_bytes(replica.handle)
-            if rss is not None and rss > limit:
-                replica.oom = True
-                replica.error = (
-                    f"replica {replica.id} used {rss / 2**20:.0f} MiB, over its memory limit of "
-                    f"{limit / 2**20:.0f} MiB, and was stopped"
-                )
-                self._stop(dep, replica, "over its memory limit", grace=0)
+        dep.crashes = crash.history
+        dep.failed(crash.reason, utc(self.clock))
+        if crash.fails_waiting and not self.dataplane.ready_count(dep.name):
+            message = f"deployment {dep.name!r} cannot start a replica: {crash.reason}"
+            self.dataplane.fail_waiting(dep.name, _unavailable(message, max(crash.delay, 1.0)))
+        self.journal.crash(dep.name, replica.id, crash)
+        self.wake()  # the next pass starts the replacement, or waits out the backoff
 
     def _teardown(self, name: str) -> None:
         dep = self.deployments.pop(name)
@@ -387,9 +296,7 @@ class Reconciler:
         self._background(self.backend.release(name))
         for hook in self.on_removed:
             hook(name)
-        for state in ("ready", "starting"):
-            with contextlib.suppress(KeyError):
-                self.metrics.replicas.remove(name, state)
+        self.journal.forget(name)
 
     # -- what the gateway reports ---------------------------------------------------------------
     def replica_ready(self, replica_id: str, info: dict[str, Any]) -> None:
@@ -404,22 +311,7 @@ class Reconciler:
         metadata = info.get("metadata")
         if isinstance(metadata, dict):
             dep.metadata = metadata
-        startup = replica.ready_at - replica.started_at
-        self._platform_log(dep.name, f"replica {replica_id} ready in {startup:.3f} s")
-        if replica.cold:
-            self.metrics.cold_starts.labels(dep.name).inc()
-            self.metrics.cold_start_seconds.labels(dep.name).observe(startup)
-            dep.cold_starts = [
-                *dep.cold_starts[-19:],
-                {
-                    "at": replica.started_wall.isoformat(),
-                    "seconds": round(startup, 4),
-                    "load_seconds": replica.load_seconds,
-                },
-            ]
-            self._event(dep.name, "cold_start", f"ready from zero in {startup:.3f} s", replica_id)
-        else:
-            self._event(dep.name, "ready", f"ready in {startup:.3f} s", replica_id)
+        self.journal.ready(dep, replica, replica.ready_at - replica.started_at)
         self._publish(dep)
 
     def replica_load_failed(self, replica_id: str, error: str) -> None:
@@ -441,8 +333,7 @@ class Reconciler:
         return len(dep.live()) if dep else 0
 
     def record_event(self, name: str, kind: str, message: str) -> None:
-        self._platform_log(name, message)
-        self._event(name, kind, message)
+        self.journal.note(name, kind, message)
 
     # -- reporting ------------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:
@@ -452,90 +343,28 @@ class Reconciler:
                 return remote
         dep = self.deployments.get(name)
         if dep is None:
-            return {
-                "desired": 0,
-                "ready": 0,
-                "starting": 0,
-                "replicas": [],
-                "restarts": 0,
-                "state": "pending",
-            }
-        served = self.dataplane.served(name)
-        replicas = []
-        for r in dep.replicas.values():
-            rss = self.backend.memory_bytes(r.handle) if r.handle else None
-            replicas.append(
-                {
-                    "id": r.id,
-                    "state": r.state,
-                    "pid": r.handle.pid if r.handle else None,
-                    "node": r.handle.node if r.handle else None,
-                    "node_id": r.handle.node_id if r.handle else None,
-                    "started_at": r.started_wall.isoformat(),
-                    "load_seconds": r.load_seconds,
-                    "memory_bytes": rss,
-                    "served": served.get(r.id, (0, 0))[0],
-                    "in_flight": served.get(r.id, (0, 0))[1],
-                }
-            )
-        ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
-        starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
-        want = self.desired(dep, self.clock.now())
-        env = self.backend.environment(dep.spec)
-        if env is not None and env["state"] == "building" and not ready:
-            state = "building"
-        elif env is not None and env["state"] == "failed" and not ready:
-            state = "failing"
-        elif ready >= want and want > 0:
-            state = "running"
-        elif want == 0:
-            state = "idle"
-        elif dep.pending and ready + starting < want:
-            state = "pending"
-        elif dep.failures and not ready:
-            state = "failing"
-        else:
-            state = "starting"
-        extra = self.extra_status(name) if self.extra_status else {}
-        return {
-            **extra,
-            "state": state,
-            "desired": want,
-            "ready": ready,
-            "starting": starting,
-            "replicas": replicas,
-            "restarts": dep.restarts,
-            "requests": self.dataplane.requests(name),
-            "queued": self.dataplane.queued(name),
-            "last_error": dep.last_error,
-            "last_error_at": dep.last_error_at.isoformat() if dep.last_error_at else None,
-            "model": dep.metadata,
-            "cold_starts": dep.cold_starts,
-            "pending": dep.pending,
-            "environment": env,
-        }
+            return unknown_status()
+        return deployment_status(
+            dep,
+            want=self.desired(dep, self.clock.now()),
+            environment=self.backend.environment(dep.spec),
+            served=self.dataplane.served(name),
+            memory=self._memory(dep),
+            requests=self.dataplane.requests(name),
+            queued=self.dataplane.queued(name),
+            extra=self.extra_status(name) if self.extra_status else None,
+        )
 
     def _publish(self, dep: DeploymentRuntime) -> None:
-        ready = sum(1 for r in dep.replicas.values() if r.state == "ready")
-        starting = sum(1 for r in dep.replicas.values() if r.state == "starting")
-        self.metrics.replicas.labels(dep.name, "ready").set(ready)
-        self.metrics.replicas.labels(dep.name, "starting").set(starting)
+        """Tell the data plane how many requests each replica takes, and the gauges what is."""
         scale = dep.spec.scale
-        can_grow = starting > 0 or (
+        can_grow = dep.count("starting") > 0 or (
             dep.spec.mode is Mode.serverless and len(dep.live()) < scale.max
         )
         self.dataplane.set_limit(
             dep.name, per_replica_limit(scale.target_concurrency, can_grow=can_grow)
         )
-        self.metrics.queued.labels(dep.name).set(self.dataplane.queued(dep.name))
-
-    def _platform_log(self, deployment: str, message: str) -> None:
-        self.logs.write(deployment, "platform", message)
-
-    def _event(self, deployment: str, kind: str, message: str, replica: str = "") -> None:
-        self._background(
-            asyncio.to_thread(self.store.add_event, deployment, kind, message, replica)
-        )
+        self.journal.gauges(dep, self.dataplane.queued(dep.name))
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -562,17 +391,6 @@ class Reconciler:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.backend.close()
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "could not be started"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
 
 
 def _unavailable(message: str, retry_after: float) -> Unavailable:
