@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import FIXTURE_MODELS
 from tests.e2e.test_cli import CLI, free_port, wait_http
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -41,9 +41,7 @@ def test_run_survives_misbehaving_replies_and_logs_tracebacks(tmp_path: Path) ->
         r = httpx.post(f"{url}/predict", json={"misbehave": "system_exit"})
         assert r.json()["message"] == "model 'faulty' raised SystemExit: 4"
         assert httpx.post(f"{url}/predict", json={}).json()["ok"] is True
-        deadline = time.monotonic() + 10
-        while "SystemExit: 4" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: "SystemExit: 4" in log.read_text(), timeout=10, what="the traceback")
         text = log.read_text()
         assert "Traceback (most recent call last)" in text
         assert "modelplane: model 'faulty': predict raised" in text

@@ -66,14 +66,14 @@ def _services(request: Request) -> OscarServices:
 Services = Annotated[OscarServices, Depends(_services)]
 
 
-async def _json_body(request: Request) -> Any:
+async def _json_body(request: Request, what: str) -> Any:
     import orjson
 
     body = await request.body()
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the service definition is not valid JSON: {exc}") from None
+        raise InvalidInput(f"the {what} is not valid JSON: {exc}") from None
 
 
 # -- cluster -------------------------------------------------------------------------------------
@@ -143,18 +143,18 @@ async def list_services(caller: Caller, svc: Services) -> list[dict[str, Any]]:
 
 @router.post("/system/services", status_code=201, summary="OSCAR: create a service")
 async def create_service(request: Request, caller: Caller, svc: Services) -> dict[str, Any]:
-    return await svc.create(await _json_body(request), caller)
+    return await svc.create(await _json_body(request, "service definition"), caller)
 
 
 @router.put("/system/services", status_code=204, summary="OSCAR: update the service in the body")
 async def update_service(request: Request, caller: Caller, svc: Services) -> Response:
-    await svc.update(await _json_body(request), caller)
+    await svc.update(await _json_body(request, "service definition"), caller)
     return Response(status_code=204)
 
 
 @router.put("/system/services/{name}", status_code=204, include_in_schema=False)
 async def update_named(name: str, request: Request, caller: Caller, svc: Services) -> Response:
-    await svc.update(await _json_body(request), caller, name)
+    await svc.update(await _json_body(request, "service definition"), caller, name)
     return Response(status_code=204)
 
 
@@ -248,13 +248,13 @@ async def list_buckets(caller: Caller, buckets: BucketsDep) -> list[dict[str, An
 
 @router.post("/system/buckets", status_code=201, summary="OSCAR: create a bucket")
 async def create_bucket(request: Request, caller: Caller, buckets: BucketsDep) -> Response:
-    await buckets.create(await _json_body(request), caller)
+    await buckets.create(await _json_body(request, "bucket definition"), caller)
     return Response(status_code=201)
 
 
 @router.put("/system/buckets", status_code=204, summary="OSCAR: change a bucket's visibility")
 async def update_bucket(request: Request, caller: Caller, buckets: BucketsDep) -> Response:
-    await buckets.update(await _json_body(request), caller)
+    await buckets.update(await _json_body(request, "bucket definition"), caller)
     return Response(status_code=204)
 
 
@@ -275,7 +275,9 @@ async def delete_bucket(name: str, caller: Caller, buckets: BucketsDep) -> Respo
 async def presign(
     name: str, request: Request, caller: Caller, buckets: BucketsDep
 ) -> dict[str, Any]:
-    return await buckets.presign(name, await _json_body(request), caller, str(request.base_url))
+    return await buckets.presign(
+        name, await _json_body(request, "presign request"), caller, str(request.base_url)
+    )
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ async def list_volumes(caller: Caller, volumes: VolumesDep) -> list[dict[str, An
 
 @router.post("/system/volumes", status_code=201, summary="OSCAR: create a managed volume")
 async def create_volume(request: Request, caller: Caller, volumes: VolumesDep) -> dict[str, Any]:
-    return await volumes.create(await _json_body(request), caller)
+    return await volumes.create(await _json_body(request, "volume definition"), caller)
 
 
 @router.get("/system/volumes/{name}", summary="OSCAR: one managed volume")

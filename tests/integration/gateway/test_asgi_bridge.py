@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
+from tests.polling import eventually
 
 from modelplane.gateway.asgi import AsgiBridge
 
@@ -280,9 +281,7 @@ async def test_raw_app_sees_the_whole_body_then_disconnect(servers) -> None:
     async with await _serve_raw(servers, app) as http:
         r = await http.put("/x", content=b"payload")
         assert (r.status_code, r.headers["x-a"], r.json()) == (201, "b", "PUT")
-    async with asyncio.timeout(3):
-        while len(seen) < 2:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) >= 2, timeout=3, what="the request and the disconnect")
     assert seen == [
         {"type": "http.request", "body": b"payload", "more_body": False},
         {"type": "http.disconnect"},

@@ -345,6 +345,7 @@ async def test_volume_persists_across_invocations_and_replicas(platform: Platfor
     assert (await call(client.run_service, "tally2", input="x")).text == "1\n"
     with pytest.raises(Exception) as info:
         await call(client.delete_volume, "ledger")
+    assert info.value.response.status_code == 400  # type: ignore[attr-defined]
     assert "in use by tally2" in info.value.response.text  # type: ignore[attr-defined]
     assert (await call(client.remove_service, "tally2")).status_code == 204
     got = (await call(client.get_volume, "ledger")).json()
