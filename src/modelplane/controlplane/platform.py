@@ -11,26 +11,30 @@ import contextlib
 import os
 import secrets
 import socket
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
-from modelplane.backends.local import LocalProcessBackend
 from modelplane.clock import Clock, SystemClock, utc
 from modelplane.controlplane.app import create_app
-from modelplane.controlplane.batches import side_of
+from modelplane.controlplane.bootstrap import (
+    ADMIN,
+    bootstrap_admin,
+    cluster_totals,
+    make_backend,
+    reservation_book,
+    sandbox_for,
+    storage_for,
+)
 from modelplane.controlplane.elector import Elector
 from modelplane.controlplane.follower import Follower
+from modelplane.controlplane.hooks import BatchHooks, TrainTargets, readings
 from modelplane.controlplane.objects_front import ObjectsFront
 from modelplane.controlplane.reconciler import Reconciler
-from modelplane.core.deployments import Deployments
 from modelplane.core.deps import Deps
 from modelplane.envs import EnvBuilder, EnvManager
 from modelplane.envs.build import find_uv
-from modelplane.errors import DeploymentNotFound, SandboxUnavailable
 from modelplane.gateway.asgi import AsgiBridge
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.deepaas import PREFIX as DEEPAAS_PREFIX
@@ -38,12 +42,11 @@ from modelplane.gateway.deepaas import DeepaasRouter
 from modelplane.gateway.http import HttpConnection, HttpLimits, Request, serve_http
 from modelplane.gateway.oip import OipFront
 from modelplane.gateway.replicas import ReplicaListener
-from modelplane.gateway.reply import OnReply, PredictRequest
 from modelplane.gateway.router import Gateway
-from modelplane.gateway.training import TrainingBook, TrainTarget
-from modelplane.history import History, Reading
+from modelplane.gateway.training import TrainingBook
+from modelplane.history import History
 from modelplane.jobs import BucketWatcher, JobRunner
-from modelplane.jobs.batches import BatchRunner, Ephemeral
+from modelplane.jobs.batches import BatchRunner
 from modelplane.jobs.changes import LocalChanges
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
@@ -51,32 +54,18 @@ from modelplane.oscar.front import OscarRunFront
 from modelplane.oscar.mounts import MountMirrors
 from modelplane.oscar.router import storage_info as oscar_storage_info
 from modelplane.oscar.services import records_of
-from modelplane.resources.inventory import probe as probe_inventory
-from modelplane.resources.quota import Quota, check_job_queue
+from modelplane.resources.quota import check_job_queue
 from modelplane.resources.ratelimit import RateLimiter
-from modelplane.resources.reservations import ReservationBook
-from modelplane.sandbox import Sandbox
-from modelplane.sandbox import probe as probe_sandbox
-from modelplane.security import (
-    LOCAL_USER,
-    PLATFORM,
-    Principal,
-    TokenCache,
-    authenticator,
-    hash_token,
-    new_token,
-)
+from modelplane.security import LOCAL_USER, TokenCache, authenticator
 from modelplane.settings import Settings
 from modelplane.spec import DeploymentSpec
-from modelplane.storage import BucketStore, LocalBucketStore, S3BucketStore
-from modelplane.store import Store, open_store
+from modelplane.storage import LocalBucketStore
+from modelplane.store import open_store
 from modelplane.store.batches import BatchStore
 from modelplane.store.jobs import JobStore
 from modelplane.store.leases import LeaseStore
-from modelplane.store.models import BatchRow
 from modelplane.store.users import UserStore
 
-ADMIN = "admin"
 IO_THREADS = 32
 
 
@@ -111,13 +100,15 @@ class Platform:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             os.chmod(s.data_dir, 0o700)
-        sandbox = None if self._backend is not None else await asyncio.to_thread(self._sandbox)
+        sandbox = None
+        if self._backend is None:
+            sandbox, self.sandbox_note = await asyncio.to_thread(sandbox_for, s)
         self.store = await asyncio.to_thread(open_store, s.db_url)
         tokens: TokenCache | None = None
         if s.local:
             await asyncio.to_thread(self.store.ensure_user, LOCAL_USER.user, admin=True)
         else:
-            self.admin_token = await asyncio.to_thread(_bootstrap_admin, self.store, s.token_file)
+            self.admin_token = await asyncio.to_thread(bootstrap_admin, self.store, s.token_file)
             tokens = TokenCache(UserStore(self.store).principal_for, wall=self.clock.wall)
         self.logs = LogBook(s.logs_dir)
         self.metrics = Metrics()
@@ -132,7 +123,7 @@ class Platform:
         )
         self.gateway = Gateway(self.dataplane, fallback=lambda r, c: None)
         self.envs = EnvManager(EnvBuilder(s.envs_dir, uv=find_uv(), cache=s.envs_cache))
-        backend = self._backend or await self._make_backend(sandbox)
+        backend = self._backend or await make_backend(s, self.logs, self.envs, sandbox)
         self.reconciler = Reconciler(
             self.store,
             backend,
@@ -146,7 +137,7 @@ class Platform:
             desired=lambda dep, now: self.autoscaler.desired(dep.spec, now),
         )
         self.reconciler.reservations = await asyncio.to_thread(
-            _reservation_book, self.store, s, _cluster_totals(backend)
+            reservation_book, self.store, s, cluster_totals(backend)
         )
         self.autoscaler = Autoscaler(
             self.dataplane,
@@ -159,13 +150,14 @@ class Platform:
         fallback = self._fallback
         oip = OipFront(self.dataplane, self.reconciler, fallback)
         self.gateway.add_front(oip.prefix, oip.handle)
-        self.trainings = TrainingBook(s.data_dir / "trainings", self._train_target, self.logs.write)
+        train = TrainTargets(self.reconciler.deployments, self.envs, s.cache_dir)
+        self.trainings = TrainingBook(s.data_dir / "trainings", train, self.logs.write)
         self.gateway.add_front(
             DEEPAAS_PREFIX, DeepaasRouter(self.dataplane, trainings=self.trainings)
         )
         self.reconciler.extra_status = self.autoscaler.status
         self.reconciler.on_removed.append(self.autoscaler.forget)
-        self.storage = _storage(s)
+        self.storage = storage_for(s)
         self.jobs = JobStore(self.store, self.clock)
         self.runner = JobRunner(
             self.jobs, self.storage, self.dataplane, self.reconciler, lease=s.job_lease
@@ -182,17 +174,9 @@ class Platform:
             else None,
         )
         self.batches = BatchStore(self.store)
+        hooks = BatchHooks(s, self.dataplane, self.storage, lambda: self.deps)
         self.batch_runner = BatchRunner(
-            self.batches,
-            self._submit,
-            lambda row: (
-                side_of(row.input, self.storage, self._s3_client()),
-                side_of(row.output, self.storage, self._s3_client()),
-            ),
-            ephemeral=Ephemeral(
-                create=self._create_batch_deployment,
-                remove=self._remove_batch_deployment,
-            ),
+            self.batches, hooks.submit, hooks.sides, ephemeral=hooks.ephemeral
         )
         self.autoscaler.queued_jobs = self.runner.backlog
         self.reconciler.on_removed.append(self.watcher.forget)
@@ -261,16 +245,6 @@ class Platform:
 
     def _fallback(self, req: Request, conn: HttpConnection) -> None:
         self.gateway.fallback(req, conn)  # the control plane, once the bridge is up
-
-    async def _make_backend(self, sandbox: Sandbox | None) -> RuntimeBackend:
-        s = self.settings
-        if s.backend == "ray":
-            from modelplane.backends.ray import RayApi, RayBackend
-
-            api = RayApi(s.ray_address)
-            await asyncio.to_thread(api.connect)  # joins the cluster once, here
-            return RayBackend(api, self.logs.write)
-        return LocalProcessBackend(log=self.logs.write, envs=self.envs, sandbox=sandbox)
 
     @property
     def remote_replicas(self) -> bool:
@@ -342,56 +316,15 @@ class Platform:
             info.update(health())
         return info
 
-    def readings(self) -> dict[str, Reading]:
-        """Every deployment's counters and replica counts now, for the traffic history."""
-        out = {}
-        now = self.clock.now()
-        for name, dep in self.reconciler.deployments.items():
-            requests, errors, rejected, buckets = self.metrics.requests.snapshot(name)
-            states = [r.state for r in dep.replicas.values()]
-            out[name] = Reading(
-                requests=requests,
-                errors=errors,
-                rejected=rejected,
-                latency_buckets=buckets,
-                ready=states.count("ready"),
-                desired=self.reconciler.desired(dep, now),
-                starting=states.count("starting"),
-                queued=self.dataplane.queued(name),
-                in_flight=sum(self.dataplane.load(name).values()),
-            )
-        return out
-
     async def _sample_history(self) -> None:
-        history = self.deps.history
+        history, rec = self.deps.history, self.reconciler
         assert history is not None
         while True:
-            history.record(self.clock.wall(), self.readings())  # wall time: the charts' x axis
+            now = readings(
+                rec.deployments, rec.desired, self.clock.now(), self.metrics, self.dataplane
+            )
+            history.record(self.clock.wall(), now)  # wall time: the charts' x axis
             await asyncio.sleep(self.settings.history_interval)
-
-    def _sandbox(self) -> Sandbox | None:
-        """The replicas' sandbox, or None (with the reason in ``sandbox_note``) if allowed."""
-        s = self.settings
-        if not s.sandbox:
-            self.sandbox_note = "sandbox disabled (--no-sandbox): replicas run as the platform"
-            return None
-        forbidden = (str(s.data_dir.resolve()),)
-        try:
-            host = probe_sandbox(forbidden)
-        except SandboxUnavailable as exc:
-            if not s.local:
-                raise
-            self.sandbox_note = f"{exc.message}; replicas run unconfined (--local)"
-            return None
-        return Sandbox(
-            host,
-            socket=str(s.replica_socket),
-            cache_root=s.cache_dir,
-            forbidden=forbidden,
-            owned_inside=(str((s.data_dir / "oscar").resolve()),),
-            # model folders uploaded as zips: each upload's folder (deploys check its owner)
-            shared_inside=(str((s.data_dir / "envs").resolve()), str(s.uploads_dir.resolve())),
-        )
 
     @property
     def url(self) -> str:
@@ -412,63 +345,6 @@ class Platform:
         await self.reconciler.sync()
         self.reconciler.wake()
         return True
-
-    # -- what batch runs need of the platform ---------------------------------------------------
-    def _submit(self, name: str, content_type: bytes, body: bytes, on_reply: OnReply) -> bool:
-        """A batch run's input, through the data plane's entry as the platform (the run was
-        authorised when it was made). False: the deployment is gone."""
-        if not self.dataplane.has(name):
-            return False
-        self.dataplane.submit(
-            name, PredictRequest(content_type, body, principal=PLATFORM), on_reply
-        )
-        return True
-
-    def _s3_client(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            s = self.settings
-            self._s3 = boto3.client("s3", endpoint_url=s.s3_endpoint, region_name=s.s3_region)
-        return self._s3
-
-    def _batch_principal(self, row: BatchRow) -> Principal:
-        return Principal(row.owner, admin=bool(row.options.get("admin")))
-
-    async def _create_batch_deployment(self, row: BatchRow) -> dict[str, Any]:
-        spec = DeploymentSpec.parse(row.options["spec"])
-        service = Deployments(self.deps)
-        if await asyncio.to_thread(self.store.get_deployment, spec.name) is None:
-            await service.create(spec, self._batch_principal(row))
-        return dict(row.options["spec"])
-
-    async def _remove_batch_deployment(self, name: str) -> None:
-        if await asyncio.to_thread(self.store.get_deployment, name) is not None:
-            await Deployments(self.deps).delete(name, Principal(ADMIN, admin=True))
-
-    async def _train_target(self, name: str) -> TrainTarget:
-        """How a deployment trains: its interpreter (its own environment), folder and env."""
-        dep = self.reconciler.deployments.get(name)
-        if dep is None:
-            raise DeploymentNotFound(name)
-        spec = dep.spec
-        python = await self.envs.python_for(spec.model.path) or sys.executable
-        env = {
-            **os.environ,
-            **spec.env,
-            "MODELPLANE_CACHE_DIR": str(self.settings.cache_dir / name),
-        }
-        if python != sys.executable:
-            env.pop("PYTHONPATH", None)
-        deepaas = ((dep.metadata or {}).get("extra") or {}).get("deepaas") or {}
-        return TrainTarget(
-            python,
-            spec.model.path,
-            spec.model.entrypoint,
-            "deepaas",
-            env,
-            model_name=deepaas.get("name"),
-        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -505,54 +381,3 @@ class _Deployments:
         if p.follower is not None and p.follower.active:
             return p.follower.deployments
         return p.reconciler.deployments
-
-
-def _storage(s: Settings) -> BucketStore:
-    if s.storage == "s3":
-        return S3BucketStore(endpoint_url=s.s3_endpoint, region=s.s3_region)
-    return LocalBucketStore(s.buckets_dir)
-
-
-def _cluster_totals(backend: object) -> dict[str, float] | None:
-    """A cluster backend's declared totals (Ray: every node's), or None for this machine."""
-    api = getattr(backend, "api", None)
-    totals = getattr(api, "totals", None)
-    return totals() if callable(totals) else None
-
-
-def _reservation_book(
-    store: Store, settings: Settings, cluster: dict[str, float] | None = None
-) -> ReservationBook:
-    """The inventory, probed once here, and every user's quota. On a cluster the inventory is
-    the cluster's totals: quotas hold across it, while the cluster places each replica."""
-    if cluster is not None:
-        inventory = probe_inventory(
-            cpus=cluster.get("CPU", 0.0),
-            memory=int(cluster.get("memory", 0)),
-            gpus=tuple(range(int(cluster.get("GPU", 0)))),
-            cpu_allocation_ratio=1.0,
-        )
-    else:
-        inventory = probe_inventory(
-            cpus=settings.cpus,
-            memory=settings.node_memory,
-            gpus=settings.gpus,
-            cpu_allocation_ratio=settings.cpu_allocation_ratio,
-        )
-    quotas = {u.name: Quota.from_dict(u.quotas) for u in UserStore(store).list_users() if u.quotas}
-    return ReservationBook(inventory, quotas)
-
-
-def _bootstrap_admin(store: Store, token_file: Path) -> str:
-    """The admin account and its token, kept (0600) in the data directory across restarts."""
-    store.ensure_user(ADMIN, admin=True)
-    if token_file.exists():
-        token = token_file.read_text().strip()
-        if UserStore(store).principal_for(hash_token(token)) is not None:
-            return token
-    token = new_token()
-    UserStore(store).create_token(ADMIN, hash_token(token), name="bootstrap")
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token
