@@ -187,6 +187,7 @@ class DataPlane:
                 queue_limit=self.queue_limit,
                 queue_timeout=self.queue_timeout,
                 on_demand=self.on_demand,
+                clock=self.clock,
             )
 
     def remove_deployment(self, name: str) -> None:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from modelplane.clock import Clock, SystemClock
 from modelplane.errors import Unavailable
 from modelplane.gateway.balance import least_loaded
 from modelplane.gateway.replicas import ReplicaConnection
@@ -37,8 +38,10 @@ class DeploymentPool:
         queue_limit: int = 1000,
         queue_timeout: float = 60.0,
         on_demand: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.name = name
+        self.clock: Clock = clock or SystemClock()
         self.owner = owner
         self.ready: list[ReplicaConnection] = []
         self.queue: deque[_Waiting] = deque()
@@ -134,7 +137,7 @@ class DeploymentPool:
             )
             callback(Reply.failed(err))
             return
-        now = self._loop.time()
+        now = self.clock.now()
         self.queue.append(_Waiting(now + self.queue_timeout, content_type, body, callback, meta))
         if self._timer is None:
             self._timer = self._loop.call_later(0.25, self._expire)
@@ -154,7 +157,14 @@ class DeploymentPool:
 
     def _expire(self) -> None:
         self._timer = None
-        now = self._loop.time()
+        self.expire_waiting(self.clock.now())
+        if self.queue:
+            self._timer = self._loop.call_later(0.25, self._expire)
+
+    def expire_waiting(self, now: float) -> int:
+        """Answer 503 to the requests that have waited ``queue_timeout`` by ``now``; how many.
+        A timer calls it every 0.25 s while anyone waits."""
+        expired = 0
         while self.queue and self.queue[0].deadline <= now:
             w = self.queue.popleft()
             err = Unavailable(
@@ -164,8 +174,8 @@ class DeploymentPool:
                 retry_after=5,
             )
             w.callback(Reply.failed(err))
-        if self.queue:
-            self._timer = self._loop.call_later(0.25, self._expire)
+            expired += 1
+        return expired
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
