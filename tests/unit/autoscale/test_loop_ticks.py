@@ -1,5 +1,5 @@
 """The autoscale loop tick by tick, between a fake gateway (the collector's source), the pure
-actuator, on a fake clock: minutes of idleness pass in microseconds."""
+policy and a fake actuator, on a fake clock: minutes of idleness pass in microseconds."""
 
 from __future__ import annotations
 
