@@ -9,11 +9,12 @@ worst a stray temporary file whose name :func:`is_temp_name` recognises.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from modelplane.storage.base import PutData
 
 __all__ = [
     "CHUNK_SIZE",
+    "XATTR",
     "Written",
     "is_temp_name",
     "iter_chunks",
@@ -37,6 +39,15 @@ _TEMP_SUFFIX = ".part"
 _TEMP_RE = re.compile(re.escape(_TEMP_PREFIX) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
 
 
+#: The extended attribute that carries an object's metadata on the object's own file.
+XATTR = "user.modelplane.meta"
+
+# setxattr errors that mean "not here" (a filesystem without user attributes, a value too big
+# for what the inode has left) rather than a failed write: the caller keeps the metadata
+# elsewhere.
+_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.E2BIG, errno.ENOSPC, errno.EPERM, errno.EACCES}
+
+
 @dataclass(frozen=True, slots=True)
 class Written:
     """The outcome of :func:`write_atomically`: the file's stat and its content's MD5."""
@@ -44,6 +55,8 @@ class Written:
     size: int
     md5_hex: str
     mtime_ns: int
+    tagged: bool = False
+    """Whether the ``tag`` of :func:`write_atomically` went onto the file as :data:`XATTR`."""
 
 
 def is_temp_name(name: str) -> bool:
@@ -72,12 +85,20 @@ def iter_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield bytes(chunk)
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes], *, durable: bool = True) -> Written:
+def write_atomically(
+    path: Path,
+    chunks: Iterable[bytes],
+    *,
+    durable: bool = True,
+    tag: Callable[[Written], bytes] | None = None,
+) -> Written:
     """Write ``chunks`` to ``path`` through a temporary sibling file and an atomic rename.
 
     The parent folder must exist. On any failure the temporary file is removed and ``path`` is
     left as it was. Raises ``IsADirectoryError`` if ``path`` is a folder. ``durable=False``
-    skips the fsync, for data that can be rebuilt if a crash loses it.
+    skips the fsync, for data that can be rebuilt if a crash loses it. ``tag`` turns what was
+    written into a value set as the file's :data:`XATTR` before the rename, so the file appears
+    with its metadata, in one place (``Written.tagged`` says whether the filesystem took it).
     """
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
     try:
@@ -93,13 +114,22 @@ def write_atomically(path: Path, chunks: Iterable[bytes], *, durable: bool = Tru
                 digest.update(chunk)
                 size += len(chunk)
             tmp.flush()
+            # Setting an attribute changes the ctime only, so the mtime read here stays true.
+            mtime_ns = os.fstat(tmp.fileno()).st_mtime_ns
+            written = Written(size=size, md5_hex=digest.hexdigest(), mtime_ns=mtime_ns)
+            if tag is not None:
+                try:
+                    os.setxattr(tmp.fileno(), XATTR, tag(written))
+                    written = Written(size, written.md5_hex, mtime_ns, tagged=True)
+                except OSError as exc:
+                    if exc.errno not in _NO_XATTR:
+                        raise
             if durable:
                 # The rename must not become visible before the data it points at is on disk.
                 os.fsync(tmp.fileno())
-            mtime_ns = os.fstat(tmp.fileno()).st_mtime_ns
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    return Written(size=size, md5_hex=digest.hexdigest(), mtime_ns=mtime_ns)
+    return written

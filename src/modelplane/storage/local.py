@@ -3,11 +3,15 @@
 Layout under ``root``::
 
     <bucket>/<key>                       the objects, a key's segments as nested folders
-    .meta/<bucket>/<hh>/<sha256>.json    per-object metadata (content type, size, MD5)
+    .meta/<bucket>/<hh>/<sha256>.json    per-object metadata, where extended attributes are not
 
-Bucket names cannot start with a dot, so ``.meta`` never collides with a bucket, and no key is
-reserved inside a bucket. Metadata lives in files named by the SHA-256 of the key rather than in a
-mirror of the object tree, so it never conflicts with folders and is never listed as an object.
+An object's metadata (content type, size, mtime, MD5) is a JSON value in the extended attribute
+``user.modelplane.meta`` of its own file, set before the file is renamed into place: one syscall
+on the open file rather than a second file written and renamed (that was a third of an upload's
+cost). On a filesystem without user attributes it goes to a file under ``.meta`` instead. Bucket
+names cannot start with a dot, so ``.meta`` never collides with a bucket, and no key is reserved
+inside a bucket. Metadata files are named by the SHA-256 of the key rather than mirroring the
+object tree, so they never conflict with folders and are never listed as objects.
 
 Writes go through a temporary file in the object's own folder and an atomic rename (see
 :mod:`._files`). Keys are validated first (:mod:`.keys`); then, as a second line of defence, every
@@ -34,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
+import orjson
+
 from modelplane.errors import (
     DISK_FULL_HINT,
     AlreadyExists,
@@ -41,7 +47,14 @@ from modelplane.errors import (
     InvalidInput,
     NotFound,
 )
-from modelplane.storage._files import CHUNK_SIZE, is_temp_name, iter_chunks, write_atomically
+from modelplane.storage._files import (
+    CHUNK_SIZE,
+    XATTR,
+    Written,
+    is_temp_name,
+    iter_chunks,
+    write_atomically,
+)
 from modelplane.storage._tree import walk_objects
 from modelplane.storage.base import DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, ObjectInfo, PutData
 from modelplane.storage.keys import (
@@ -133,10 +146,14 @@ class LocalBucketStore:
             DEFAULT_CONTENT_TYPE if content_type is None else validate_content_type(content_type)
         )
         bucket_dir, path = self._object_path(bucket, key)
+
+        def tag(w: Written) -> bytes:
+            return orjson.dumps(_meta(key, w, ctype))
+
         for attempt in range(_PUT_ATTEMPTS):
             self._make_parents(bucket_dir, path, bucket, key)
             try:
-                written = write_atomically(path, iter_chunks(data))
+                written = write_atomically(path, iter_chunks(data), tag=tag)
                 break
             except FileNotFoundError:
                 # The folder vanished under us (a concurrent delete pruned it); make it again.
@@ -146,14 +163,8 @@ class LocalBucketStore:
                 raise _conflict(bucket, key) from exc
             except OSError as exc:
                 _reraise_os_error(exc, bucket, key)
-        meta = {
-            "key": key,
-            "size": written.size,
-            "mtime_ns": written.mtime_ns,
-            "etag": written.md5_hex,
-            "content_type": ctype,
-        }
-        self._write_meta(bucket, key, meta)
+        if not written.tagged:
+            self._write_meta(bucket, key, _meta(key, written, ctype))
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -315,7 +326,14 @@ class LocalBucketStore:
             if exc.errno not in _DISK_FULL:
                 raise
 
-    def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
+    def _read_meta(self, bucket: str, key: str, object_path: Path) -> dict[str, Any] | None:
+        try:
+            meta = orjson.loads(os.getxattr(object_path, XATTR, follow_symlinks=False))
+        except (OSError, ValueError):
+            pass  # not tagged (or not here): the metadata file, if any
+        else:
+            if isinstance(meta, dict) and meta.get("key") == key:
+                return meta
         path = self._meta_path(bucket, key)
         try:
             _require_no_links(path, f"metadata of {key!r} in bucket {bucket!r}", self._real_root())
@@ -327,7 +345,7 @@ class LocalBucketStore:
     def _info(
         self, bucket: str, key: str, path: Path, st: os.stat_result, *, with_content_type: bool
     ) -> ObjectInfo:
-        meta = self._read_meta(bucket, key)
+        meta = self._read_meta(bucket, key, path)
         fresh = (
             meta is not None
             and meta.get("size") == st.st_size
@@ -366,6 +384,16 @@ class LocalBucketStore:
             raise _missing(bucket, key)  # a folder (or a device) is not an object
         with os.fdopen(fd, "rb") as file:
             yield self._info(bucket, key, path, st, with_content_type=True), file
+
+
+def _meta(key: str, written: Written, content_type: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "size": written.size,
+        "mtime_ns": written.mtime_ns,
+        "etag": written.md5_hex,
+        "content_type": content_type,
+    }
 
 
 def _require_no_links(path: Path, what: str, root: Path) -> None:

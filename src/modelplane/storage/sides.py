@@ -173,4 +173,3 @@ def pending(inputs: list[str], outputs: list[str]) -> list[str]:
         if dot and "/" not in ext:
             have.add(base)
     return [name for name in inputs if name not in have]
-

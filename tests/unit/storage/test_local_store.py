@@ -5,8 +5,11 @@ The behaviour shared with S3 is in tests/integration/storage/test_bucket_conform
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,6 +98,31 @@ def test_symlinked_bucket_and_metadata_folders_are_refused(tmp_path: Path, outsi
 
     store.create_bucket("good")
     (root / ".meta").symlink_to(outside, target_is_directory=True)
+    # Metadata rides on the object's own file (an extended attribute): the linked folder is
+    # never used, so nothing lands outside.
+    store.put("good", "x", b"data", "text/plain")
+    assert store.head("good", "x").content_type == "text/plain"
+    assert snapshot(outside) == {"secret.txt": b"secret"}
+
+
+def test_without_extended_attributes_metadata_goes_to_files_and_links_are_refused(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A filesystem without user attributes (some network and FUSE mounts) is simulated: setxattr
+    # fails as it does there, ENOTSUP.
+    def no_xattr(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattr)
+    root = tmp_path / "root"
+    store = LocalBucketStore(root)
+    store.create_bucket("good")
+    store.put("good", "a/b.json", b"{}", "application/x-thing")
+    assert store.head("good", "a/b.json").content_type == "application/x-thing"
+    assert [p.suffix for p in (root / ".meta" / "good").rglob("*.json")] == [".json"]
+
+    shutil.rmtree(root / ".meta")
+    (root / ".meta").symlink_to(outside, target_is_directory=True)
     with pytest.raises(InvalidInput, match="symbolic link"):
         store.put("good", "x", b"data")
     assert snapshot(outside) == {"secret.txt": b"secret"}
@@ -118,7 +146,10 @@ def test_metadata_and_temp_files_are_not_objects(store: LocalBucketStore, tmp_pa
 
     assert [o.key for o in store.list("bkt")] == ["x.json"]
     assert store.list_buckets() == ["bkt"]
-    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == [".meta", "bkt"]
+    # The metadata is an attribute of the object's own file: no second file anywhere.
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["bkt"]
+    meta = json.loads(os.getxattr(tmp_path / "root" / "bkt" / "x.json", "user.modelplane.meta"))
+    assert (meta["key"], meta["size"], meta["content_type"]) == ("x.json", 2, "application/json")
 
 
 def test_files_dropped_in_by_hand_are_objects(store: LocalBucketStore, tmp_path: Path) -> None:
