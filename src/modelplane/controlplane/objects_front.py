@@ -6,7 +6,7 @@ of what a job cost the platform. Here it is an HTTP callback: authenticate and r
 every other route does, then one task that writes the object and enqueues its jobs — the same
 :meth:`~modelplane.core.jobs.Jobs.put_object` the FastAPI route calls, so both answer
 alike. Enqueues of uploads that arrive together are committed in one transaction
-(:class:`Enqueuer`).
+(:class:`~modelplane.jobs.group.GroupCommit`).
 
 Only that one operation is taken; any other request under the prefix (listings, downloads, a
 query string) goes to the FastAPI app as before, which also keeps documenting the route in the

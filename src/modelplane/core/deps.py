@@ -4,11 +4,12 @@ globals)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.history import History
+from modelplane.jobs.group import GroupCommit
 from modelplane.logs import LogBook
 from modelplane.metrics import Metrics
 from modelplane.resources.reservations import ReservationBook
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from modelplane.jobs.watcher import BucketWatcher
     from modelplane.storage import BucketStore
     from modelplane.store.batches import BatchStore
-    from modelplane.store.jobs import JobStore
+    from modelplane.store.jobs import JobStore, NewJob
+    from modelplane.store.models import JobRow
 
 
 class RunningDeployment(Protocol):
@@ -73,3 +75,11 @@ class Deps:
     history: History | None = None
     batches: BatchStore | None = None
     batch_runner: BatchRunner | None = None
+    _enqueuer: GroupCommit[NewJob, tuple[JobRow, bool]] | None = field(default=None, repr=False)
+
+    def enqueuer(self) -> GroupCommit[NewJob, tuple[JobRow, bool]]:
+        """Enqueues of concurrent uploads, committed together (:mod:`modelplane.jobs.group`)."""
+        if self._enqueuer is None:
+            assert self.jobs is not None
+            self._enqueuer = GroupCommit(self.jobs.enqueue_many)
+        return self._enqueuer

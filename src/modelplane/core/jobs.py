@@ -129,7 +129,7 @@ class Jobs:
                 )
                 for info in mine
             ]
-        results = await asyncio.to_thread(self.jobs.enqueue_many, wanted)
+        results = await self.deps.enqueuer().submit(wanted)
         for row, new in results:
             if new and runner is not None:
                 runner.wake(backlog_of=row.deployment)

@@ -23,6 +23,7 @@ from typing import Any
 from modelplane.errors import InsufficientStorage, ModelplaneError, NotFound
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import PredictRequest
+from modelplane.jobs.group import GroupCommit
 from modelplane.jobs.keys import failure_message, retry_delay
 from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
@@ -62,8 +63,7 @@ class JobRunner:
         self._backlog: dict[str, int] = {}
         self._counted_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
-        self._done: list[tuple[str, str, asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._successes: GroupCommit[tuple[str, str], None] = GroupCommit(self._succeed_many)
         self._wake = asyncio.Event()
         self._closing = False
         self.release_on_start = True
@@ -208,36 +208,19 @@ class JobRunner:
 
     async def _succeed(self, job_id: str, key: str) -> None:
         """Record a success; the successes of concurrent jobs are committed together."""
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._done.append((job_id, key, committed))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit())
-        await committed
-
-    async def _commit(self) -> None:
-        # Group commit: while one transaction is on its way, the jobs finishing meanwhile
-        # queue up and go in the next one, so a busy runner pays one commit per group.
-        while self._done:
-            group, self._done = self._done, []
+        while True:
             try:
-                await asyncio.to_thread(
-                    self.jobs.succeed_many, self.runner_id, [(i, k) for i, k, _ in group]
-                )
+                await self._successes.submit([(job_id, key)])
+                return
             except InsufficientStorage as exc:
-                # The store's disk is full: the results are written, only not yet recorded;
-                # keep them and commit again once there is room (the leases are kept alive).
-                log.warning("recording %d finished jobs waits: %s", len(group), exc.message)
-                self._done[:0] = group
+                # The store's disk is full: the result is written, only not yet recorded; keep
+                # it and commit again once there is room (the lease is kept alive meanwhile).
+                log.warning("recording job %s waits: %s", job_id, exc.message)
                 await asyncio.sleep(exc.retry_after or 1.0)
-                continue
-            except Exception as exc:
-                for _, _, committed in group:
-                    if not committed.done():
-                        committed.set_exception(exc)
-                continue
-            for _, _, committed in group:
-                if not committed.done():
-                    committed.set_result(None)
+
+    def _succeed_many(self, done: list[tuple[str, str]]) -> list[None]:
+        self.jobs.succeed_many(self.runner_id, done)
+        return [None] * len(done)
 
     async def _fail(
         self, job: JobRow, message: str, *, retry: bool, not_before: float | None = None
