@@ -128,9 +128,12 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
         # The replicas answer, the results have nowhere to go: the jobs wait, running, with
         # their leases kept; nothing is half-written in the output bucket. (The store sits on
         # the full disk too, so the job's note of the error is best effort and not asserted.)
-        wait_until(lambda: log.read_text().count("waits for disk space") >= N)
+        wait_until(lambda: log.read_text().count("waits for storage") >= N)
         jobs = http.get("/api/v1/deployments/disk/jobs").json()["jobs"]
         assert [j["state"] for j in jobs] == ["running"] * N
+        health = http.get("/api/v1/health").json()
+        assert health["storage"]["status"] == "degraded"
+        assert "507: the disk holding the buckets is full" in health["storage"]["error"]
         assert not list((data / "buckets" / "disk-out").glob("*.json"))
         assert "the disk holding the buckets is full" in log.read_text()
 
@@ -151,6 +154,7 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
             timeout=60,
         )
         assert final == {"succeeded": N}
+        assert http.get("/api/v1/health").json()["storage"] == {"status": "ok"}
         jobs = http.get("/api/v1/deployments/disk/jobs").json()["jobs"]
         assert [(j["attempts"], j["error"]) for j in jobs] == [(1, None)] * N  # never re-run
         for i in range(N):

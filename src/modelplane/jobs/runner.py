@@ -18,9 +18,16 @@ import logging
 import math
 import os
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from modelplane.errors import InsufficientStorage, ModelplaneError, NotFound
+from modelplane.errors import (
+    InsufficientStorage,
+    ModelplaneError,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import PredictRequest
 from modelplane.jobs.group import GroupCommit
@@ -36,6 +43,11 @@ log = logging.getLogger("modelplane.jobs")
 
 IO_DEPTH = 32
 """Jobs of one deployment in flight at least, however few its replicas (see ``_pass``)."""
+
+STORAGE_RETRY = 2.0
+"""Seconds at most between tries of a job waiting for full or unreachable storage."""
+
+_T = TypeVar("_T")
 
 
 class JobRunner:
@@ -66,6 +78,9 @@ class JobRunner:
         self._successes: GroupCommit[tuple[str, str], None] = GroupCommit(self._succeed_many)
         self._wake = asyncio.Event()
         self._closing = False
+        self.storage_trouble: str | None = None
+        """The last storage error jobs are waiting out ("503: cannot reach the S3 server…"), or
+        None once a storage call succeeds again: shown by ``/api/v1/health``."""
         self.release_on_start = True
         """Requeue every running job at start: right when this is the only platform process
         (SQLite); with several on one store, their jobs stay theirs until their leases end."""
@@ -149,7 +164,7 @@ class JobRunner:
 
     async def _run_job(self, job: JobRow) -> None:
         try:
-            data = await asyncio.to_thread(self.storage.get, job.input_bucket, job.input_key)
+            data = await self._storage_call(job, self.storage.get, job.input_bucket, job.input_key)
         except NotFound:
             await self._fail(job, f"input object {job.input_key!r} is gone", retry=False)
             return
@@ -175,36 +190,45 @@ class JobRunner:
         await self._fail(job, failure_message(err), retry=err.retryable, not_before=err.retry_after)
 
     async def _store_results(self, job: JobRow, spec: Any, content_type: str, body: bytes) -> str:
-        """Write the results; on a full disk, wait (the job keeps its lease) and write again.
+        return await self._storage_call(
+            job,
+            store_results,
+            self.storage,
+            spec,
+            job.output_bucket,
+            job.input_key,
+            content_type,
+            body,
+        )
 
-        A full disk is not the job's fault, and the store may sit on the same disk, so nothing
-        is recorded on the job but a best-effort note of the error: it stays running, its
-        attempts untouched, and succeeds once there is room. Nothing is half-written meanwhile
-        (every write is a temporary file renamed into place)."""
+    async def _storage_call(self, job: JobRow, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a storage operation for ``job``; while the storage is full or unreachable, wait
+        (the job keeps its lease) and try again.
+
+        Neither is the job's fault, and the store may sit on the same full disk, so nothing is
+        recorded on the job but a best-effort note of the error: it stays running, its attempts
+        untouched, and goes on once the storage is back. Nothing is half-written meanwhile (a
+        local write is a temporary file renamed into place, an S3 write one PutObject)."""
         noted = False
         while True:
             try:
-                return await asyncio.to_thread(
-                    store_results,
-                    self.storage,
-                    spec,
-                    job.output_bucket,
-                    job.input_key,
-                    content_type,
-                    body,
-                )
-            except InsufficientStorage as exc:
+                result = await asyncio.to_thread(fn, *args)
+            except (InsufficientStorage, Unavailable, Timeout) as exc:
+                self.storage_trouble = failure_message(exc)
                 if not noted:
                     noted = True
-                    log.warning("job %s waits for disk space: %s", job.id, exc.message)
-                    with contextlib.suppress(InsufficientStorage):
+                    log.warning("job %s waits for storage: %s", job.id, exc.message)
+                    with contextlib.suppress(ModelplaneError):
                         await asyncio.to_thread(
                             self.jobs.note_error,
                             job.id,
                             self.runner_id,
-                            f"waiting for disk space: {failure_message(exc)}",
+                            f"waiting for storage: {failure_message(exc)}",
                         )
-                await asyncio.sleep(exc.retry_after or 1.0)
+                await asyncio.sleep(min(exc.retry_after or 1.0, STORAGE_RETRY))
+                continue
+            self.storage_trouble = None
+            return result
 
     async def _succeed(self, job_id: str, key: str) -> None:
         """Record a success; the successes of concurrent jobs are committed together."""

@@ -347,6 +347,7 @@ def _translated(
         NoCredentialsError,
         ReadTimeoutError,
     )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     try:
         yield
@@ -364,6 +365,8 @@ def _translated(
         raise Timeout(f"the S3 server did not answer in time: {exc}") from exc
     except EndpointConnectionError as exc:
         raise Unavailable(f"cannot reach the S3 server: {exc}", retry_after=5.0) from exc
+    except BotoConnectionError as exc:  # the connection dropped mid-request: the same outage
+        raise Unavailable(f"lost the connection to the S3 server: {exc}", retry_after=5.0) from exc
     except BotoCoreError as exc:
         raise ModelplaneError(f"S3 request failed: {exc}") from exc
 

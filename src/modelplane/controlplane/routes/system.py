@@ -19,6 +19,12 @@ Caller = Annotated[Principal, Depends(current_principal)]
 @router.get("/api/v1/health", summary="Liveness of the platform (no token needed)")
 async def health(request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "ok"}
+    runner = getattr(getattr(request.app.state, "deps", None), "runner", None)
+    trouble = getattr(runner, "storage_trouble", None)
+    # The platform answers; its jobs wait for the buckets' storage (full disk, S3 unreachable).
+    body["storage"] = (
+        {"status": "ok"} if trouble is None else {"status": "degraded", "error": trouble}
+    )
     cluster = getattr(request.app.state, "cluster_info", None)
     if cluster is not None:  # this process's role among the platform processes on the store
         body.update(cluster())
