@@ -12,6 +12,7 @@ import pytest
 from modelplane.clock import Clock
 from modelplane.controlplane.platform import Platform
 from modelplane.settings import Settings
+from modelplane.testing.clock import FakeClock
 from tests.polling import eventually
 
 
@@ -43,6 +44,34 @@ class Harness:
 
     async def predict(self, name: str, body: Any) -> httpx.Response:
         return await self.http.post(f"/api/v1/deployments/{name}/predict", json=body)
+
+    async def idle_for(self, name: str, seconds: float | None = None) -> int:
+        """Let ``seconds`` (default: the deployment's idle timeout) pass on the platform's
+        :class:`FakeClock` with no traffic; return what the autoscaler then decides, once the
+        reconciler has acted on it.
+
+        The autoscaler first takes note of the traffic so far, so the idle period starts at
+        the clock's current instant, not at whichever tick happened to see the last request.
+        One decision scales down by half at most (``max_scale_down_rate``), as each tick does.
+        """
+        p = self.platform
+        assert isinstance(p.clock, FakeClock), "start the platform with a FakeClock"
+        spec = p.reconciler.deployments[name].spec
+        p.autoscaler.tick(spec, p.clock.now())
+        p.clock.advance(spec.scale.idle_timeout if seconds is None else seconds)
+        decided = p.autoscaler.tick(spec, p.clock.now())
+        await p.reconciler.converge(name)  # acted on now, not at the next pass
+        return decided
+
+    async def idle_to_zero(self, name: str) -> None:
+        """Let the idle timeout pass (:meth:`idle_for`), then let the autoscaler decide until
+        it wants no replica (each decision halves at most)."""
+        decided = await self.idle_for(name)
+        for _ in range(8):
+            if decided == 0:
+                return
+            decided = await self.idle_for(name, 0)
+        raise AssertionError(f"{name!r} still wants {decided} replicas after its idle timeout")
 
 
 async def start_platform(data_dir: Path, clock: Clock | None = None, **overrides: Any) -> Platform:

@@ -4,12 +4,15 @@ one-off deployments, and who may read what."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.conftest import Harness, start_platform
 from tests.polling import eventually
+
+from modelplane.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -244,7 +247,7 @@ async def test_a_run_resumes_after_a_restart_where_it_stopped(
         await platform.stop()
 
 
-@pytest.mark.parametrize("platform_settings", [FAST])
+@pytest.mark.parametrize("platform_settings", [{**FAST, "clock": FakeClock(wall=time.time())}])
 async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
     harness: Harness, fixture_models: Path, tmp_path: Path
 ) -> None:
@@ -252,7 +255,7 @@ async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
         "lazy",
         fixture_models / "faulty",
         mode="serverless",
-        scale={"min": 0, "max": 2, "target_concurrency": 1, "idle_timeout": 1},
+        scale={"min": 0, "max": 2, "target_concurrency": 1, "idle_timeout": 600},
     )
     src = tmp_path / "in"
     src.mkdir()
@@ -271,6 +274,7 @@ async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
     await eventually(at_max, timeout=60)
     run = await finished(harness, run["id"])
     assert (run["state"], run["done"]) == ("succeeded", 150)
+    await harness.idle_to_zero("lazy")  # its idle timeout, on the platform's fake clock
 
     async def at_zero() -> bool:
         st = (await harness.status("lazy"))["status"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import httpx
 import pytest
 from tests.integration.conftest import Harness
 from tests.polling import eventually
+
+from modelplane.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -124,12 +127,12 @@ async def test_bad_inputs_fail_once_and_crashes_retry_to_a_dead_letter(
     assert {j["input"]["key"] for j in failed["jobs"]} == {"bad.json", "raise.json"}
 
 
-@pytest.mark.parametrize("platform_settings", [FAST])
+@pytest.mark.parametrize("platform_settings", [{**FAST, "clock": FakeClock(wall=time.time())}])
 async def test_a_serverless_deployment_scales_up_for_jobs_and_back_to_zero(
     harness: Harness, examples: Path
 ) -> None:
     await deploy_async(
-        harness, "echo", examples / "echo", mode="serverless", scale={"idle_timeout": 0.5, "max": 2}
+        harness, "echo", examples / "echo", mode="serverless", scale={"idle_timeout": 600, "max": 2}
     )
     assert (await harness.status("echo"))["status"]["replicas"] == []
     files = [
@@ -139,6 +142,7 @@ async def test_a_serverless_deployment_scales_up_for_jobs_and_back_to_zero(
     await harness.http.post("/api/v1/deployments/echo/jobs", files=files)
     data = await all_finished(harness, "echo", 10)
     assert data["counts"] == {"succeeded": 10}
+    await harness.idle_to_zero("echo")  # its idle timeout, on the platform's fake clock
 
     async def at_zero() -> bool:
         return not (await harness.status("echo"))["status"]["replicas"]
