@@ -1,6 +1,7 @@
-"""A real local multi-node Ray cluster for the Ray backend's tests, one per test module (so it
-is gone before the rest of the suite runs; on two cores it takes ~30 s to start). The head has no
-CPUs (nothing lands there), a "small" worker declares a custom resource, and a "gpu" worker
+"""A real local multi-node Ray cluster for the Ray backend's tests, one per session (on two
+cores it takes ~30 s to start): the runtime-backend conformance suite and the Ray backend's own
+tests share it. A test that takes a node away adds its replacement (``replace_small``). The head
+has no CPUs (nothing lands there), a "small" worker declares a custom resource, and a "gpu" worker
 declares two GPUs (this machine has none: Ray schedules and assigns declared GPUs all the same,
 which is what placement needs)."""
 
@@ -28,8 +29,14 @@ class RayCluster:
     def node_id(self, node: Any) -> str:
         return str(node.node_id)
 
+    def replace_small(self) -> Any:
+        """A new "small" node in place of the one a test removed."""
+        self.small = self.cluster.add_node(num_cpus=2, memory=3 * GiB, resources={"small": 2})
+        self.cluster.wait_for_nodes()
+        return self.small
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     if RAY_MISSING:
         pytest.skip(RAY_MISSING_REASON)

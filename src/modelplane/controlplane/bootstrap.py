@@ -62,7 +62,9 @@ async def make_backend(
 
         api = RayApi(s.ray_address)
         await asyncio.to_thread(api.connect)  # joins the cluster once, here
-        return RayBackend(api, logs.write)
+        backend = RayBackend(api, logs.write)
+        backend.start_monitor()  # health in /api/v1/health, warm templates kept on nodes
+        return backend
     return LocalProcessBackend(log=logs.write, envs=envs, sandbox=sandbox)
 
 

@@ -19,6 +19,8 @@ from modelplane.worker.server import ReplicaProtocol
 
 EXIT_LOAD_FAILED = 3
 SECRET_ENV = "MODELPLANE_REPLICA_SECRET"
+DIE_WITH_ENV = "MODELPLANE_DIE_WITH"
+"""Comma-separated pids this replica must not outlive (on Ray: the actors that own it)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +63,17 @@ async def _connect(address: str, factory: Callable[[], asyncio.Protocol]) -> Non
         raise ValueError(f"unknown gateway address {address!r}")
 
 
+def _die_with(pids: str) -> None:
+    """Exit the moment any of ``pids`` exits (a forked replica's owners are not its parent)."""
+    loop = asyncio.get_running_loop()
+    for pid in filter(None, pids.split(",")):
+        try:
+            fd = os.pidfd_open(int(pid))
+        except (OSError, ValueError):
+            os._exit(1)  # already gone
+        loop.add_reader(fd, os._exit, 1)
+
+
 async def serve(args: argparse.Namespace) -> int:
     from modelplane.model.loader import load_model
 
@@ -72,6 +85,7 @@ async def serve(args: argparse.Namespace) -> int:
     # The gateway admits only replicas it started: this secret, made per replica by the
     # reconciler, is what says so, on the local Unix socket as over TCP (another node).
     secret = take_secret(args.secret_fd)
+    _die_with(os.environ.pop(DIE_WITH_ENV, ""))
     if secret:
         info["secret"] = secret
     started = time.monotonic()

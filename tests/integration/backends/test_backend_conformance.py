@@ -3,8 +3,9 @@
 Each backend joins by adding a ``Rig`` to ``RIGS``: how to build it and how to know a started
 replica is ready (the fake one is at once; a real one has dialled the data plane and said hello).
 The fake backend runs nothing (and says so); the local backend starts real replica processes of
-``examples/echo`` that dial a real replica listener. A Ray backend joins with a rig that starts
-a local Ray cluster.
+``examples/echo`` that dial a real replica listener over its Unix socket; the Ray backend places
+them on the session's local Ray cluster (``tests/raycluster.py``, marker ``ray``), forked by warm
+templates on its nodes, dialling the listener over TCP with their secret.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from modelplane.spec import DeploymentSpec
 from modelplane.testing.backend import FakeBackend
 from modelplane.worker.main import SECRET_ENV
 from tests.polling import eventually
+from tests.raycluster import RayCluster
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +43,13 @@ class Rig:
     dataplane: DataPlane | None = None
 
 
-@pytest.fixture(params=["fake", "local"])
+@pytest.fixture(
+    params=[
+        "fake",
+        "local",
+        pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]),
+    ]
+)
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
     if request.param == "fake":
         # Runs nothing: a replica is "ready" the moment it is started.
@@ -51,9 +59,24 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
         yield Rig(FakeBackend(), "unix:/nonexistent", at_once)
         return
     dataplane = DataPlane(authenticator(None), Metrics())
-    listener = ReplicaListener(tmp_path / "sock" / "r.sock", dataplane.on_hello, dataplane.on_lost)
+    tcp = ("127.0.0.1", 0) if request.param == "ray" else None
+    listener = ReplicaListener(
+        tmp_path / "sock" / "r.sock", dataplane.on_hello, dataplane.on_lost, tcp=tcp
+    )
     await listener.start()
-    backend = LocalProcessBackend(log=lambda *_: None)
+    backend: RuntimeBackend
+    address = listener.address
+    if request.param == "ray":
+        from modelplane.backends.ray import RayApi, RayBackend
+
+        cluster: RayCluster = request.getfixturevalue("ray_cluster")
+        api = RayApi(cluster.address)
+        api.connect()
+        backend = RayBackend(api, lambda *_: None)
+        assert listener.tcp_address is not None
+        address = listener.tcp_address
+    else:
+        backend = LocalProcessBackend(log=lambda *_: None)
 
     async def said_hello(handle: ReplicaHandle) -> None:
         await eventually(
@@ -61,15 +84,21 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
         )
 
     try:
-        yield Rig(backend, listener.address, said_hello, dataplane)
+        yield Rig(backend, address, said_hello, dataplane)
     finally:
         await backend.close()
         await listener.close()
 
 
 def echo_spec(name: str) -> DeploymentSpec:
+    # Small enough for any node of the Ray rig's cluster (2 CPUs, 3 GiB each).
     return DeploymentSpec.parse(
-        {"name": name, "model": {"path": str(EXAMPLES / "echo")}, "mode": "dedicated"}
+        {
+            "name": name,
+            "model": {"path": str(EXAMPLES / "echo")},
+            "mode": "dedicated",
+            "resources": {"cpu": 0.25, "memory": "128Mi"},
+        }
     )
 
 
@@ -91,6 +120,8 @@ async def test_a_started_replica_runs_until_stopped(rig: Rig) -> None:
     assert isinstance(handle.pid, int)
     await rig.ready(handle)
     assert not handle.exited.done()
+    # A cluster backend reads a remote replica's memory in the background: asked until known.
+    await eventually(lambda: rig.backend.memory_bytes(handle) is not None, timeout=10)
     memory = rig.backend.memory_bytes(handle)
     assert isinstance(memory, int) and memory > 0
     await rig.backend.stop(handle, grace=5.0)

@@ -1,7 +1,9 @@
 """The Ray backend on a real local multi-node Ray cluster: placement by CPU, GPU, memory and
 custom resources (Ray's decision, shown in status), predictions through replicas on each node
 over our own TCP frames, scale from zero, a refused placement in status, and a node lost under
-load. The tests share one cluster and run in file order: the node-loss test goes last."""
+load, with the warm templates of that node rebuilt on the node that replaces it. The tests share
+the session's cluster and run in file order: the node-loss test goes last in this file and puts
+a fresh "small" node in place of the one it removes."""
 
 from __future__ import annotations
 
@@ -128,6 +130,15 @@ async def test_a_node_lost_under_load_fails_only_its_requests_and_replicas_move(
     )
     st = await h.wait_ready("moving", 2, timeout=90)
     small_id = ray_cluster.small.node_id
+    backend = h.platform.reconciler.backend
+    assert isinstance(backend, RayBackend)
+
+    async def warm_on(node_id: str) -> bool:
+        return node_id in backend.templates.placed().get("moving", [])
+
+    # A warm template of the deployment on each worker node (the head holds no CPU).
+    await eventually(lambda: warm_on(small_id), timeout=60)
+    await eventually(lambda: warm_on(ray_cluster.gpu.node_id), timeout=60)
     # SPREAD: one replica on each worker node (the head declares no CPU).
     assert nodes_of(st) == sorted([small_id, ray_cluster.gpu.node_id])
     burst = [asyncio.create_task(h.predict("moving", {"i": i, "delay": 3})) for i in range(16)]
@@ -152,3 +163,7 @@ async def test_a_node_lost_under_load_fails_only_its_requests_and_replicas_move(
     assert nodes_of(st) == [ray_cluster.gpu.node_id] * 2
     r = await h.predict("moving", {"i": 1})
     assert r.status_code == 200 and r.json()["i"] == 1
+    # The lost node's template is gone; a node joining in its place gets one.
+    assert small_id not in backend.templates.placed()["moving"]
+    new_id = ray_cluster.replace_small().node_id
+    await eventually(lambda: warm_on(new_id), timeout=90)

@@ -69,3 +69,28 @@ def _show(key: str, amount: float) -> str:
     if key in ("CPU", "GPU"):
         return f"{amount:g} {key}{'s' if amount != 1 else ''}"
     return f"{amount:g} of {key!r}"
+
+
+def fits(spec: DeploymentSpec, node: NodeInfo) -> bool:
+    """Could ``node`` hold one replica of ``spec`` when idle (its declared totals)?"""
+    return all(node.resources.get(k, 0.0) >= v for k, v in request_of(spec).items())
+
+
+def claim_bundle(spec: DeploymentSpec) -> dict[str, float]:
+    """The placement-group bundle that claims one replica's resources (no GPUs: a GPU replica
+    is an actor, so that Ray hands it its devices)."""
+    r = spec.resources
+    bundle = {"CPU": r.cpu, "memory": float(r.memory), **r.custom}
+    return {k: v for k, v in bundle.items() if v}
+
+
+def spread_target(
+    spec: DeploymentSpec, nodes: list[NodeInfo], warm: set[str], running: dict[str, int]
+) -> str | None:
+    """The node to ask Ray for first: among those with a warm template of ``spec`` that could
+    hold a replica, the one running fewest replicas of it (ties: node id); None if none.
+    Only a hint: Ray places the claim elsewhere when that node has no room free."""
+    candidates = [n.node_id for n in nodes if n.node_id in warm and fits(spec, n)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda node_id: (running.get(node_id, 0), node_id))
