@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -67,6 +68,8 @@ from modelplane.store.leases import LeaseStore
 from modelplane.store.users import UserStore
 
 IO_THREADS = 32
+
+log = logging.getLogger("modelplane.storage")
 
 
 class Platform:
@@ -222,6 +225,15 @@ class Platform:
         else:
             self.reconciler.set_gateway_address(self.listener.address)
         self.runner.release_on_start = not self.shared
+        if isinstance(self.storage, LocalBucketStore):
+            # Before anything writes: alone on the store, no write of ours is in flight, so
+            # every temporary file is a dead one; shared, another process's may be, so only
+            # those untouched for an hour go.
+            swept = await asyncio.to_thread(
+                self.storage.sweep_temporary, 3600.0 if self.shared else 0.0, self.clock.wall()
+            )
+            if swept:
+                log.warning("removed %d temporary files of writes cut short", swept)
         limits = HttpLimits(
             max_body=s.max_body, keepalive_timeout=s.keepalive_timeout, read_timeout=s.read_timeout
         )

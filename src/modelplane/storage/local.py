@@ -236,6 +236,24 @@ class LocalBucketStore:
                 break
         return found
 
+    def sweep_temporary(self, older_than: float, now: float) -> int:
+        """Remove our temporary files (writes a crash or a kill cut short) last touched more
+        than ``older_than`` seconds before ``now`` (wall time); returns how many. They are never
+        objects, only litter. Only files of :func:`is_temp_name`'s pattern are touched."""
+        removed = 0
+        for folder, _dirs, files in os.walk(self._real_root()):
+            for name in files:
+                if not is_temp_name(name):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    if os.lstat(path).st_mtime < now - older_than:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # finished (renamed) or removed meanwhile
+        return removed
+
     # -- paths -------------------------------------------------------------------------------
 
     def bucket_folder(self, name: str) -> Path:

@@ -210,3 +210,23 @@ def test_overlong_segment_is_invalid_input(store: LocalBucketStore) -> None:
     with pytest.raises(NotFound):
         store.get("bkt", "x" * 300)
     store.delete("bkt", "x" * 300)
+
+
+def test_sweep_removes_only_dead_temporary_files(tmp_path: Path) -> None:
+    store = LocalBucketStore(tmp_path / "buckets")
+    store.create_bucket("bkt")
+    store.put("bkt", "deep/obj.json", b"{}")
+    folder = store.bucket_folder("bkt") / "deep"
+    dead = folder / ".modelplane-tmp-abcd1234.part"
+    fresh = folder / ".modelplane-tmp-wxyz9876.part"
+    lookalike = folder / ".modelplane-tmp-user.part"  # not our pattern: somebody's file
+    for path in (dead, fresh, lookalike):
+        path.write_bytes(b"half")
+    now = dead.stat().st_mtime
+    os.utime(dead, (now - 120, now - 120))
+    os.utime(lookalike, (now - 120, now - 120))
+    assert store.sweep_temporary(60.0, now) == 1
+    assert not dead.exists() and fresh.exists() and lookalike.exists()
+    assert store.sweep_temporary(0.0, now + 1) == 1  # alone on the store: every one is dead
+    assert not fresh.exists()
+    assert [o.key for o in store.list("bkt")] == ["deep/.modelplane-tmp-user.part", "deep/obj.json"]
