@@ -110,10 +110,12 @@ def wrk(up: Up, tmp: Path, duration: float, connections: int) -> float:
     return requests / (micros / 1e6)
 
 
-def cold(up: Up, i: int) -> float:
+def cold(up: Up, i: int, rest: float) -> float:
     name = f"cold{i}"
-    up.deploy(name, mode="serverless", scale={"min": 0, "max": 1})
-    time.sleep(1.0)  # let the local backend's warm template come up, as it would at rest
+    up.deploy(name, mode="serverless", scale={"min": 0, "max": 1},
+              resources={"cpu": 0.5, "memory": "256Mi"})
+    # At rest, as a deployment at zero would be: its warm templates are up (on Ray: one per node).
+    time.sleep(rest)
     t0 = time.perf_counter()
     r = up.http.post(f"/api/v1/deployments/{name}/predict", json={"x": 1})
     seconds = time.perf_counter() - t0
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cold", type=int, default=3)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rest", type=float, default=5.0,
+                    help="seconds between deploying at zero and the first request")
     args = ap.parse_args(argv)
     import ray
     from ray.cluster_utils import Cluster
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         colds: dict[str, list[float]] = {"local": [], "ray": []}
         for i in range(args.cold):
             for up in ups:
-                colds[up.label].append(cold(up, i))
+                colds[up.label].append(cold(up, i, args.rest))
         m = {k: statistics.median(v) for k, v in rps.items()}
         c = {k: statistics.median(v) for k, v in colds.items()}
         doc = {"rps": rps, "cold_seconds": colds, "rps_ratio_ray_over_local": m["ray"] / m["local"],

@@ -56,3 +56,29 @@ def ray_cluster() -> Iterator[RayCluster]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def serve_detached() -> None:  # pragma: no cover - runs as its own process
+    """``python -m tests.raycluster``: a head (no CPU) and one worker node, not joined by this
+    process, for a test that kills the head: prints ``{"address", "gcs_pid"}``, then keeps the
+    cluster until its stdin closes."""
+    import json
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    try:
+        cluster.add_node(num_cpus=2, memory=3 * GiB)
+        cluster.wait_for_nodes()
+        gcs = cluster.head_node.all_processes["gcs_server"][0].process.pid
+        print(json.dumps({"address": cluster.address, "gcs_pid": gcs}), flush=True)
+        sys.stdin.read()
+    finally:
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    serve_detached()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.backends.ray.placement import NodeInfo, actor_options, never_fits
+from modelplane.backends.ray.placement import (
+    NodeInfo,
+    actor_options,
+    claim_bundle,
+    never_fits,
+    spread_target,
+)
 from modelplane.errors import InvalidSpec
 from modelplane.spec import DeploymentSpec
 
@@ -56,3 +62,22 @@ def test_custom_resources_are_validated_and_omitted_when_empty() -> None:
     body = {"name": "m", "model": {"path": "/m"}, "resources": {"custom": {"CPU": 1}}}
     with pytest.raises(InvalidSpec, match="not CPU, GPU or memory"):
         DeploymentSpec.parse(body)
+
+
+def test_a_claim_bundle_holds_cpu_memory_and_custom_resources_and_no_zero() -> None:
+    assert claim_bundle(spec(cpu=0.5, memory="1Gi", custom={"small": 1})) == {
+        "CPU": 0.5,
+        "memory": float(2**30),
+        "small": 1.0,
+    }
+
+
+def test_the_spread_hint_is_the_warm_node_running_fewest_replicas() -> None:
+    other = NodeInfo("n3", "10.0.0.3", {"CPU": 2, "memory": 4 * 2**30})
+    nodes = [SMALL, GPU, other]
+    s = spec(cpu=1)
+    assert spread_target(s, nodes, {"n1", "n3"}, {}) == "n1"  # ties: node id
+    assert spread_target(s, nodes, {"n1", "n3"}, {"n1": 1}) == "n3"
+    assert spread_target(s, nodes, {"n1", "n3"}, {"n1": 2, "n3": 2, "n2": 0}) == "n1"
+    assert spread_target(s, nodes, set(), {}) is None  # no warm node: Ray decides alone
+    assert spread_target(spec(cpu=1, custom={"small": 1}), nodes, {"n3"}, {}) is None
