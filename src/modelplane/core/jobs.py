@@ -65,7 +65,9 @@ class Jobs:
 
     async def check_bucket(self, name: str, principal: Principal) -> None:
         validate_bucket_name(name)
-        owner = await asyncio.to_thread(self.jobs.bucket_owner, name)
+        owner = self.jobs.cached_owner(name)  # every upload asks: no thread hop when known
+        if owner is None:
+            owner = await asyncio.to_thread(self.jobs.bucket_owner, name)
         if owner is None or not principal.can_see(owner):
             raise NotFound(f"bucket {name!r} does not exist", bucket=name)
 
@@ -83,8 +85,22 @@ class Jobs:
         """Store an object; every deployment reading this bucket gets a job for it at once."""
         await self.check_bucket(bucket, principal)
         validate_key(key)
-        info = await asyncio.to_thread(self.storage.put, bucket, key, data, content_type)
-        return info, await self.trigger(bucket, info)
+        try:
+            info = await self._put(bucket, key, data, content_type)
+            return info, await self.trigger(bucket, info)
+        except BaseException:
+            self._recheck(bucket, [key])  # what landed still gets its jobs, from the watcher
+            raise
+
+    async def _put(self, bucket: str, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        """Write an object whose jobs the caller makes: the watcher need not look at it."""
+        if self.deps.watcher is not None:
+            self.deps.watcher.expect(bucket, key)
+        return await asyncio.to_thread(self.storage.put, bucket, key, data, content_type)
+
+    def _recheck(self, bucket: str, keys: list[str]) -> None:
+        if self.deps.watcher is not None:
+            self.deps.watcher.recheck(bucket, keys)
 
     async def trigger(
         self, bucket: str, info: ObjectInfo, *, only: str | None = None
@@ -161,13 +177,17 @@ class Jobs:
         # Written side by side: each put waits for its own fsync, and the filesystem commits
         # concurrent ones together, so an upload of many files costs a few disk flushes, not one
         # per file. Then one transaction enqueues them all.
-        infos = await asyncio.gather(
-            *(
-                asyncio.to_thread(self.storage.put, bucket, key, data, ctype)
-                for key, (_, data, ctype) in zip(keys, files, strict=True)
+        try:
+            infos = await asyncio.gather(
+                *(
+                    self._put(bucket, key, data, ctype)
+                    for key, (_, data, ctype) in zip(keys, files, strict=True)
+                )
             )
-        )
-        jobs = await self.trigger_many(bucket, list(infos))
+            jobs = await self.trigger_many(bucket, list(infos))
+        except BaseException:
+            self._recheck(bucket, keys)  # what landed still gets its jobs, from the watcher
+            raise
         return [job_view(job) for job in jobs if job.deployment == row.name]
 
     async def list_jobs(

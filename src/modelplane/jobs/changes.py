@@ -17,6 +17,7 @@ from pathlib import Path
 
 import watchfiles
 
+from modelplane.storage._files import is_temp_name
 from modelplane.storage.local import LocalBucketStore
 
 Changed = set[tuple[str, str]]
@@ -38,6 +39,8 @@ class LocalChanges:
         self.ready_ms = ready_ms
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
+        self.following: frozenset[str] = frozenset()
+        """The buckets whose events are being delivered right now (from ready to stop)."""
 
     async def watch(
         self, buckets: set[str], stop: asyncio.Event, ready: asyncio.Event | None = None
@@ -56,6 +59,15 @@ class LocalChanges:
                 ready.set()
             await stop.wait()
             return
+        try:
+            async for found in self._follow(folders, stop, ready):
+                yield found
+        finally:
+            self.following = frozenset()
+
+    async def _follow(
+        self, folders: dict[Path, str], stop: asyncio.Event, ready: asyncio.Event | None
+    ) -> AsyncIterator[Changed]:
         async for changes in watchfiles.awatch(
             *folders,
             stop_event=stop,
@@ -69,11 +81,14 @@ class LocalChanges:
             rust_timeout=self.ready_ms,
             yield_on_timeout=True,
         ):
+            if not self.following:
+                self.following = frozenset(folders.values())
             if ready is not None and not ready.is_set():
                 ready.set()
             found: Changed = set()
             for change, raw in changes:
-                if change == watchfiles.Change.deleted:
+                # Our own temporary files make most of the events: dropped by name, no stat.
+                if change == watchfiles.Change.deleted or is_temp_name(raw.rpartition("/")[2]):
                     continue
                 path = Path(raw)
                 for folder, bucket in folders.items():

@@ -59,6 +59,8 @@ class BucketWatcher:
         job, and becomes one once the queue has room (the same bound as uploads)."""
         self._seen: dict[str, set[tuple[str, str]]] = {}
         self._deferred: set[tuple[str, str]] = set()
+        self._own: set[tuple[str, str]] = set()
+        """Objects the platform is writing itself (:meth:`expect`): their event is dropped."""
         self._closing = False
         self._stop = asyncio.Event()
 
@@ -80,6 +82,9 @@ class BucketWatcher:
             live = asyncio.create_task(ready.wait())
             await asyncio.wait({follow, live}, return_when=asyncio.FIRST_COMPLETED)
             live.cancel()
+            # Notes whose events went to the previous subscription are void: this listing
+            # looks at every object anyway.
+            self._own.clear()
             await self._scan_logged()
             # Deployments come and go: re-subscribe when the set of input buckets changes.
             # Checking that set is a look at a dict in memory, no I/O.
@@ -127,6 +132,9 @@ class BucketWatcher:
         for bucket, key in sorted(changed):
             if bucket not in readers:
                 continue
+            if (bucket, key) in self._own:
+                self._own.discard((bucket, key))
+                continue  # an upload through the platform: it made its jobs itself
             wanted = [
                 (name, dep)
                 for name, dep in readers[bucket]
@@ -214,6 +222,28 @@ class BucketWatcher:
             return self.storage.head(bucket, obj.key)
         except ModelplaneError:
             return obj
+
+    def expect(self, bucket: str, key: str) -> bool:
+        """The platform is about to write ``key`` and will make its jobs itself: drop the
+        event that write causes instead of looking the object up again. True if noted (only
+        for buckets followed by events); call :meth:`recheck` if the write or its jobs then fail.
+
+        One note stands for one event: if the kernel merges two writes of the key into one
+        event, both are covered; a note whose event never comes (the kernel's queue overflowed)
+        makes the next event of that key be dropped once."""
+        if bucket not in getattr(self.changes, "following", ()):
+            return False  # no events from there now: nothing to drop
+        if len(self._own) > 100_000:
+            self._own.clear()  # events lost in bulk: looking up is always safe
+        self._own.add((bucket, key))
+        return True
+
+    def recheck(self, bucket: str, keys: list[str]) -> None:
+        """The platform's own write or its jobs failed part-way: look at these objects as if
+        their events had come (soon, from the run loop), so whatever did land gets its jobs."""
+        for key in keys:
+            self._own.discard((bucket, key))
+            self._deferred.add((bucket, key))
 
     def mark_seen(self, name: str, key: str, etag: str) -> None:
         """An upload through the platform already made its job: no need to look again."""

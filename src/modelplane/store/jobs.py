@@ -65,10 +65,10 @@ class JobStore:
         reused for ``OWNER_TTL`` seconds rather than read on every upload; forgetting a bucket
         here drops it at once, and another platform process on the same store sees that within
         the TTL. An unknown bucket is always read (it may be claimed any moment)."""
+        cached = self.cached_owner(name)
+        if cached is not None:
+            return cached
         now = self.clock.now()
-        cached = self._owners.get(name)
-        if cached is not None and now - cached[1] < OWNER_TTL:
-            return cached[0]
         with self.store.engine.connect() as conn:
             owner = conn.execute(_OWNER, {"b_name": name}).scalar()
         if owner is None:
@@ -78,6 +78,14 @@ class JobStore:
             self._owners.clear()
         self._owners[name] = (owner, now)
         return str(owner)
+
+    def cached_owner(self, name: str) -> str | None:
+        """The owner :meth:`bucket_owner` read less than ``OWNER_TTL`` ago, without reading the
+        store (``None``: not known lately, ask :meth:`bucket_owner`)."""
+        cached = self._owners.get(name)
+        if cached is not None and self.clock.now() - cached[1] < OWNER_TTL:
+            return cached[0]
+        return None
 
     def buckets(self, owner: str | None = None) -> list[BucketRow]:
         with self.store.session() as s:

@@ -68,3 +68,51 @@ async def test_files_dropped_into_a_bucket_respect_the_job_queue_bound(
     await eventually(all_succeeded, timeout=60, what="all six dropped files done")
     assert most_active <= 2, most_active
     assert fewer_rows_seen, "the files never had to wait"
+
+
+@pytest.mark.parametrize("platform_settings", [{**NO_LISTING, "max_queued_jobs": 2}])
+async def test_uploads_refused_for_a_full_queue_still_become_jobs_once_it_drains(
+    harness: Harness, fixture_models: Path
+) -> None:
+    # An upload answers 429 when the queue is at its bound, but its object is already stored;
+    # the platform's own write does not wake the watcher (it makes the jobs itself), so the
+    # watcher must be told to look at what a refused upload left behind. None is lost.
+    await deploy_async(harness, "slow", fixture_models / "faulty", scale={"replicas": 1})
+    await harness.wait_ready("slow")
+    statuses = []
+    for i in range(5):
+        r = await harness.http.put(
+            f"/api/v1/buckets/slow-in/objects/u{i}.json",
+            content=b'{"sleep": 0.3}',
+            headers={"content-type": "application/json"},
+        )
+        statuses.append(r.status_code)
+    assert statuses.count(201) >= 1 and statuses.count(429) >= 1, statuses
+    assert set(statuses) == {201, 429}
+
+    async def all_succeeded() -> bool:
+        r = await harness.http.get("/api/v1/deployments/slow/jobs", params={"limit": 100})
+        return bool(r.json()["counts"].get("succeeded", 0) == 5)
+
+    await eventually(all_succeeded, timeout=60, what="all five uploads done")
+
+
+@pytest.mark.parametrize("platform_settings", [NO_LISTING])
+async def test_a_file_written_over_a_platform_upload_is_a_new_input(
+    harness: Harness, examples: Path
+) -> None:
+    await deploy_async(harness, "echo", examples / "echo")
+    r = await harness.http.put(
+        "/api/v1/buckets/echo-in/objects/same.json",
+        content=b'{"n": 1}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201 and len(r.json()["jobs"]) == 1
+    await all_finished(harness, "echo", 1)
+    # The upload's own event has been dropped by now (its job is done); a script writing the
+    # same key afterwards is a new input, seen through the file events.
+    (harness.platform.settings.buckets_dir / "echo-in" / "same.json").write_bytes(b'{"n": 2}')
+    data = await all_finished(harness, "echo", 2)
+    assert data["counts"] == {"succeeded": 2}
+    r = await harness.http.get("/api/v1/buckets/echo-out/objects/same.json.json")
+    assert r.json() == {"n": 2}
