@@ -139,3 +139,22 @@ async def test_scale_down_and_delete_stop_replicas(world) -> None:  # type: igno
     await rec.reconcile_once()
     await _settle()
     assert "m" not in rec.deployments and len(backend.stopped) == 4
+
+
+async def test_a_backoff_is_waited_out_with_one_wake_up_at_its_end(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend, clock, rec = world
+    _deploy(store, replicas=1)
+    await rec.reconcile_once()
+    for _ in range(2):  # the second crash in a row backs off 0.5 s
+        backend.exit(backend.launches[-1].replica_id, 1)
+        await _settle()
+        await rec.reconcile_once()
+    dep = rec.deployments["m"]
+    assert dep.next_start_at == clock.now() + 0.5
+    assert dep.wake_at == dep.next_start_at  # asked once to be woken then
+    launched = len(backend.launches)
+    await rec.reconcile_once()  # a pass inside the backoff starts nothing, asks nothing new
+    assert len(backend.launches) == launched and dep.wake_at == dep.next_start_at
+    clock.advance(0.5)
+    await rec.reconcile_once()
+    assert len(backend.launches) == launched + 1
