@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.gateway.reply import OnReply, Reply
-from modelplane.jobs.keys import failure_message, output_key, retry_delay
+from modelplane.jobs.keys import failure_message, output_key, retry_in
 from modelplane.storage.sides import Side, pending
 from modelplane.store.batches import CANCELLED, BatchStore
 from modelplane.store.models import BatchRow
@@ -213,9 +213,12 @@ class BatchRunner:
                 if err is None:
                     content_type = answer.content_type.decode("latin-1")
                     written.add(output_key(name, content_type), answer.body, content_type)
-                elif err.retryable and attempt < self.max_attempts and not p.cancelled:
+                elif (
+                    (delay := retry_in(err, attempt, base=self.retry_base)) is not None
+                    and attempt < self.max_attempts
+                    and not p.cancelled
+                ):
                     p.retrying += 1
-                    delay = max(retry_delay(attempt, base=self.retry_base), err.retry_after or 0)
                     loop.call_later(delay, resend, name, data, attempt + 1)
                 else:
                     p.failures.append((name, failure_message(err), attempt))

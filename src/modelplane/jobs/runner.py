@@ -31,7 +31,7 @@ from modelplane.errors import (
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import PredictRequest
 from modelplane.jobs.group import GroupCommit
-from modelplane.jobs.keys import failure_message, retry_delay
+from modelplane.jobs.keys import failure_message, retry_delay, retry_in
 from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.security import PLATFORM
@@ -184,10 +184,10 @@ class JobRunner:
         if isinstance(err, NotFound) and not self.dataplane.has(job.deployment):
             await self._fail(job, "the deployment was removed", retry=False)
             return
-        # A 4xx is the input's fault and will not get better; a 5xx may (a replica died, none
-        # was ready in time), so it is retried with a backoff until attempts run out, never
-        # sooner than the error's own Retry-After.
-        await self._fail(job, failure_message(err), retry=err.retryable, not_before=err.retry_after)
+        delay = retry_in(err, job.attempts, base=self.retry_base)  # None: a 4xx, for good
+        await asyncio.to_thread(
+            self.jobs.fail, job.id, self.runner_id, failure_message(err), retry_in=delay
+        )
 
     async def _store_results(self, job: JobRow, spec: Any, content_type: str, body: bytes) -> str:
         return await self._storage_call(
@@ -246,12 +246,8 @@ class JobRunner:
         self.jobs.succeed_many(self.runner_id, done)
         return [None] * len(done)
 
-    async def _fail(
-        self, job: JobRow, message: str, *, retry: bool, not_before: float | None = None
-    ) -> None:
-        delay = None
-        if retry:
-            delay = max(retry_delay(job.attempts, base=self.retry_base), not_before or 0.0)
+    async def _fail(self, job: JobRow, message: str, *, retry: bool) -> None:
+        delay = retry_delay(job.attempts, base=self.retry_base) if retry else None
         await asyncio.to_thread(self.jobs.fail, job.id, self.runner_id, message, retry_in=delay)
 
     async def close(self) -> None:

@@ -1,0 +1,151 @@
+"""The job runner's decisions, with a fake replica behind the real data plane, a SQLite job store
+on a fake clock and local buckets: a result is written under its derived key; an input's own
+fault fails the job at once; a replica's failure sends it back after the backoff (or the error's
+Retry-After, if longer), and it succeeds once the clock has moved on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from tests.polling import eventually
+
+from modelplane.errors import InvalidInput, ReplicaFailed, Unavailable
+from modelplane.gateway.dataplane import DataPlane
+from modelplane.gateway.reply import Reply
+from modelplane.jobs.runner import JobRunner
+from modelplane.metrics import Metrics
+from modelplane.spec import DeploymentSpec
+from modelplane.storage import LocalBucketStore
+from modelplane.store.db import open_store
+from modelplane.store.jobs import JobStore, NewJob
+from modelplane.store.models import JobRow
+from modelplane.testing.clock import FakeClock
+from modelplane.testing.replica import FakeReplica, Sent, echo
+from modelplane.worker.reply import error_body
+
+
+@dataclass
+class World:
+    runner: JobRunner
+    jobs: JobStore
+    storage: LocalBucketStore
+    replica: FakeReplica
+    clock: FakeClock
+
+    def enqueue(self, key: str, body: bytes = b'{"x": 1}') -> str:
+        self.storage.put("echo-in", key, body, "application/json")
+        new = NewJob("echo", "ann", "echo-in", key, "etag-" + key, "application/json", "echo-out")
+        row, _ = self.jobs.enqueue(new)
+        self.runner.wake("echo")
+        return row.id
+
+    async def settled(self, job_id: str, *states: str, attempts: int = 1) -> JobRow:
+        """The job once it is in one of ``states`` after at least ``attempts`` tries."""
+
+        async def done() -> JobRow | None:
+            row = self.jobs.get(job_id)
+            if row is None or row.state not in states or row.attempts < attempts:
+                return None
+            return row
+
+        return await eventually(done, timeout=5, interval=0.005, what=f"job in {states}")
+
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.wall(), UTC)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    clock = FakeClock()
+    jobs = JobStore(open_store(f"sqlite:///{tmp_path / 'db.sqlite'}"), clock)
+    storage = LocalBucketStore(tmp_path / "buckets")
+    for bucket in ("echo-in", "echo-out"):
+        storage.create_bucket(bucket)
+    dataplane = DataPlane(lambda _: None, Metrics())
+    dataplane.add_deployment("echo", "ann")
+    replica = FakeReplica("r1", "echo", auto=echo)
+    dataplane.expect("r1", "echo", "s3cret")
+    dataplane.on_hello(replica, {"secret": "s3cret"})  # type: ignore[arg-type]
+    spec = DeploymentSpec.parse(
+        {"name": "echo", "model": {"path": "/m"}, "input": "echo-in", "output": "echo-out"}
+    )
+    reconciler = SimpleNamespace(deployments={"echo": SimpleNamespace(spec=spec)})
+    runner = JobRunner(jobs, storage, dataplane, reconciler, interval=0.01, retry_base=1.0)
+    task = asyncio.create_task(runner.run())
+    yield World(runner, jobs, storage, replica, clock)
+    await runner.close()
+    await task
+
+
+def answering(status: int, error: Exception) -> Any:
+    def answer(_: Sent) -> Reply:
+        return Reply(status, b"application/json", error_body(error))  # type: ignore[arg-type]
+
+    return answer
+
+
+def failing(error: Exception) -> Any:
+    return lambda _: Reply.failed(error)  # type: ignore[arg-type]
+
+
+async def test_a_result_is_written_under_the_key_derived_from_the_input(world: World) -> None:
+    job_id = world.enqueue("a.txt", b'{"hello": 1}')
+    row = await world.settled(job_id, "succeeded", "failed")
+    assert (row.state, row.output_key, row.attempts) == ("succeeded", "a.txt.json", 1)
+    assert world.storage.get("echo-out", "a.txt.json") == b'{"hello": 1}'
+    assert [s.body for s in world.replica.sent] == [b'{"hello": 1}']
+
+
+async def test_an_input_the_model_refuses_fails_at_once_with_the_models_message(
+    world: World,
+) -> None:
+    world.replica.auto = answering(400, InvalidInput("x must be a number"))
+    job_id = world.enqueue("a.json")
+    row = await world.settled(job_id, "failed", "succeeded")
+    assert (row.attempts, row.error, row.not_before) == (1, "400: x must be a number", None)
+    assert len(world.replica.sent) == 1
+
+
+async def test_a_replica_failure_comes_back_after_the_backoff_and_then_succeeds(
+    world: World,
+) -> None:
+    world.replica.auto = failing(ReplicaFailed("replica r1 exited while handling this request"))
+    job_id = world.enqueue("a.json")
+    row = await world.settled(job_id, "queued")
+    assert row.attempts == 1 and row.error == "502: replica r1 exited while handling this request"
+    assert row.not_before == world.at() + timedelta(seconds=1)  # retry_delay(1), base 1 s
+    world.replica.auto = echo
+    world.clock.advance(1)
+    world.runner.wake("echo")
+    row = await world.settled(job_id, "succeeded", attempts=2)
+    assert row.attempts == 2 and len(world.replica.sent) == 2
+
+
+async def test_the_errors_retry_after_wins_over_a_shorter_backoff(world: World) -> None:
+    world.replica.auto = failing(Unavailable("no replica became ready", retry_after=5))
+    job_id = world.enqueue("a.json")
+    row = await world.settled(job_id, "queued")
+    assert row.not_before == world.at() + timedelta(seconds=5)
+    world.clock.advance(5)
+    world.replica.auto = echo
+    world.runner.wake("echo")
+    assert (await world.settled(job_id, "succeeded", attempts=2)).attempts == 2
+
+
+async def test_a_job_whose_input_is_gone_fails_without_asking_the_model(world: World) -> None:
+    job_id = world.enqueue("a.json")
+    await world.settled(job_id, "succeeded")
+    gone = world.jobs.enqueue(
+        NewJob("echo", "ann", "echo-in", "never-written.json", "e", "application/json", "echo-out")
+    )[0].id
+    world.runner.wake("echo")
+    row = await world.settled(gone, "failed")
+    assert row.error == "input object 'never-written.json' is gone"
+    assert len(world.replica.sent) == 1  # only the first job's
