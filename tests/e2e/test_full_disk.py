@@ -182,3 +182,61 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
         if up.poll() is None:
             os.kill(up.pid, signal.SIGINT)
             up.wait(timeout=20)
+
+
+def test_a_batch_run_waits_for_a_full_output_disk_and_finishes(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A batch run writing into a folder on the full tmpfs (the data directory elsewhere): the
+    run waits with its results in hand, writes nothing partial, and completes once space is
+    freed."""
+    dataset, n = tmp_path / "dataset", 30
+    dataset.mkdir()
+    for i in range(n):
+        (dataset / f"{i:03d}.json").write_text(json.dumps({"i": i}))
+    data, port, log = tmp_path / "platform-data", free_port(), tmp_path / "platform.log"
+    ballast = small_disk / ".ballast"  # a dot file: not an input nor a result to the run
+    assert fill(ballast) > 0
+    up = start(data, port, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/api/v1/health")
+        token = (data / "admin.token").read_text().strip()
+        http = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=30)
+        r = http.post(
+            "/api/v1/deployments",
+            json={
+                "name": "bdisk",
+                "mode": "dedicated",
+                "model": {"path": str(FIXTURE_MODELS / "asyncecho")},
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = http.post(
+            "/api/v1/batches",
+            json={"deployment": "bdisk", "input": str(dataset), "output": str(small_disk)},
+        )
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        wait_until(lambda: "batch results wait for storage" in log.read_text(), timeout=60)
+        assert "the disk holding" in log.read_text()
+        run = http.get(f"/api/v1/batches/{run_id}").json()
+        assert (run["state"], run["done"], run["failed"]) == ("running", 0, 0)
+        assert sorted(p.name for p in small_disk.iterdir()) == [".ballast"]  # nothing partial
+
+        ballast.unlink()
+        run = wait_until(
+            lambda: (r := http.get(f"/api/v1/batches/{run_id}").json())["state"] != "running" and r,
+            timeout=60,
+        )
+        assert (run["state"], run["done"], run["failed"]) == ("succeeded", n, 0)
+        assert sorted(p.name for p in small_disk.iterdir()) == [
+            f"{i:03d}.json.json" for i in range(n)
+        ]
+        for i in range(n):
+            assert json.loads((small_disk / f"{i:03d}.json.json").read_text()) == {"i": i}
+        http.close()
+    finally:
+        if up.poll() is None:
+            os.kill(up.pid, signal.SIGINT)
+            up.wait(timeout=20)

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.errors import InsufficientStorage, Timeout, Unavailable
 from modelplane.gateway.reply import OnReply, Reply
 from modelplane.jobs.keys import failure_message, output_key, retry_in
 from modelplane.storage.sides import Side, pending
@@ -303,7 +304,18 @@ class _Writer:
     async def _write(self) -> None:
         while self._pending:
             group, self._pending = self._pending, []
-            await asyncio.to_thread(self.target.write_many, group)
+            noted = False
+            while True:
+                try:
+                    await asyncio.to_thread(self.target.write_many, group)
+                    break
+                except (InsufficientStorage, Unavailable, Timeout) as exc:
+                    # A full disk or an unreachable S3 is not the inputs' fault: the run waits
+                    # with its results in hand and writes them once there is room again.
+                    if not noted:
+                        noted = True
+                        log.warning("batch results wait for storage: %s", exc.message)
+                    await asyncio.sleep(min(exc.retry_after or 1.0, 2.0))
             self.progress.done += len(group)
 
     async def drain(self) -> None:

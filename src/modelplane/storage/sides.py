@@ -11,12 +11,13 @@ makes a batch resumable: :func:`pending` tells which inputs have no result yet.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelplane.errors import NotFound
+from modelplane.errors import DISK_FULL_HINT, InsufficientStorage, NotFound
 from modelplane.storage.base import BucketStore
 from modelplane.storage.keys import validate_key
 from modelplane.storage.uri import S3Location
@@ -81,8 +82,18 @@ class LocalSide:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made.add(path.parent)
             tmp = path.with_name(f".{path.name}.part")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorage(
+                        f"the disk holding {self.root} is full ({os.strerror(exc.errno)}): "
+                        f"{name!r} was not written",
+                        hint=DISK_FULL_HINT,
+                    ) from exc
+                raise
 
 
 class BucketSide:
