@@ -23,6 +23,7 @@ import pytest
 
 from modelplane.storage._files import is_temp_name
 from tests.e2e.test_cli import CLI, free_port, wait_http
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(400)]
 JOBS = 10_000
@@ -38,16 +39,6 @@ def start(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def wait_until(check: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 def connect(url: str, data: Path) -> httpx.Client:
@@ -99,7 +90,11 @@ def test_five_kills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             },
         )
         assert r.status_code == 201, r.text
-        wait_until(lambda: http.get("/api/v1/deployments/echo").json()["status"]["ready"] >= 2)
+        wait_until(
+            lambda: http.get("/api/v1/deployments/echo").json()["status"]["ready"] >= 2,
+            timeout=120,
+            interval=0.1,
+        )
         r = http.post(
             "/api/v1/batches",
             json={"deployment": "echo", "input": str(dataset), "output": str(predictions)},
@@ -127,7 +122,7 @@ def test_five_kills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             done = counts.get("succeeded", 0) == JOBS and run["state"] != "running"
             return {"counts": counts, "run": run} if done else None
 
-        final = wait_until(finished, timeout=300)
+        final = wait_until(finished, timeout=300, interval=0.1)
         took = time.monotonic() - began
         http.close()
     finally:

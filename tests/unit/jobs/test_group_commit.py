@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from tests.polling import eventually
 
 from modelplane.jobs.group import GroupCommit
 
@@ -34,8 +35,7 @@ async def test_submissions_made_while_a_call_runs_go_in_the_next_call_together()
 
     group = GroupCommit(slow)
     first = asyncio.ensure_future(group.submit([1]))
-    while not calls:  # the first call is in its thread
-        await asyncio.sleep(0)
+    await eventually(lambda: calls, timeout=5, interval=0.001)  # the first call, in its thread
     rest = [asyncio.ensure_future(group.submit([i, i + 100])) for i in range(2, 6)]
     await asyncio.sleep(0)
     release.set()
@@ -60,8 +60,7 @@ async def test_a_failed_call_fails_every_caller_of_its_group_and_not_the_next() 
 
     group = GroupCommit(flaky)
     first = asyncio.ensure_future(group.submit(["a"]))
-    while not seen:
-        await asyncio.sleep(0)
+    await eventually(lambda: seen, timeout=5, interval=0.001)  # the first call, in its thread
     doomed = [asyncio.ensure_future(group.submit([x])) for x in "bc"]
     await asyncio.sleep(0)
     release.set()
@@ -84,8 +83,7 @@ async def test_groups_stop_at_max_items_but_a_big_submission_still_goes_whole() 
 
     group = GroupCommit(count, max_items=3)
     first = asyncio.ensure_future(group.submit([0]))
-    while not calls:
-        await asyncio.sleep(0)
+    await eventually(lambda: calls, timeout=5, interval=0.001)  # the first call, in its thread
     waiting = [asyncio.ensure_future(group.submit(list(range(n)))) for n in (2, 1, 5, 1)]
     await asyncio.sleep(0)
     release.set()
