@@ -52,15 +52,25 @@ def take_secret(secret_fd: int | None) -> str:
 
 
 async def _connect(address: str, factory: Callable[[], asyncio.Protocol]) -> None:
+    """Dial the gateway. ``address`` may list several, comma-separated, tried in order: a Ray
+    replica gets ``unix:PATH,tcp:HOST:PORT``, and the Unix socket connects only on the
+    platform's own machine (same kernel), where it is the cheaper link."""
     loop = asyncio.get_running_loop()
-    kind, _, rest = address.partition(":")
-    if kind == "unix":
-        await loop.create_unix_connection(factory, rest)
-    elif kind == "tcp":
-        host, _, port = rest.rpartition(":")
-        await loop.create_connection(factory, host, int(port))
-    else:
-        raise ValueError(f"unknown gateway address {address!r}")
+    choices = address.split(",")
+    for i, one in enumerate(choices):
+        kind, _, rest = one.partition(":")
+        try:
+            if kind == "unix":
+                await loop.create_unix_connection(factory, rest)
+            elif kind == "tcp":
+                host, _, port = rest.rpartition(":")
+                await loop.create_connection(factory, host, int(port))
+            else:
+                raise ValueError(f"unknown gateway address {one!r}")
+            return
+        except OSError:
+            if i == len(choices) - 1:
+                raise
 
 
 def _die_with(pids: str) -> None:

@@ -53,7 +53,9 @@ async def test_replicas_go_where_their_resources_are_and_answer_over_tcp(
 ) -> None:
     h = ray_harness
     assert isinstance(h.platform.reconciler.backend, RayBackend)
-    assert h.platform.reconciler._gateway_address.startswith("tcp:")
+    # Unix socket first (it connects only on this machine, which every node here is), then TCP.
+    unix, tcp = h.platform.reconciler._gateway_address.split(",")
+    assert unix == h.platform.listener.address and tcp == h.platform.listener.tcp_address
     await h.deploy(
         "ongpu",
         fixture_models / "envecho",
