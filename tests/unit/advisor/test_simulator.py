@@ -58,11 +58,13 @@ def test_mm1_sojourn_time_matches_the_formula() -> None:
     assert w == pytest.approx(1 / (mu - lam), rel=0.05)
 
 
-def test_mmc_waiting_matches_erlang_c() -> None:
+@pytest.mark.parametrize(("c", "lam"), [(3, 24.0), (2, 14.0), (4, 34.0)])
+def test_mmc_waiting_matches_erlang_c(c: int, lam: float) -> None:
     # A serverless deployment that wants to grow but whose node holds only c replicas: the pool
     # then keeps requests beyond one per replica in its own queue (the activator behaviour), so
     # the c replicas share one FIFO queue: M/M/c. Placement refuses the (c+1)-th replica.
-    c, lam, mu = 3, 24.0, 10.0
+    # Loads 0.8, 0.7 and 0.85 per replica.
+    mu = 10.0
     a = lam / mu
     arrivals = poisson(lam, 50_000)
     node = Inventory(cpu=c, memory=2**40)
