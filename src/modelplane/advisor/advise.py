@@ -10,7 +10,9 @@ requests that met a cold start, replica-hours and GPU-hours per day, and a spec 
 Synthesized traffic is simulated for a whole day when it is sparse (at most ``MAX_SIMULATED``
 requests, on average ``WARM_GAP`` seconds or more apart), else for a representative stretch (one
 to two hours) whose figures are scaled to a day; a trace is simulated as given and its figures
-scaled to a day at its own rate.
+scaled to a day at its own rate. A dataset (one-off predictions) is simulated as its items
+arriving at once, through the path each option takes (a batch run's fan-out into a deployment
+made for it, or the job runner), for its completion time and the run's replica-seconds.
 """
 
 from __future__ import annotations
