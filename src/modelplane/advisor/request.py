@@ -14,7 +14,45 @@ from modelplane.advisor.advise import Question
 from modelplane.advisor.costs import Costs, ServiceTime
 from modelplane.advisor.rules import Need, Pattern
 from modelplane.spec import ModelRef, Resources
-from modelplane.spec.deployment import NAME_RE
+from modelplane.spec.deployment import NAME_RE, NAME_SCHEMA
+
+# The rules ``AdviseRequest._check`` enforces across fields, as the OpenAPI document states them.
+_CROSS_FIELD: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["deployment"],
+            "properties": {
+                "deployment": {"type": "string", **NAME_SCHEMA},
+                "costs": {"type": "null"},
+                "model": {"type": "null"},
+            },
+        },
+        {
+            "required": ["costs"],
+            "properties": {
+                "costs": {"type": "object"},
+                "deployment": {"type": "null"},
+                "model": {"type": "null"},
+            },
+        },
+        {
+            "required": ["model"],
+            "properties": {
+                "model": {"type": "object"},
+                "deployment": {"type": "null"},
+                "costs": {"type": "null"},
+            },
+        },
+    ],
+    "anyOf": [
+        {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+        for field in ("requests_per_hour", "trace", "dataset_size")
+    ],
+    "not": {
+        "required": ["trace", "requests_per_hour"],
+        "properties": {"trace": {"type": "array"}, "requests_per_hour": {"type": "number"}},
+    },
+}
 
 __all__ = ["AdviseRequest", "GivenCosts"]
 
@@ -58,9 +96,11 @@ class AdviseRequest(BaseModel):
     as a ``trace`` of request times in seconds; or a ``dataset_size`` for one-off
     predictions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_CROSS_FIELD)
 
-    deployment: str | None = Field(default=None, description="a deployment of yours")
+    deployment: str | None = Field(
+        default=None, description="a deployment of yours", json_schema_extra=NAME_SCHEMA
+    )
     costs: GivenCosts | None = None
     model: ModelRef | None = Field(
         default=None,
@@ -70,7 +110,9 @@ class AdviseRequest(BaseModel):
     sample: Any = Field(
         default=None, description="with model: the probe's JSON input (default: from its schema)"
     )
-    requests_per_hour: Annotated[float | None, Field(gt=0, le=1e8)] = None
+    requests_per_hour: Annotated[
+        float | None, Field(ge=1e-6, le=1e8, description="at least one in a million hours")
+    ] = None
     peak_concurrency: Annotated[int | None, Field(ge=1, le=100_000)] = None
     pattern: Pattern | None = None
     trace: Annotated[
@@ -80,7 +122,9 @@ class AdviseRequest(BaseModel):
     latency_slo_ms: Annotated[float | None, Field(gt=0, le=3_600_000, description="p99")] = None
     member: bool = True
     dataset_size: Annotated[int | None, Field(ge=1, le=10_000_000_000)] = None
-    name: str | None = Field(default=None, description="name for the suggested deployment")
+    name: str | None = Field(
+        default=None, description="name for the suggested deployment", json_schema_extra=NAME_SCHEMA
+    )
     model_path: str | None = Field(default=None, description="model folder for the snippet")
     resources: Resources | None = None
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0

@@ -182,14 +182,20 @@ class Buckets:
                 f"visibility: {visibility!r} is not one of {', '.join(VISIBILITIES)}",
                 field="visibility",
             )
-        users = [str(u) for u in body.get("allowed_users") or []]
+        raw_users = body.get("allowed_users") or []
+        if not isinstance(raw_users, list):
+            raise InvalidInput("allowed_users: a list of user names", field="allowed_users")
+        users = [str(u) for u in raw_users]
         store = UserStore(self.deps.store)
         for user in users:
             if await asyncio.to_thread(store.get_user, user) is None:
                 raise InvalidInput(
                     f"allowed_users: {user!r} is not a user of this platform", field="allowed_users"
                 )
-        metadata = {str(k): str(v) for k, v in (body.get("metadata") or {}).items()}
+        raw_meta = body.get("metadata") or {}
+        if not isinstance(raw_meta, dict):
+            raise InvalidInput("metadata: an object of names to values", field="metadata")
+        metadata = {str(k): str(v) for k, v in raw_meta.items()}
         return name, BucketMeta(visibility, tuple(users), metadata)
 
     async def create(self, body: Any, principal: Principal) -> None:
@@ -250,12 +256,20 @@ class Buckets:
             raise InvalidInput("Object key cannot be empty", field="object_key")
         validate_key(key)
         operation = body.get("operation")
-        if operation not in OPERATIONS:
+        if not isinstance(operation, str) or operation not in OPERATIONS:
             raise InvalidInput(
                 f"Unsupported operation {operation!r}. Allowed values are 'upload' or 'download'",
                 field="operation",
             )
-        expires_in = int(body.get("expires_in") or body.get("expires") or PRESIGN_DEFAULT)
+        given = body.get("expires_in") or body.get("expires") or PRESIGN_DEFAULT
+        if isinstance(given, bool) or not isinstance(given, int | float | str):
+            raise InvalidInput("expires_in: a number of seconds", field="expires_in")
+        try:
+            expires_in = int(given)
+        except (ValueError, OverflowError):
+            raise InvalidInput(
+                f"expires_in: {given!r} is not a number of seconds", field="expires_in"
+            ) from None
         if not PRESIGN_MIN <= expires_in <= PRESIGN_MAX:
             raise InvalidInput(
                 f"Invalid expiration requested: {expires_in}. Allowed range is "

@@ -280,11 +280,16 @@ class OscarService(_Open):
     # -- the mapping ----------------------------------------------------------------------------
     def files(self) -> JobFiles:
         """The service's storage paths; without input or output, ``<name>-in``/``<name>-out``."""
-        inp = self.input[0].storage_path() if self.input else StoragePath(bucket=f"{self.name}-in")
-        outs = tuple(o.storage_path() for o in self.output) or (
-            StoragePath(bucket=f"{self.name}-out"),
-        )
         try:
+            # the default buckets' names can be too long for a bucket even when the name is not
+            inp = (
+                self.input[0].storage_path()
+                if self.input
+                else StoragePath(bucket=f"{self.name}-in")
+            )
+            outs = tuple(o.storage_path() for o in self.output) or (
+                StoragePath(bucket=f"{self.name}-out"),
+            )
             return JobFiles(input=inp, outputs=outs)
         except ValidationError as exc:
             raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None

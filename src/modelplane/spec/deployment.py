@@ -27,6 +27,8 @@ from modelplane.errors import InvalidSpec
 from modelplane.spec.paths import JobFiles
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": 63, "pattern": NAME_RE.pattern}
+"""A deployment's (and an OSCAR service's or volume's) name, as the OpenAPI document states it."""
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[kmgt]i?|B|b)?\s*$")
 _UNITS = {
     None: 1,
@@ -127,7 +129,7 @@ class Resources(_Frozen):
     custom: dict[str, float] = Field(
         default_factory=dict,
         description="custom resources per replica that cluster nodes declare (Ray: "
-        "`ray start --resources`), e.g. {\"tpu\": 1}; ignored by the local backend",
+        '`ray start --resources`), e.g. {"tpu": 1}; ignored by the local backend',
     )
 
     @field_validator("memory", mode="before")
@@ -180,7 +182,10 @@ class Scale(_Frozen):
 class DeploymentSpec(_Frozen):
     """What a user asks for. Everything else (replicas running, errors) is status."""
 
-    name: str = Field(description="lowercase letters, digits and '-', at most 63 characters")
+    name: str = Field(
+        description="lowercase letters, digits and '-', at most 63 characters",
+        json_schema_extra=NAME_SCHEMA,
+    )
     model: ModelRef
     mode: Mode = Mode.serverless
     resources: Resources = Resources()

@@ -12,11 +12,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from typing import Any
 
 from modelplane.errors import InvalidInput
 
 __all__ = [
+    "BUCKET_SCHEMA",
+    "KEY_SCHEMA",
     "MAX_KEY_BYTES",
+    "PREFIX_SCHEMA",
     "validate_bucket_name",
     "validate_content_type",
     "validate_key",
@@ -35,6 +39,30 @@ _CONTENT_TYPE_RE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(;[ -~]*)?"
 )
 _CONTENT_TYPE_MAX = 255
+
+# The rules below as the OpenAPI document states them (JSON Schema fragments). Where a rule is
+# about bytes (a key's 1024 bytes of UTF-8) the document states a stricter bound in characters,
+# so that whatever it allows, the API accepts.
+BUCKET_SCHEMA: dict[str, Any] = {
+    "minLength": _BUCKET_MIN,
+    "maxLength": _BUCKET_MAX,
+    "pattern": r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+    "description": "3 to 63 lowercase letters, digits, '-' and '.', starting and ending with a "
+    "letter or a digit; no '..'; not an IPv4 address",
+}
+_SEGMENT = r"(?!\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]{1,63}"
+KEY_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": MAX_KEY_BYTES // 4,
+    "pattern": rf"^{_SEGMENT}(/{_SEGMENT})*$",
+    "description": "'/'-separated segments, none empty, '.' or '..'; no backslash, no control "
+    "character; at most 1024 bytes of UTF-8",
+}
+PREFIX_SCHEMA: dict[str, Any] = {
+    "maxLength": MAX_KEY_BYTES // 4,
+    "pattern": rf"^({_SEGMENT}/)*[^/\\\x00-\x1f\x7f-\x9f]*$",
+    "description": "complete segments as in a key, then a partial one (maybe empty)",
+}
 
 
 def validate_bucket_name(name: object) -> str:

@@ -176,6 +176,9 @@ class Alice:
             ("POST", "/api/v1/deployments/{name}/tokens"): {},
             ("PUT", "/api/v1/users/{name}/quotas"): {},
             ("POST", "/api/v1/users"): {"name": "mallory"},
+            ("POST", "/api/v1/deployments/{name}/predict"): {"x": 1},
+            # a JSON body is refused (400: files come as multipart) only after the 404 check
+            ("POST", "/api/v1/deployments/{name}/jobs"): {},
             ("POST", "/system/buckets/{name}/presign"): {
                 "object_key": self.key,
                 "operation": "download",

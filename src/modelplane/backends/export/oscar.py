@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from modelplane.backends.export import image
 from modelplane.backends.export.bundle import (
@@ -26,6 +27,7 @@ from modelplane.backends.export.bundle import (
     k8s_memory,
     replicas_range,
 )
+from modelplane.errors import InvalidInput
 from modelplane.oscar.fdl import DEFAULT_PROVIDER, DESCRIPTION_ANNOTATION
 from modelplane.spec import DeploymentSpec
 from modelplane.spec.deployment import Scale
@@ -110,10 +112,18 @@ def job_files(spec: DeploymentSpec) -> JobFiles:
     """The spec's storage paths; bucket-to-bucket (or none) as whole-bucket paths."""
     if spec.files is not None:
         return spec.files
-    return JobFiles(
-        input=StoragePath(bucket=spec.input or f"{spec.name}-in"),
-        outputs=(StoragePath(bucket=spec.output or f"{spec.name}-out"),),
-    )
+    try:
+        return JobFiles(
+            input=StoragePath(bucket=spec.input or f"{spec.name}-in"),
+            outputs=(StoragePath(bucket=spec.output or f"{spec.name}-out"),),
+        )
+    except ValidationError as exc:  # a long name makes a default bucket name too long
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InvalidInput(
+            f"deployment {spec.name!r} has no input/output buckets and its default ones are "
+            f"not valid: {message}",
+            hint="give the deployment input and output buckets",
+        ) from None
 
 
 def storage_io(path: StoragePath) -> dict[str, Any]:

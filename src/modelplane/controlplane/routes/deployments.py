@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from modelplane.controlplane.routes.params import DeploymentName
 from modelplane.core.auth import current_principal, refuse_query_tokens
 from modelplane.core.deployments import Deployments
 from modelplane.gateway.reply import PredictRequest
@@ -35,24 +36,26 @@ async def list_(caller: Caller, svc: Service) -> list[dict[str, Any]]:
 
 
 @router.get("/deployments/{name}", summary="A deployment, its status and recent events")
-async def get(name: str, caller: Caller, svc: Service) -> dict[str, Any]:
+async def get(name: DeploymentName, caller: Caller, svc: Service) -> dict[str, Any]:
     return await svc.get(name, caller)
 
 
 @router.put("/deployments/{name}", summary="Replace a deployment's spec (replicas roll over)")
-async def update(name: str, spec: DeploymentSpec, caller: Caller, svc: Service) -> dict[str, Any]:
+async def update(
+    name: DeploymentName, spec: DeploymentSpec, caller: Caller, svc: Service
+) -> dict[str, Any]:
     return await svc.update(name, spec, caller)
 
 
 @router.delete("/deployments/{name}", status_code=204, summary="Remove a deployment")
-async def delete(name: str, caller: Caller, svc: Service) -> Response:
+async def delete(name: DeploymentName, caller: Caller, svc: Service) -> Response:
     await svc.delete(name, caller)
     return Response(status_code=204)
 
 
 @router.get("/deployments/{name}/logs", summary="The model's own output and platform events")
 async def logs(
-    name: str,
+    name: DeploymentName,
     caller: Caller,
     svc: Service,
     tail: Annotated[int, Query(ge=1, le=10_000)] = 200,
@@ -75,7 +78,7 @@ async def logs(
     ),
 )
 async def metrics(
-    name: str,
+    name: DeploymentName,
     caller: Caller,
     svc: Service,
     since: Annotated[float | None, Query(description="only points after this Unix time")] = None,
@@ -104,9 +107,21 @@ async def metrics(
         "the app runs on its own."
     ),
     responses={400: {}, 404: {}, 413: {}, 415: {}, 500: {}, 502: {}, 503: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "what the model's metadata says it takes (its input schema, the "
+            "file types it accepts); a model without an input schema takes any JSON value",
+            "content": {
+                "application/json": {"schema": {}},
+                "multipart/form-data": {"schema": {"type": "object"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 async def predict(
-    name: str, request: Request, _: Annotated[None, Depends(refuse_query_tokens)]
+    name: DeploymentName, request: Request, _: Annotated[None, Depends(refuse_query_tokens)]
 ) -> Response:
     prediction = PredictRequest(
         request.headers.get("content-type", "application/json").encode("latin-1"),

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelplane.backends.export import TARGETS, ExportOptions, render, target
 from modelplane.backends.export.files import inspect_model, zip_bundle
+from modelplane.controlplane.routes.params import DeploymentName
 from modelplane.core.auth import current_principal
 from modelplane.core.deployments import Deployments
 from modelplane.errors import InvalidInput
@@ -38,13 +39,27 @@ async def targets(caller: Caller) -> list[dict[str, str]]:
     ),
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}, 400: {}, 404: {}, 413: {}, 422: {}},
+    # `target` is checked below, with a message that lists the targets; the document says it
+    # is required and which values it takes.
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "target",
+                "in": "query",
+                "required": True,
+                "description": "an export target (see /export/targets)",
+                "schema": {"type": "string", "enum": list(TARGETS)},
+            }
+        ]
+    },
 )
 async def export(
-    name: str,
+    name: DeploymentName,
     request: Request,
     caller: Caller,
     target_name: Annotated[
-        str | None, Query(alias="target", description="an export target (see /export/targets)")
+        str | None,
+        Query(alias="target", description="an export target", include_in_schema=False),
     ] = None,
     image: Annotated[
         str | None,

@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
+from modelplane.controlplane.routes.params import (
+    BucketName,
+    DeploymentName,
+    ObjectKey,
+    OptionalPrefix,
+    Prefix,
+)
 from modelplane.core.auth import current_principal
 from modelplane.core.deployments import Deployments
 from modelplane.core.jobs import Jobs, job_view, object_view
 from modelplane.errors import InvalidInput
 from modelplane.security import Principal
+from modelplane.storage.keys import BUCKET_SCHEMA, PREFIX_SCHEMA
 from modelplane.store.jobs import STATES
 
 router = APIRouter(tags=["jobs and buckets"])
@@ -35,9 +43,36 @@ DeploymentsDep = Annotated[Deployments, Depends(_deployments)]
     "/deployments/{name}/jobs",
     status_code=201,
     summary="Upload files to the input bucket; each becomes a job",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "each file is stored under its own name "
+                                "(below `prefix`) and becomes a job",
+                            },
+                            "prefix": {"type": "string", **PREFIX_SCHEMA},
+                        },
+                    }
+                }
+            },
+        }
+    },
 )
 async def upload(
-    name: str, request: Request, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
+    name: DeploymentName,
+    request: Request,
+    caller: Caller,
+    jobs: JobsDep,
+    deployments: DeploymentsDep,
 ) -> dict[str, Any]:
     row = await deployments.get_row(name, caller)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -59,11 +94,13 @@ async def upload(
 
 @router.get("/deployments/{name}/jobs", summary="Jobs of a deployment, oldest first")
 async def list_jobs(
-    name: str,
+    name: DeploymentName,
     caller: Caller,
     jobs: JobsDep,
     deployments: DeploymentsDep,
-    state: Annotated[str | None, Query(description=", ".join(STATES))] = None,
+    state: Annotated[
+        str | None, Query(description=", ".join(STATES), json_schema_extra={"enum": list(STATES)})
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
@@ -75,7 +112,7 @@ async def list_jobs(
 
 @router.get("/deployments/{name}/jobs/{job_id}", summary="One job")
 async def get_job(
-    name: str, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
+    name: DeploymentName, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
 ) -> dict[str, Any]:
     row = await deployments.get_row(name, caller)
     return job_view(await jobs.get(row, job_id))
@@ -87,7 +124,7 @@ async def get_job(
     responses={409: {}},
 )
 async def retry_job(
-    name: str, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
+    name: DeploymentName, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
 ) -> dict[str, Any]:
     row = await deployments.get_row(name, caller)
     return job_view(await jobs.retry(row, job_id))
@@ -99,7 +136,7 @@ async def retry_job(
     response_class=Response,
 )
 async def job_result(
-    name: str, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
+    name: DeploymentName, job_id: str, caller: Caller, jobs: JobsDep, deployments: DeploymentsDep
 ) -> Response:
     row = await deployments.get_row(name, caller)
     data, ctype, key = await jobs.result(row, job_id)
@@ -108,7 +145,7 @@ async def job_result(
 
 class NewBucket(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(json_schema_extra=BUCKET_SCHEMA)
 
 
 @router.get("/buckets", summary="Your buckets")
@@ -124,11 +161,11 @@ async def create_bucket(body: NewBucket, caller: Caller, jobs: JobsDep) -> dict[
 
 @router.get("/buckets/{bucket}/objects", summary="Objects in a bucket, by key")
 async def list_objects(
-    bucket: str,
+    bucket: BucketName,
     caller: Caller,
     jobs: JobsDep,
-    prefix: str = "",
-    start_after: str | None = None,
+    prefix: Prefix = "",
+    start_after: OptionalPrefix = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> dict[str, Any]:
     import asyncio
@@ -144,7 +181,7 @@ async def list_objects(
     summary="Upload an object (a job for every deployment reading this bucket)",
 )
 async def put_object(
-    bucket: str, key: str, request: Request, caller: Caller, jobs: JobsDep
+    bucket: BucketName, key: ObjectKey, request: Request, caller: Caller, jobs: JobsDep
 ) -> dict[str, Any]:
     data = await request.body()
     ctype = request.headers.get("content-type", "application/octet-stream")
@@ -155,7 +192,7 @@ async def put_object(
 @router.get(
     "/buckets/{bucket}/objects/{key:path}", summary="Download an object", response_class=Response
 )
-async def get_object(bucket: str, key: str, caller: Caller, jobs: JobsDep) -> Response:
+async def get_object(bucket: BucketName, key: ObjectKey, caller: Caller, jobs: JobsDep) -> Response:
     import asyncio
 
     await jobs.check_bucket(bucket, caller)
@@ -165,7 +202,9 @@ async def get_object(bucket: str, key: str, caller: Caller, jobs: JobsDep) -> Re
 
 
 @router.delete("/buckets/{bucket}/objects/{key:path}", status_code=204, summary="Delete an object")
-async def delete_object(bucket: str, key: str, caller: Caller, jobs: JobsDep) -> Response:
+async def delete_object(
+    bucket: BucketName, key: ObjectKey, caller: Caller, jobs: JobsDep
+) -> Response:
     import asyncio
 
     await jobs.check_bucket(bucket, caller)

@@ -8,6 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from modelplane.controlplane.routes.params import (
+    USER_PATTERN,
+    USER_SCHEMA,
+    DeploymentName,
+    UserName,
+)
 from modelplane.core.accounts import Accounts
 from modelplane.core.auth import current_principal
 from modelplane.core.deployments import Deployments
@@ -18,7 +24,7 @@ from modelplane.spec.deployment import MAX_MEMORY, MEMORY_SCHEMA
 router = APIRouter(tags=["users"])
 Caller = Annotated[Principal, Depends(current_principal)]
 
-USER_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,62}[a-z0-9])?$")
+USER_RE = re.compile(USER_PATTERN)
 
 
 def _accounts(request: Request) -> Accounts:
@@ -52,7 +58,10 @@ class QuotaBody(BaseModel):
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="lowercase letters, digits, '-', '_', '.'; at most 64")
+    name: str = Field(
+        description="lowercase letters, digits, '-', '_', '.'; at most 64",
+        json_schema_extra=USER_SCHEMA,
+    )
     admin: bool = False
     quotas: QuotaBody = QuotaBody()
 
@@ -92,17 +101,19 @@ async def create_user(body: NewUser, caller: Caller, svc: Service) -> dict[str, 
 
 
 @router.get("/users/{name}", summary="A user, their quotas and what they hold now")
-async def get_user(name: str, caller: Caller, svc: Service) -> dict[str, Any]:
+async def get_user(name: UserName, caller: Caller, svc: Service) -> dict[str, Any]:
     return await svc.get_user(name, caller)
 
 
 @router.put("/users/{name}/quotas", summary="Replace a user's quotas (admins only)")
-async def set_quotas(name: str, body: QuotaBody, caller: Caller, svc: Service) -> dict[str, Any]:
+async def set_quotas(
+    name: UserName, body: QuotaBody, caller: Caller, svc: Service
+) -> dict[str, Any]:
     return await svc.set_quotas(name, body.as_dict(), caller)
 
 
 @router.delete("/users/{name}", status_code=204, summary="Remove a user and their tokens")
-async def delete_user(name: str, caller: Caller, svc: Service) -> Response:
+async def delete_user(name: UserName, caller: Caller, svc: Service) -> Response:
     await svc.delete_user(name, caller)
     return Response(status_code=204)
 
@@ -135,7 +146,7 @@ async def revoke_token(token_id: int, caller: Caller, svc: Service) -> Response:
     summary="Create an inference token: predictions with this deployment only",
 )
 async def create_inference_token(
-    name: str, body: NewInferenceToken, caller: Caller, svc: Service
+    name: DeploymentName, body: NewInferenceToken, caller: Caller, svc: Service
 ) -> dict[str, Any]:
     row = await Deployments(svc.deps).get_row(name, caller)
     return await svc.create_token(
@@ -148,7 +159,9 @@ async def create_inference_token(
 
 
 @router.get("/deployments/{name}/tokens", summary="A deployment's live inference tokens")
-async def list_inference_tokens(name: str, caller: Caller, svc: Service) -> list[dict[str, Any]]:
+async def list_inference_tokens(
+    name: DeploymentName, caller: Caller, svc: Service
+) -> list[dict[str, Any]]:
     row = await Deployments(svc.deps).get_row(name, caller)
     return await svc.list_tokens(caller, user=row.owner, deployment=name)
 
