@@ -64,7 +64,8 @@ INHERENTLY_REJECTED: dict[str, str] = {
 
 
 def with_fixtures(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with every model folder reference pinned to the one folder that exists here, and
+    """``doc`` with every model folder reference pinned to the one folder that exists here (none
+    for advice, whose probe of a model is slow), and
     every OSCAR service's script to one that runs, and job uploads to a deployment that takes
     them."""
     for name, schema in doc["components"]["schemas"].items():
@@ -82,6 +83,11 @@ def with_fixtures(doc: dict[str, Any]) -> dict[str, Any]:
             props["enable_gpu"] = {"type": "boolean", "enum": [False]}
             props["cpu"] = {"type": "string", "enum": ["0.5", "1"]}
             props["memory"] = {"type": "string", "enum": ["64Mi", "256Mi"]}
+    # Advice from a model folder probes it (a deployment, cold starts, timed predictions: seconds
+    # a request); tests/integration/platform covers it. Here advice comes from costs or history.
+    advise = doc["components"]["schemas"]["AdviseRequest"]["properties"]
+    advise["model"] = {"type": "null"}
+    advise["sample"] = {"type": "null"}
     # Jobs are uploaded to a deployment that reads a bucket: the one made before the run.
     upload = doc["paths"]["/api/v1/deployments/{name}/jobs"]["post"]
     for param in upload["parameters"]:

@@ -61,10 +61,10 @@ def test_request_needs_traffic_and_one_source_of_costs() -> None:
         AdviseRequest.model_validate(BASE)
     with pytest.raises(ValidationError, match="not both"):
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 1, "trace": [1.0]})
-    with pytest.raises(ValidationError, match="greater than or equal to 0.000001"):
+    with pytest.raises(ValidationError, match=r"greater than or equal to 0\.000001"):
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 0})
     # so small a rate once underflowed to 0 requests/s and divided by it (a 500)
-    with pytest.raises(ValidationError, match="greater than or equal to 0.000001"):
+    with pytest.raises(ValidationError, match=r"greater than or equal to 0\.000001"):
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 5e-324})
     with pytest.raises(ValidationError, match="Extra inputs"):
         AdviseRequest.model_validate({**BASE, "requests_per_hour": 1, "rph": 2})
