@@ -10,7 +10,8 @@ dedicated deployment ``echo`` of examples/echo, 2 replicas, input bucket ``echo-
 bucket ``echo-out``, created over REST. Then, in this order:
 
   1. direct predicts, round 1: POST /api/v1/deployments/echo/predict at the runner's concurrency
-  2. jobs through PUT /api/v1/buckets/echo-in/objects/put/NNNNN.json (one object per request)
+  2. jobs through PUT /api/v1/buckets/echo-in/objects/put/NNNNN.json (one object per request),
+     from httpx in this process, then the same from wrk (a C client: the client is not the limit)
   3. the platform's CPU while idle with those objects in the input bucket (the watcher's scans)
   4. jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request)
   5. direct predicts, round 2
@@ -350,6 +351,97 @@ async def jobs_run(p: Platform, kind: str, n: int, concurrency: int, per_request
     }
 
 
+WRK_PUT = """\
+wrk.method = "PUT"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+sent, answered, ok = 0, 0, 0
+request = function()
+  sent = sent + 1
+  return wrk.format(nil, string.format("/api/v1/buckets/echo-in/objects/wrk/%05d.json", sent))
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if status == 201 then ok = ok + 1 end
+  if answered >= {n} then wrk.thread:stop() end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("MPBENCH {{\\"requests\\": %d, \\"duration_us\\": %d, \\"status\\": %d}}\\n",
+    summary.requests, summary.duration, summary.errors.status))
+end
+"""
+
+
+async def jobs_wrk(p: Platform, n: int, concurrency: int, deadline_s: float,
+                   tmp: Path) -> dict[str, Any]:
+    """``n`` PUT uploads from wrk (a C client, so the client is not the limit), followed to
+    succeeded like :func:`jobs_run`. wrk stops sending after the ``n``-th answer and is then
+    interrupted (it prints its summary on SIGINT) once the platform holds the ``n`` jobs; the
+    jobs counted are its 201s."""
+    before = p.counts()
+    base_ok, base_failed = before.get("succeeded", 0), before.get("failed", 0)
+    base_all = sum(before.values())
+    script = tmp / "wrk-put.lua"
+    auth = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in p.server.headers.items())
+    script.write_text(WRK_PUT.format(body=json.dumps(BODY.decode()), auth=auth, n=n))
+    timeline: list[tuple[float, int, int, int]] = []
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{deadline_s:.0f}s", "--timeout", "10s",
+            "-s", str(script), p.base]
+    async with httpx.AsyncClient(base_url=p.base, headers=p.server.headers, timeout=60) as http:
+        t0 = time.perf_counter()
+        with p.cpu() as cpu:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out_task = asyncio.ensure_future(proc.communicate())
+            uploaded: int | None = None
+            enqueue_s = 0.0
+            stop = t0 + deadline_s
+            while time.perf_counter() < stop:
+                if uploaded is None and out_task.done():
+                    stdout, stderr = out_task.result()
+                    enqueue_s = time.perf_counter() - t0
+                    line = next((ln for ln in stdout.decode().splitlines()
+                                 if ln.startswith("MPBENCH ")), None)
+                    if proc.returncode != 0 or line is None:
+                        raise RuntimeError(f"wrk failed: {stdout.decode()}{stderr.decode()}")
+                    w = json.loads(line.removeprefix("MPBENCH "))
+                    uploaded = w["requests"] - w["status"]
+                    errors = w["status"]
+                r = await http.get("/api/v1/deployments/echo/jobs", params={"limit": 1})
+                c = r.json()["counts"]
+                ok, failed = c.get("succeeded", 0) - base_ok, c.get("failed", 0) - base_failed
+                timeline.append((time.perf_counter() - t0, c.get("queued", 0)
+                                 + c.get("running", 0), ok, failed))
+                if proc.returncode is None and sum(c.values()) - base_all >= n:
+                    proc.send_signal(signal.SIGINT)  # all made: wrk would idle to -d
+                if uploaded is not None and ok + failed >= uploaded:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise TimeoutError(f"wrk: jobs not all finished within {deadline_s:.0f} s")
+    t_all = timeline[-1][0]
+    ok, failed = timeline[-1][2], timeline[-1][3]
+
+    def t_reach(k: int) -> float:
+        return next(t for t, _q, s, _f in timeline if s >= k)
+
+    k10, k90 = max(1, round(0.1 * ok)), max(1, round(0.9 * ok))
+    steady = (k90 - k10) / (t_reach(k90) - t_reach(k10)) if t_reach(k90) > t_reach(k10) else None
+    left = next((uploaded - s - f for t, _q, s, f in timeline if t >= enqueue_s), 0)
+    drain = left / (t_all - enqueue_s) if left >= 0.1 * ok and t_all > enqueue_s else None
+    return {
+        "kind": "wrk", "jobs": uploaded, "requests": uploaded + errors, "files_per_request": 1,
+        "enqueue_concurrency": concurrency, "enqueue_errors": errors,
+        "enqueue_error_samples": [], "enqueue_s": enqueue_s,
+        "enqueue_jobs_per_s": uploaded / enqueue_s, "all_done_s": t_all, "succeeded": ok,
+        "failed": failed, "end_to_end_jobs_per_s": ok / t_all, "steady_jobs_per_s": steady,
+        "steady_window": "10% -> 90% succeeded", "left_at_enqueue_end": left,
+        "drain_jobs_per_s": drain, "max_backlog": max(q for _t, q, _s, _f in timeline),
+        "cpu": cpu.as_dict(uploaded), "timeline": timeline,
+    }
+
+
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     def ts(x: str) -> float:
         return dt.datetime.fromisoformat(x).timestamp()
@@ -446,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"PUT: enqueue {put['enqueue_jobs_per_s']:.0f}/s, end-to-end "
                 f"{put['end_to_end_jobs_per_s']:.0f} jobs/s, failed {put['failed']}")
 
+            log(f"enqueueing {args.jobs} jobs with PUT from wrk (concurrency {args.concurrency})")
+            wk = asyncio.run(jobs_wrk(plat, args.jobs, args.concurrency, deadline, tmp))
+            log(f"PUT via wrk: enqueue {wk['enqueue_jobs_per_s']:.0f}/s, end-to-end "
+                f"{wk['end_to_end_jobs_per_s']:.0f} jobs/s, failed {wk['failed']}")
+
             log("idle 3 s with the objects in the input bucket (watcher cost)")
             time.sleep(0.5)
             with plat.cpu() as idle:
@@ -458,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"multipart: enqueue {mp['enqueue_jobs_per_s']:.0f}/s, end-to-end "
                 f"{mp['end_to_end_jobs_per_s']:.0f} jobs/s, failed {mp['failed']}")
 
-            log(f"idle 3 s with {2 * args.jobs} objects in the input bucket")
+            log(f"idle 3 s with {2 * args.jobs + wk['jobs']} objects in the input bucket")
             time.sleep(0.5)
             with plat.cpu() as idle2:
                 time.sleep(3.0)
@@ -469,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"errors {w2['errors'] + d2['errors']}")
 
             all_jobs = plat.all_jobs()
-            lat = {k: latencies(all_jobs, k) for k in ("put", "multipart")}
+            lat = {k: latencies(all_jobs, k) for k in ("put", "wrk", "multipart")}
 
             log(f"writing {args.batch} input files")
             bin_, bout, bloop = tmp / "batch-in", tmp / "batch-out", tmp / "loop-out"
@@ -501,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     httpx_ms = 1000 / statistics.fmean([d1["rps"], d2["rps"]])
     direct_cpu_ms = statistics.fmean([w["cpu"]["platform_cpu_ms_per_item"] for w in (w1, w2)])
     compare = {}
-    for r in (put, mp):
+    for r in (put, wk, mp):
         rate = r["steady_jobs_per_s"] or r["end_to_end_jobs_per_s"]
         job_ms = 1000 / rate
         cpu_ms = r["cpu"]["platform_cpu_ms_per_item"]
@@ -529,11 +626,12 @@ def main(argv: list[str] | None = None) -> int:
                   "client": "httpx.AsyncClient, keep-alive, in the benchmark process"},
         "direct": {"wrk_rounds": [w1, w2], "httpx_rounds": [d1, d2], "rps_mean": direct_rps,
                    "per_request_ms": direct_ms, "httpx_per_request_ms": httpx_ms},
-        "jobs": {"put": put, "multipart": mp},
+        "jobs": {"put": put, "wrk": wk, "multipart": mp},
         "job_latency": lat,
         "queue_vs_direct": compare,
-        "idle_with_objects_in_bucket": [{"objects": args.jobs, **idle.as_dict()},
-                                        {"objects": 2 * args.jobs, **idle2.as_dict()}],
+        "idle_with_objects_in_bucket": [
+            {"objects": args.jobs + wk["jobs"], **idle.as_dict()},
+            {"objects": 2 * args.jobs + wk["jobs"], **idle2.as_dict()}],
         "batch": {"inputs": n_batch, "cli_concurrency": 16, "run1": b1, "run2_all_done": b2,
                   "inprocess_loop": loop,
                   "cli_over_loop_time": b1["seconds"] / loop["seconds"],
@@ -551,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nJSON: {shown}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)  # ~40,000 small files: takes a few seconds
     bad = (put["failed"] or mp["failed"] or put["enqueue_errors"] or mp["enqueue_errors"]
+           or wk["failed"] or wk["enqueue_errors"]
            or d1["errors"] or d2["errors"] or w1["errors"] or w2["errors"]
            or b1["returncode"] or b2["returncode"]
            or b1["outputs"] != n_batch)
@@ -573,6 +672,7 @@ def render(doc: dict[str, Any]) -> str:
     out.append(f"  {'enqueue path':40s} {'enqueue/s':>9s} {'e2e jobs/s':>10s} {'steady':>8s} "
                f"{'drain':>8s} {'all done':>9s} {'failed':>6s}  {'other load':>10s}")
     for k, label in (("put", "PUT one object per request, 8 in flight"),
+                     ("wrk", "PUT from wrk (a C client), 8 in flight"),
                      ("multipart", f"multipart POST, {J['multipart']['files_per_request']} "
                                    f"files/req, {J['multipart']['enqueue_concurrency']} "
                                    "in flight")):
@@ -594,7 +694,7 @@ def render(doc: dict[str, Any]) -> str:
                            f"{J[k]['cpu']['replicas_cpu_ms_per_item']:.2f} ms" for k in J))
     out.append("")
     out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
-    for k in ("put", "multipart"):
+    for k in ("put", "wrk", "multipart"):
         L = doc["job_latency"][k]
         for key, name in (("created_to_finished_ms", "created -> finished"),
                           ("created_to_started_ms", "created -> started (queue wait)"),
