@@ -8,7 +8,7 @@ Run from the repository root (not in CI):
 One platform (``modelplane up``, fresh data dir, free 127.0.0.1 port) with a dedicated
 deployment ``echo`` of examples/echo, 2 replicas, input bucket ``echo-in`` (every object put
 there becomes a job), output bucket ``echo-out``. The load is a fixed mix, in this order per ten
-operations: 8 sync predicts (``POST /api/v1/deployments/echo/predict``), 1 upload
+operations (`--mix`, 8,1,1): 8 sync predicts (``POST /api/v1/deployments/echo/predict``), 1 upload
 (``PUT /api/v1/buckets/echo-in/objects/soak/N.json``, a job), 1 API call (in turn: the
 deployment's status, its latest jobs, the list of deployments).
 
@@ -53,6 +53,7 @@ MIB = 1024 * 1024
 IN_FLIGHT = 64
 RSS_GOAL = 0.05
 FD_SLACK = 4
+KINDS = ("predict", "upload", "api")
 
 
 def fd_counts(pid: int) -> tuple[int | None, int | None]:
@@ -75,6 +76,7 @@ class Load:
 
     http: httpx.AsyncClient
     counter: itertools.count[int]
+    mix: tuple[str, ...] = ("predict",) * 8 + ("upload", "api")
     ok: dict[str, int] = field(default_factory=lambda: {"predict": 0, "upload": 0, "api": 0})
     errors: dict[str, int] = field(default_factory=lambda: {"predict": 0, "upload": 0, "api": 0})
     samples: list[str] = field(default_factory=list)
@@ -84,8 +86,7 @@ class Load:
 
     async def one(self) -> None:
         i = next(self.counter)
-        slot = i % 10
-        kind = "predict" if slot < 8 else "upload" if slot == 8 else "api"
+        kind = self.mix[i % len(self.mix)]
         t = time.perf_counter()
         try:
             if kind == "predict":
@@ -105,7 +106,7 @@ class Load:
                     "/api/v1/deployments/echo",
                     "/api/v1/deployments/echo/jobs?limit=5",
                     "/api/v1/deployments",
-                )[(i // 10) % 3]
+                )[(i // len(self.mix)) % 3]
                 r = await self.http.get(path)
                 good = r.status_code == 200
             what = f"{kind}: {r.status_code} {r.text[:160]}"
@@ -289,9 +290,10 @@ async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
         httpx.AsyncClient(base_url=plat.base, headers=plat.server.headers, timeout=30) as probe,
     ):
         keys = itertools.count()  # object names unique across the phases
-        warm = Load(http, keys)
+        mix = tuple(k for k, n in zip(KINDS, args.mix, strict=True) for _ in range(n))
+        warm = Load(http, keys, mix)
         await closed_loop(warm, args.concurrency, 1.0)
-        measure = Load(http, keys)
+        measure = Load(http, keys, mix)
         capacity = await closed_loop(measure, args.concurrency, args.measure)
         rate = capacity * args.fraction
         seconds = args.minutes * 60
@@ -299,7 +301,7 @@ async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
             f"capacity {capacity:.0f} ops/s (errors {sum(measure.errors.values())}); soaking at "
             f"{rate:.0f} ops/s for {args.minutes:g} min"
         )
-        load = Load(http, keys)
+        load = Load(http, keys, mix)
         samples: list[dict[str, Any]] = []
         t0 = time.monotonic()
         watch = asyncio.create_task(sampler(plat, probe, args.sample, t0, samples))
@@ -377,11 +379,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=16, help="of the capacity run [16]")
     ap.add_argument("--sample", type=float, default=5.0, help="seconds between samples [5]")
     ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument(
+        "--mix",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=(8, 1, 1),
+        help="predicts,uploads,API calls per round [8,1,1]; e.g. 1,0,0 to soak predicts alone",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     ap.add_argument("--plot", type=Path, default=RESULTS / "soak.png")
     args = ap.parse_args(argv)
     if args.minutes <= 0 or not 0 < args.fraction <= 1 or args.measure < 1:
         ap.error("--minutes must be > 0, --fraction in (0, 1], --measure >= 1")
+    if len(args.mix) != 3 or min(args.mix) < 0 or sum(args.mix) == 0:
+        ap.error("--mix is three counts, e.g. 8,1,1")
 
     tmp = Path(tempfile.mkdtemp(prefix="mp-bench-soak-"))
     plat = Platform(tmp, args.replicas, watch_interval=1.0)
