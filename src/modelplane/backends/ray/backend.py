@@ -1,9 +1,10 @@
-"""Replicas as Ray actors: Ray places them on the cluster's nodes, our frames carry the traffic.
+"""Replicas on a Ray cluster: Ray places them on its nodes, our frames carry the traffic.
 
-Each replica is one :class:`~modelplane.backends.ray.host.ReplicaHost` actor created with the
-deployment's ``num_cpus``, ``num_gpus``, ``memory`` and custom resources; the actor runs the same
-worker program as the local backend, which dials the gateway's TCP address with its per-replica
-secret. Every Ray call goes through :class:`RayApi` (one wrapper, so nothing else imports ray).
+Each replica claims the deployment's ``num_cpus``, ``num_gpus``, ``memory`` and custom resources
+from Ray (a placement group, or a :class:`~modelplane.backends.ray.host.ReplicaHost` actor, see
+below) and runs the same worker program as the local backend, which dials the gateway (its Unix
+socket from the platform's machine, else TCP) with its per-replica secret. Every Ray call goes
+through :class:`RayApi` (one wrapper, so nothing else imports ray).
 
 Placement failures reach ``status``: a request no alive node could ever hold fails at once with
 the reason; one that fits but finds no free room now fails after ``place_timeout`` seconds (the
@@ -21,7 +22,7 @@ started by its actor, as before.
 A health probe (``ray.nodes()`` with a deadline) runs every ``probe_interval`` seconds: when the
 cluster stops answering (head or GCS gone) the backend says ``degraded`` in ``/api/v1/health``
 and refuses new placements with 503, while replicas already connected keep serving: their data
-links are TCP connections to our gateway, which Ray does not carry.
+links are connections to our gateway (Unix socket or TCP), which Ray does not carry.
 """
 
 from __future__ import annotations
@@ -207,9 +208,9 @@ class RayBackend:
             if self._degraded is None:
                 self._degraded = (
                     f"the Ray cluster at {self.api.address} does not answer ({why} within "
-                    f"{self.probe_timeout:g} s) since {time.strftime('%H:%M:%S')} UTC; replicas "
-                    "already connected keep serving over their own TCP links; none can be "
-                    "started or stopped through Ray until it is back"
+                    f"{self.probe_timeout:g} s) since {time.strftime('%H:%M:%S', time.gmtime())} "
+                    "UTC; replicas already connected keep serving over their own links to the "
+                    "gateway; none can be started or stopped through Ray until it is back"
                 )
                 log.warning("%s", self._degraded)
                 self._log("*", "platform", self._degraded)
