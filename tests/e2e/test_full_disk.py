@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import FIXTURE_MODELS
 from tests.e2e.test_cli import CLI, free_port, wait_http
-from tests.e2e.test_jobs_survive_a_kill import wait_until
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 N = 4
@@ -107,7 +107,9 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
             },
         )
         assert r.status_code == 201, r.text
-        wait_until(lambda: http.get("/api/v1/deployments/disk").json()["status"]["ready"] >= 1)
+        wait_until(
+            lambda: http.get("/api/v1/deployments/disk").json()["status"]["ready"] >= 1, timeout=60
+        )
 
         # Jobs that are still predicting when the disk fills: their results have nowhere to go.
         pad = "x" * 20_000
@@ -128,7 +130,7 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
         # The replicas answer, the results have nowhere to go: the jobs wait, running, with
         # their leases kept; nothing is half-written in the output bucket. (The store sits on
         # the full disk too, so the job's note of the error is best effort and not asserted.)
-        wait_until(lambda: log.read_text().count("waits for storage") >= N)
+        wait_until(lambda: log.read_text().count("waits for storage") >= N, timeout=60)
         jobs = http.get("/api/v1/deployments/disk/jobs").json()["jobs"]
         assert [j["state"] for j in jobs] == ["running"] * N
         health = http.get("/api/v1/health").json()
@@ -167,7 +169,8 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
         wait_until(
             lambda: (
                 http.get("/api/v1/deployments/disk/jobs").json()["counts"] == {"succeeded": N + 1}
-            )
+            ),
+            timeout=60,
         )
         assert json.loads((data / "buckets" / "disk-out" / "late.json.json").read_text()) == {
             "i": 99

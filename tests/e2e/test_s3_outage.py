@@ -25,12 +25,12 @@ import pytest
 
 from tests.conftest import FIXTURE_MODELS
 from tests.e2e.test_cli import CLI, free_port, wait_http
-from tests.e2e.test_jobs_survive_a_kill import wait_until
 from tests.integration.s3server import (
     MOTO_MISSING,
     MOTO_MISSING_REASON,
     moto_endpoint,  # noqa: F401  (fixture)
 )
+from tests.polling import wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -156,7 +156,7 @@ def test_jobs_wait_out_an_s3_outage_and_resume(
             c = counts()
             return c.get("succeeded", 0) >= 2 and c.get("running", 0) + c.get("queued", 0) >= 20
 
-        wait_until(some_done_most_at_work)
+        wait_until(some_done_most_at_work, timeout=60)
         proxy.cut()
         cut_at = time.monotonic()
 
