@@ -367,7 +367,8 @@ response = function(status, headers, body)
   if answered >= {n} then wrk.thread:stop() end
 end
 done = function(summary, latency, requests)
-  io.write(string.format("MPBENCH {{\\"requests\\": %d, \\"duration_us\\": %d, \\"status\\": %d}}\\n",
+  io.write(string.format(
+    "MPBENCH {{\\"requests\\": %d, \\"duration_us\\": %d, \\"status\\": %d}}\\n",
     summary.requests, summary.duration, summary.errors.status))
 end
 """
