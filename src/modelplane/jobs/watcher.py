@@ -200,7 +200,7 @@ class BucketWatcher:
             _, new = await asyncio.to_thread(self.jobs.enqueue, job)
         except ModelplaneError:
             return 0
-        seen.add((obj.key, obj.etag))
+        _remember(seen, (obj.key, obj.etag))
         if new and self.on_new is not None:
             self.on_new(name)
         return int(new)
@@ -247,7 +247,7 @@ class BucketWatcher:
 
     def mark_seen(self, name: str, key: str, etag: str) -> None:
         """An upload through the platform already made its job: no need to look again."""
-        self._seen.setdefault(name, set()).add((key, etag))
+        _remember(self._seen.setdefault(name, set()), (key, etag))
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
@@ -255,3 +255,14 @@ class BucketWatcher:
     def close(self) -> None:
         self._closing = True
         self._stop.set()
+
+
+SEEN_LIMIT = 100_000
+"""Objects remembered per deployment as already having their job. Past it the memory starts
+over: forgetting costs one idempotent enqueue per object at the next listing, never a job."""
+
+
+def _remember(seen: set[tuple[str, str]], item: tuple[str, str]) -> None:
+    if len(seen) >= SEEN_LIMIT:
+        seen.clear()
+    seen.add(item)
