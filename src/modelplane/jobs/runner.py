@@ -78,6 +78,7 @@ class JobRunner:
         self._successes: GroupCommit[tuple[str, str], None] = GroupCommit(self._succeed_many)
         self._wake = asyncio.Event()
         self._closing = False
+        self.storage_retry = STORAGE_RETRY
         self.storage_trouble: str | None = None
         """The last storage error jobs are waiting out ("503: cannot reach the S3 server…"), or
         None once a storage call succeeds again: shown by ``/api/v1/health``."""
@@ -146,6 +147,10 @@ class JobRunner:
             if not claimed and not running:
                 self._backlog[name] = 0  # drained: nothing to claim until the next count
             for job in claimed:
+                if job.id in running:
+                    # Ours already: its lease ran out while it waited (e.g. for storage, with the
+                    # heartbeat unable to write), and the claim renewed it; one task is enough.
+                    continue
                 running.add(job.id)
                 task = asyncio.create_task(self._execute(job))
                 self._tasks.add(task)
@@ -225,7 +230,7 @@ class JobRunner:
                             self.runner_id,
                             f"waiting for storage: {failure_message(exc)}",
                         )
-                await asyncio.sleep(min(exc.retry_after or 1.0, STORAGE_RETRY))
+                await asyncio.sleep(min(exc.retry_after or 1.0, self.storage_retry))
                 continue
             self.storage_trouble = None
             return result

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tests.polling import eventually
 
-from modelplane.errors import InvalidInput, ReplicaFailed, Unavailable
+from modelplane.errors import InsufficientStorage, InvalidInput, ReplicaFailed, Unavailable
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import Reply
 from modelplane.jobs.runner import JobRunner
@@ -149,3 +149,46 @@ async def test_a_job_whose_input_is_gone_fails_without_asking_the_model(world: W
     row = await world.settled(gone, "failed")
     assert row.error == "input object 'never-written.json' is gone"
     assert len(world.replica.sent) == 1  # only the first job's
+
+
+class Flaky:
+    """The local store whose writes meet a full disk ``fails`` times before they succeed."""
+
+    def __init__(self, inner: LocalBucketStore, fails: int) -> None:
+        self.inner, self.fails = inner, fails
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self, *args: Any, **kw: Any) -> Any:
+        if self.fails > 0:
+            self.fails -= 1
+            raise InsufficientStorage("the disk holding the buckets is full")
+        return self.inner.put(*args, **kw)
+
+
+async def test_a_job_waits_out_a_full_disk_and_a_lapsed_lease_starts_no_second_run(
+    world: World,
+) -> None:
+    flaky = Flaky(world.storage, fails=10**9)
+    world.runner.storage = flaky  # type: ignore[assignment]
+    world.runner.storage_retry = 0.01
+    job_id = world.enqueue("a.json")
+    await eventually(lambda: _async(world.runner.storage_trouble), timeout=5, interval=0.005)
+    assert "507: the disk holding the buckets is full" in str(world.runner.storage_trouble)
+    row = await world.settled(job_id, "running")
+    assert row.attempts == 1 and row.error is not None and "waiting for storage" in row.error
+    # Its lease runs out while it waits (say the heartbeat could not be written): the runner
+    # claims it again, and starts no second run of it.
+    world.clock.advance(world.runner.lease + 1)
+    world.runner.wake("echo")
+    await world.settled(job_id, "running", attempts=2)
+    flaky.fails = 0  # space is back
+    row = await world.settled(job_id, "succeeded")
+    assert row.error is None and world.storage.get("echo-out", "a.json.json") == b'{"x": 1}'
+    assert len(world.replica.sent) == 1  # predicted once; the result written once there was room
+    assert world.runner.storage_trouble is None
+
+
+async def _async(value: Any) -> Any:
+    return value
