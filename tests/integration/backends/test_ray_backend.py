@@ -120,6 +120,32 @@ async def test_serverless_scales_from_zero_on_the_cluster(
     assert st["ready"] >= 1 and st["replicas"][0]["node_id"]
 
 
+async def test_from_zero_a_gpu_replica_is_forked_by_its_nodes_warm_template_with_its_gpu(
+    ray_harness: Harness, ray_cluster: RayCluster, fixture_models: Path
+) -> None:
+    h = ray_harness
+    backend = h.platform.reconciler.backend
+    assert isinstance(backend, RayBackend)
+    await h.deploy(
+        "warmgpu",
+        fixture_models / "envecho",
+        mode="serverless",
+        scale={"min": 0, "max": 1, "idle_timeout": 60},
+        resources={"cpu": 0.5, "gpu": 1, "memory": "256Mi"},
+    )
+
+    async def warm() -> bool:
+        return backend.templates.placed().get("warmgpu") == [ray_cluster.gpu.node_id]
+
+    await eventually(warm, timeout=60)  # only the GPU node could hold one
+    r = await h.predict("warmgpu", {"keys": ["CUDA_VISIBLE_DEVICES"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["CUDA_VISIBLE_DEVICES"] in ("0", "1")  # the GPU Ray gave its host actor
+    lines = (await h.http.get("/api/v1/deployments/warmgpu/logs")).json()["lines"]
+    placed = [str(line) for line in lines if "placed by Ray" in str(line)]
+    assert len(placed) == 1 and "forked by the node's warm template" in placed[0], placed
+
+
 async def test_a_node_lost_under_load_fails_only_its_requests_and_replicas_move(
     ray_harness: Harness, ray_cluster: RayCluster, fixture_models: Path
 ) -> None:
