@@ -355,8 +355,11 @@ def _claim_statement() -> Any:
     now = bindparam("c_now", type_=t.c.started_at.type)
 
     def runnable(c: Any) -> Any:
+        # ``state IN (…)`` first: the (deployment, state, created_at) index then reads only the
+        # deployment's active jobs, however many finished ones it keeps.
         return and_(
             c.deployment == bindparam("c_deployment"),
+            c.state.in_((QUEUED, RUNNING)),
             or_(
                 and_(c.state == QUEUED, or_(c.not_before.is_(None), c.not_before <= now)),
                 and_(c.state == RUNNING, c.lease_expires_at < now),

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -110,6 +111,8 @@ class JobRow(Base):
         UniqueConstraint(
             "deployment", "input_bucket", "input_key", "input_etag", name="uq_jobs_input"
         ),
+        # Claims: a deployment's queued and running jobs, oldest first (migration 0006).
+        Index("ix_jobs_deployment_state_created", "deployment", "state", "created_at"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     deployment: Mapped[str] = mapped_column(String(63), index=True)
