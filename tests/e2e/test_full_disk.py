@@ -112,9 +112,17 @@ def test_a_full_disk_answers_507_keeps_the_store_and_resumes(
         )
 
         # Jobs that are still predicting when the disk fills: their results have nowhere to go.
+        # The disk fills once all of them are running (claimed, their leases in the store), and
+        # well before their delay is over: under load, filling straight after the uploads could
+        # come before the runner had claimed the last one (the claim then meets the full store).
         pad = "x" * 20_000
         for i in range(N):
-            assert put(http, f"job-{i}.json", {"i": i, "delay": 1.5, "pad": pad}).status_code == 201
+            assert put(http, f"job-{i}.json", {"i": i, "delay": 5.0, "pad": pad}).status_code == 201
+        wait_until(
+            lambda: http.get("/api/v1/deployments/disk/jobs").json()["counts"].get("running") == N,
+            timeout=30,
+            what=f"all {N} jobs running",
+        )
         assert fill(ballast) > 0
 
         r = put(http, "late.json", {"i": 99, "pad": pad})

@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, delete, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,6 +120,20 @@ class Store:
             if not _disk_full(exc):
                 raise
             # The transaction was rolled back: the store is as it was before, only not grown.
+            raise InsufficientStorage(
+                f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
+            ) from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in a transaction, for the hot statements that need no ORM; a full
+        disk is :class:`InsufficientStorage`, as in :meth:`session`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if not _disk_full(exc):
+                raise
             raise InsufficientStorage(
                 f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
             ) from exc

@@ -69,7 +69,7 @@ class JobStore:
         if cached is not None:
             return cached
         now = self.clock.now()
-        with self.store.engine.connect() as conn:
+        with self.store.begin() as conn:
             owner = conn.execute(_OWNER, {"b_name": name}).scalar()
         if owner is None:
             self._owners.pop(name, None)
@@ -117,7 +117,7 @@ class JobStore:
             return []
         now = self._now()
         rows = [self._values(job, now) for job in jobs]
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             inserted = {
                 r[0] for r in conn.execute(_insert_new(self.store.engine.dialect.name), rows)
             }
@@ -167,7 +167,7 @@ class JobStore:
             "c_runner": runner,
             "c_until": now + timedelta(seconds=lease),
         }
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             rows = conn.execute(_CLAIM, params).all()
         return sorted((JobRow(**r._mapping) for r in rows), key=lambda r: r.created_at)
 
