@@ -106,6 +106,19 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@contextmanager
+def _full_disk_is_507() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        if not _disk_full(exc):
+            raise
+        # The transaction was rolled back: the store is as it was before, only not grown.
+        raise InsufficientStorage(
+            f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
+        ) from exc
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -113,30 +126,15 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as s:
-                yield s
-        except OperationalError as exc:
-            if not _disk_full(exc):
-                raise
-            # The transaction was rolled back: the store is as it was before, only not grown.
-            raise InsufficientStorage(
-                f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
-            ) from exc
+        with _full_disk_is_507(), self._sessions.begin() as s:
+            yield s
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A Core connection in a transaction, for the hot statements that need no ORM; a full
         disk is :class:`InsufficientStorage`, as in :meth:`session`."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            if not _disk_full(exc):
-                raise
-            raise InsufficientStorage(
-                f"the store's disk is full: {str(exc.orig).strip()}", hint=DISK_FULL_HINT
-            ) from exc
+        with _full_disk_is_507(), self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
