@@ -267,6 +267,21 @@ def direct_wrk(p: Platform, script: Path, concurrency: int, duration: float) -> 
 # -- jobs -----------------------------------------------------------------------------------------
 
 
+def rates(timeline: list[tuple[float, int, int, int]], n: int,
+          enqueue_s: float) -> tuple[float | None, int, float | None]:
+    """From a ``(t, active, succeeded, failed)`` timeline of ``n`` jobs: the steady rate (10 % ->
+    90 % succeeded), the jobs left when the last upload returned, and how fast they drained."""
+    def t_reach(k: int) -> float:
+        return next(t for t, _q, s, _f in timeline if s >= k)
+
+    t_all = timeline[-1][0]
+    k10, k90 = max(1, round(0.1 * n)), max(1, round(0.9 * n))
+    steady = (k90 - k10) / (t_reach(k90) - t_reach(k10)) if t_reach(k90) > t_reach(k10) else None
+    left = next((n - s - f for t, _q, s, f in timeline if t >= enqueue_s), 0)
+    drain = left / (t_all - enqueue_s) if left >= 0.1 * n and t_all > enqueue_s else None
+    return steady, left, drain
+
+
 async def jobs_run(p: Platform, kind: str, n: int, concurrency: int, per_request: int,
                    deadline_s: float) -> dict[str, Any]:
     """Enqueue ``n`` jobs through one path, as fast as possible; follow them to succeeded."""
@@ -329,14 +344,7 @@ async def jobs_run(p: Platform, kind: str, n: int, concurrency: int, per_request
     enqueue_s = enq_end - t0
     ok, failed = timeline[-1][2], timeline[-1][3]
 
-    def t_reach(k: int) -> float:
-        return next(t for t, _q, s, _f in timeline if s >= k)
-
-    k10, k90 = max(1, round(0.1 * n)), max(1, round(0.9 * n))
-    steady = (k90 - k10) / (t_reach(k90) - t_reach(k10)) if t_reach(k90) > t_reach(k10) else None
-    # jobs left when the last upload returned, and how fast they drained afterwards
-    left = next((n - s - f for t, _q, s, f in timeline if t >= enqueue_s), 0)
-    drain = left / (t_all - enqueue_s) if left >= 0.1 * n and t_all > enqueue_s else None
+    steady, left, drain = rates(timeline, n, enqueue_s)
     return {
         "kind": kind, "jobs": n, "requests": len(items), "files_per_request": per_request,
         "enqueue_concurrency": concurrency, "enqueue_errors": len(enq_errors),
@@ -424,13 +432,7 @@ async def jobs_wrk(p: Platform, n: int, concurrency: int, deadline_s: float,
     t_all = timeline[-1][0]
     ok, failed = timeline[-1][2], timeline[-1][3]
 
-    def t_reach(k: int) -> float:
-        return next(t for t, _q, s, _f in timeline if s >= k)
-
-    k10, k90 = max(1, round(0.1 * ok)), max(1, round(0.9 * ok))
-    steady = (k90 - k10) / (t_reach(k90) - t_reach(k10)) if t_reach(k90) > t_reach(k10) else None
-    left = next((uploaded - s - f for t, _q, s, f in timeline if t >= enqueue_s), 0)
-    drain = left / (t_all - enqueue_s) if left >= 0.1 * ok and t_all > enqueue_s else None
+    steady, left, drain = rates(timeline, uploaded, enqueue_s)
     return {
         "kind": "wrk", "jobs": uploaded, "requests": uploaded + errors, "files_per_request": 1,
         "enqueue_concurrency": concurrency, "enqueue_errors": errors,
