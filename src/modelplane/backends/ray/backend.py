@@ -13,11 +13,12 @@ replacements, which Ray places on the nodes that are left.
 
 Warm templates (see :mod:`.templates`): ``prepare`` starts one per deployment generation on each
 node that could hold a replica. A CPU replica then claims its resources with a one-bundle
-placement group (no process to start: Ray's scheduler answers in milliseconds), hinted towards
-the warm node running fewest of its replicas, and is forked by that node's template. A GPU
-replica is a :class:`ReplicaHost` actor (so that Ray hands it its devices), forked by the
-template on the node Ray chose. Without a template on that node a replica is a fresh interpreter
-started by its actor, as before.
+placement group (no process to start: Ray's scheduler answers in milliseconds) and is forked by
+that node's template. A GPU replica, or one whose node has no ready template, is a
+:class:`ReplicaHost` actor (so that Ray hands it its devices), forked by the template on the node
+Ray chose, or else a fresh interpreter started by its actor. Either way the claim or the actor is
+hinted (softly) towards the node that could hold it running fewest of the deployment's replicas
+(``spread_target``; ties: a warm node), so a node whose template is late still gets its share.
 
 A health probe (``ray.nodes()`` with a deadline) runs every ``probe_interval`` seconds: when the
 cluster stops answering (head or GCS gone) the backend says ``degraded`` in ``/api/v1/health``
@@ -32,6 +33,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -93,8 +95,13 @@ class RayApi:
 
         return dict(ray.cluster_resources())
 
-    def create(self, name: str, options: dict[str, Any]) -> Any:
-        return self._cls.options(name=name, **options).remote()
+    def create(self, name: str, options: dict[str, Any], target: str | None) -> Any:
+        """A replica's host actor, asked of ``target`` first (soft: Ray picks another node with
+        room when that one has none)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        strategy: Any = NodeAffinitySchedulingStrategy(target, soft=True) if target else "SPREAD"
+        return self._cls.options(name=name, scheduling_strategy=strategy, **options).remote()
 
     def create_template(self, name: str, node_id: str) -> Any:
         """A template host pinned to ``node_id``, holding no resources (it only forks)."""
@@ -257,11 +264,20 @@ class RayBackend:
         if why is not None:
             raise InsufficientResources(why, deployment=spec.name)
         key = template_key(spec)
-        placed: _Placed | None = None
-        if not spec.resources.gpu and self.templates.ready_nodes(key):
-            placed = await self._claim_and_fork(launch, key, nodes)
-        if placed is None:
-            placed = await self._host(launch, key)
+        warm = self.templates.ready_nodes(key)
+        placed_now = [(p.deployment, p.node_id) for p in self._placed.values()]
+        running = Counter(node for name, node in placed_now + self._placing if name == spec.name)
+        target = spread_target(spec, nodes, warm, running)
+        mark = (spec.name, target or "")
+        self._placing.append(mark)  # replicas started together spread too
+        try:
+            placed: _Placed | None = None
+            if not spec.resources.gpu and target in warm:
+                placed = await self._claim_and_fork(launch, key, target)
+            if placed is None:
+                placed = await self._host(launch, key, target)
+        finally:
+            self._placing.remove(mark)
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         handle = ReplicaHandle(launch.replica_id, spec.name, placed.pid, exited)
         handle.node_id = placed.node_id
@@ -286,32 +302,21 @@ class RayBackend:
         )
 
     async def _claim_and_fork(
-        self, launch: ReplicaLaunch, key: str, nodes: list[NodeInfo]
+        self, launch: ReplicaLaunch, key: str, target: str
     ) -> _Placed | None:
         """The warm CPU path: claim resources (no process), fork on the claimed node. None if
         Ray put the claim on a node without a ready template (the caller takes the actor path)."""
         spec = launch.spec
-        running: dict[str, int] = {}
-        placing = [(p.deployment, p.node_id) for p in self._placed.values()] + self._placing
-        for deployment, node in placing:
-            if deployment == spec.name:
-                running[node] = running.get(node, 0) + 1
-        target = spread_target(spec, nodes, self.templates.ready_nodes(key), running)
-        mark = (spec.name, target or "")
-        self._placing.append(mark)  # replicas started together spread too
-        try:
-            claim = await asyncio.to_thread(self.api.claim, claim_bundle(spec), target)
-            deadline = time.monotonic() + self.place_timeout
-            node_id = None
-            while node_id is None:
-                node_id = await asyncio.to_thread(self.api.claimed_node, claim)
-                if node_id is None:
-                    if time.monotonic() > deadline:
-                        self.api.unclaim(claim)
-                        raise self._too_long(spec)
-                    await asyncio.sleep(0.005)
-        finally:
-            self._placing.remove(mark)
+        claim = await asyncio.to_thread(self.api.claim, claim_bundle(spec), target)
+        deadline = time.monotonic() + self.place_timeout
+        node_id = None
+        while node_id is None:
+            node_id = await asyncio.to_thread(self.api.claimed_node, claim)
+            if node_id is None:
+                if time.monotonic() > deadline:
+                    self.api.unclaim(claim)
+                    raise self._too_long(spec)
+                await asyncio.sleep(0.005)
         template = self.templates.ready_on(key, node_id)
         if template is None:
             self.api.unclaim(claim)
@@ -325,11 +330,11 @@ class RayBackend:
             return None  # the template went just now: the actor path
         return _Placed(spec.name, node_id, template.actor, True, claim=claim, pid=pid)
 
-    async def _host(self, launch: ReplicaLaunch, key: str) -> _Placed:
-        """A host actor holds the replica's resources; the node's template forks the replica,
-        or without one the actor runs it as a fresh interpreter."""
+    async def _host(self, launch: ReplicaLaunch, key: str, target: str | None) -> _Placed:
+        """A host actor holds the replica's resources (asked of ``target`` first); the node's
+        template forks the replica, or without one the actor runs it as a fresh interpreter."""
         spec = launch.spec
-        actor = self.api.create(f"replica-{launch.replica_id}", actor_options(spec))
+        actor = self.api.create(f"replica-{launch.replica_id}", actor_options(spec), target)
         try:
             where = await asyncio.wait_for(actor.where.remote(), self.place_timeout)
         except TimeoutError:

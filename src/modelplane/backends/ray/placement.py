@@ -18,18 +18,10 @@ class NodeInfo:
 
 
 def actor_options(spec: DeploymentSpec) -> dict[str, Any]:
-    """Ray actor options for one replica of ``spec``: Ray picks the node that has them free.
-
-    SPREAD: replicas of a deployment go to different nodes where they can, so losing a node
-    loses a share of the replicas, not all of them.
-    """
+    """Ray actor options for one replica of ``spec`` (its scheduling strategy is the backend's:
+    a soft affinity to the ``spread_target`` node, so Ray still picks a node with room free)."""
     r = spec.resources
-    options: dict[str, Any] = {
-        "num_cpus": r.cpu,
-        "num_gpus": r.gpu,
-        "memory": r.memory,
-        "scheduling_strategy": "SPREAD",
-    }
+    options: dict[str, Any] = {"num_cpus": r.cpu, "num_gpus": r.gpu, "memory": r.memory}
     if r.custom:
         options["resources"] = dict(r.custom)
     return options
@@ -87,10 +79,12 @@ def claim_bundle(spec: DeploymentSpec) -> dict[str, float]:
 def spread_target(
     spec: DeploymentSpec, nodes: list[NodeInfo], warm: set[str], running: dict[str, int]
 ) -> str | None:
-    """The node to ask Ray for first: among those with a warm template of ``spec`` that could
-    hold a replica, the one running fewest replicas of it (ties: node id); None if none.
-    Only a hint: Ray places the claim elsewhere when that node has no room free."""
-    candidates = [n.node_id for n in nodes if n.node_id in warm and fits(spec, n)]
+    """The node to ask Ray for first: among those that could hold a replica of ``spec``, the one
+    running fewest replicas of it (ties: a node with a warm template of it, then node id); None
+    if none could. Replicas of a deployment thus go to different nodes where they can, so losing
+    a node loses a share of them, not all; a node whose template is still starting (or was lost)
+    is not skipped for it. Only a hint: Ray places elsewhere when that node has no room free."""
+    candidates = [n.node_id for n in nodes if fits(spec, n)]
     if not candidates:
         return None
-    return min(candidates, key=lambda node_id: (running.get(node_id, 0), node_id))
+    return min(candidates, key=lambda n: (running.get(n, 0), n not in warm, n))

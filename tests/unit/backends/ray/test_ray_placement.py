@@ -30,7 +30,6 @@ def test_actor_options_carry_cpu_gpu_memory_and_custom_resources() -> None:
         "num_gpus": 1,
         "memory": 2**30,
         "resources": {"small": 1.0},
-        "scheduling_strategy": "SPREAD",
     }
     assert "resources" not in actor_options(spec(cpu=1))
 
@@ -72,12 +71,16 @@ def test_a_claim_bundle_holds_cpu_memory_and_custom_resources_and_no_zero() -> N
     }
 
 
-def test_the_spread_hint_is_the_warm_node_running_fewest_replicas() -> None:
+def test_the_spread_hint_is_the_node_running_fewest_replicas_ties_to_a_warm_one() -> None:
     other = NodeInfo("n3", "10.0.0.3", {"CPU": 2, "memory": 4 * 2**30})
     nodes = [SMALL, GPU, other]
     s = spec(cpu=1)
-    assert spread_target(s, nodes, {"n1", "n3"}, {}) == "n1"  # ties: node id
+    assert spread_target(s, nodes, {"n1", "n3"}, {}) == "n1"  # ties: warm, then node id
+    assert spread_target(s, nodes, {"n3"}, {}) == "n3"
     assert spread_target(s, nodes, {"n1", "n3"}, {"n1": 1}) == "n3"
-    assert spread_target(s, nodes, {"n1", "n3"}, {"n1": 2, "n3": 2, "n2": 0}) == "n1"
-    assert spread_target(s, nodes, set(), {}) is None  # no warm node: Ray decides alone
-    assert spread_target(spec(cpu=1, custom={"small": 1}), nodes, {"n3"}, {}) is None
+    assert spread_target(s, nodes, {"n1", "n3"}, {"n1": 1, "n3": 1}) == "n2"  # fewest beats warm
+    # A node whose template is late (or lost) still gets its share.
+    assert spread_target(s, nodes, {"n1"}, {"n1": 1, "n3": 1}) == "n2"
+    assert spread_target(s, nodes, set(), {}) == "n1"
+    assert spread_target(spec(cpu=1, custom={"small": 1}), nodes, {"n3"}, {}) == "n1"
+    assert spread_target(spec(cpu=8), nodes, {"n1"}, {}) is None  # no node could hold it
