@@ -177,13 +177,18 @@ def _follow(client: Client, batch_id: str, interval: float = 0.5) -> dict[str, A
         with _bar("predicting") as bar:
             task = bar.add_task("batch", total=None)
             while True:
-                run = client.batch(batch_id)
+                asked = time.monotonic()
+                # held by the platform until the run ends or `interval` passed: the end is
+                # seen at once, progress every `interval`
+                run = client.batch(batch_id, wait=interval)
                 bar.update(
                     task, completed=run["done"] + run["failed"], total=run["total"] or None
                 )
                 if run["state"] in _FINISHED:
                     return run
-                time.sleep(interval)  # a poll of the platform, not synchronisation
+                rest = interval - (time.monotonic() - asked)
+                if rest > 0:  # a platform that does not hold answers: a poll, not a busy loop
+                    time.sleep(rest)
     except KeyboardInterrupt:
         err.print(
             f"the run goes on on the platform: `modelplane batches show {batch_id}`; "

@@ -259,8 +259,10 @@ class Client:
         """``POST /api/v1/batches``: ``deployment`` or ``model``, ``input``, ``output``, …"""
         return self._request("POST", "/api/v1/batches", json=body).json()
 
-    def batch(self, batch_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/v1/batches/{batch_id}").json()
+    def batch(self, batch_id: str, wait: float = 0.0) -> dict[str, Any]:
+        """The run; ``wait`` > 0: answered once it has finished, or after ``wait`` seconds."""
+        params = {"wait": wait} if wait > 0 else None
+        return self._request("GET", f"/api/v1/batches/{batch_id}", params=params).json()
 
     def batches(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/v1/batches").json()["batches"]

@@ -132,8 +132,25 @@ class Batches:
             raise NotFound(f"batch run {batch_id!r} does not exist", batch=batch_id)
         return row
 
-    async def get(self, batch_id: str, principal: Principal) -> dict[str, Any]:
-        row = await self.get_row(batch_id, principal)
+    async def get(self, batch_id: str, principal: Principal, wait: float = 0.0) -> dict[str, Any]:
+        """The run's view. ``wait`` > 0: held up to that many seconds until the run has
+        finished (answered the moment it ends here; a run that another platform process
+        executes is looked at again every second)."""
+        runner = self.deps.batch_runner
+        ended = runner.ended(batch_id) if wait > 0 and runner is not None else None
+        try:
+            row = await self.get_row(batch_id, principal)
+            if ended is not None:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + wait
+                while row.finished_at is None and (left := deadline - loop.time()) > 0:
+                    await asyncio.wait({ended}, timeout=min(left, 1.0))
+                    if ended.done():  # ended here; a retry may have queued it again since
+                        ended = runner.ended(batch_id)  # type: ignore[union-attr]
+                    row = await self.get_row(batch_id, principal)
+        finally:
+            if ended is not None:
+                ended.cancel()
         failures = await asyncio.to_thread(self.batches.failures, row.id, 20)
         return {**view(row), "failures": [failure_view(f) for f in failures]}
 

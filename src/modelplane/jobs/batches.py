@@ -97,6 +97,7 @@ class BatchRunner:
         self.retry_base = retry_base
         self.runner_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
         self._closing = False
 
@@ -105,6 +106,24 @@ class BatchRunner:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def ended(self, batch_id: str) -> asyncio.Future[None]:
+        """A future that resolves once run ``batch_id`` ends in this process (its final state
+        is in the store by then), for a caller that waits for the end instead of polling.
+        Cancel it when no longer waited for; a run executed by another platform process on a
+        shared store never resolves it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(batch_id, set()).add(fut)
+
+        def drop(f: asyncio.Future[None]) -> None:
+            waiting = self._waiters.get(batch_id)
+            if waiting is not None:
+                waiting.discard(f)
+                if not waiting:
+                    del self._waiters[batch_id]
+
+        fut.add_done_callback(drop)
+        return fut
 
     async def run(self) -> None:
         released = await asyncio.to_thread(self.batches.release_all)
@@ -169,15 +188,20 @@ class BatchRunner:
                     await asyncio.shield(self.ephemeral.remove(row.deployment))
                 except Exception:
                     log.exception("removing the deployment of batch run %s", row.id)
-        await self._checkpoint(row, progress)
-        await asyncio.to_thread(
-            self.batches.finish,
-            row.id,
-            self.runner_id,
-            error=error,
-            replica_seconds=held * replicas,
-            gpu_seconds=held * replicas * gpu,
-        )
+        try:
+            await self._checkpoint(row, progress)
+            await asyncio.to_thread(
+                self.batches.finish,
+                row.id,
+                self.runner_id,
+                error=error,
+                replica_seconds=held * replicas,
+                gpu_seconds=held * replicas * gpu,
+            )
+        finally:
+            for fut in list(self._waiters.get(row.id, ())):
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _process(self, row: BatchRow, p: _Progress) -> None:
         source, target = self.sides(row)

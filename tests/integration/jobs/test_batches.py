@@ -281,3 +281,34 @@ async def test_a_serverless_deployment_scales_up_for_a_run_and_back_to_zero(
         return st["ready"] == 0 and st["starting"] == 0
 
     await eventually(at_zero, timeout=60)
+
+
+@pytest.mark.parametrize("platform_settings", [FAST])
+async def test_a_follower_that_waits_is_answered_when_the_run_ends(
+    harness: Harness, fixture_models: Path, tmp_path: Path
+) -> None:
+    """``GET …?wait=S`` holds the answer until the run has finished (or S passed), so a
+    follower learns of the end without polling."""
+    await harness.deploy("slow", fixture_models / "faulty")
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(20):
+        (src / f"{i}.json").write_text(json.dumps({"sleep": 0.05}))
+    run = await start(
+        harness, deployment="slow", input=str(src), output=str(tmp_path / "out"), concurrency=1
+    )
+    url = f"/api/v1/batches/{run['id']}"
+    # 20 inputs one at a time take a second at least: a short hold ends with the run going on
+    held = (await harness.http.get(url, params={"wait": 0.05})).json()
+    assert held["state"] in ("queued", "running") and held["finished_at"] is None
+    # a long hold is answered by the run's end, well before the hold is over
+    r = await harness.http.get(url, params={"wait": 60}, timeout=90)
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["state"], done["done"]) == ("succeeded", 20) and done["finished_at"]
+    # a finished run is answered at once, whatever the hold
+    assert (await harness.http.get(url, params={"wait": 60})).json()["id"] == run["id"]
+    r = await harness.http.get(url, params={"wait": 61})
+    assert r.status_code == 422 and "wait" in r.text
+    r = await harness.http.get("/api/v1/batches/nope", params={"wait": 5})
+    assert r.status_code == 404

@@ -15,7 +15,7 @@ router = APIRouter(tags=["batch runs"])
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _batches(request: Request) -> Batches:
+async def _batches(request: Request) -> Batches:  # async: no thread hop per request
     return Batches(request.app.state.deps)
 
 
@@ -78,8 +78,21 @@ async def list_(caller: Caller, batches: BatchesDep) -> dict[str, Any]:
 
 
 @router.get("/batches/{batch_id}", summary="A batch run's progress: done, failed, rate, ETA")
-async def get(batch_id: str, caller: Caller, batches: BatchesDep) -> dict[str, Any]:
-    return await batches.get(batch_id, caller)
+async def get(
+    batch_id: str,
+    caller: Caller,
+    batches: BatchesDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=60,
+            description="seconds to hold the answer until the run has finished (0: at once); "
+            "a follower that waits instead of polling learns of the end the moment it comes",
+        ),
+    ] = 0.0,
+) -> dict[str, Any]:
+    return await batches.get(batch_id, caller, wait)
 
 
 @router.get("/batches/{batch_id}/failures", summary="Inputs that failed, with their errors")
