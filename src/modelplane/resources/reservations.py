@@ -3,8 +3,10 @@
 Two kinds of entries. A *commitment* per stored deployment: what it is promised whether or not
 its replicas run (a dedicated deployment's replicas, a serverless one's ``scale.min``); the
 reconciler keeps these in line with the store, so the book is rebuilt at every start. A *grant*
-per live replica, taken before the replica starts and given back when it exits. Capacity that is
-committed to one deployment but not held by it right now is set aside: nobody else may take it.
+per live replica, taken before the replica starts and given back when it exits; and one per running
+DEEPaaS training, which holds what one replica of its deployment would, on top of what the
+deployment is promised (a training never eats into its own deployment's replicas). Capacity that
+is committed to one deployment but not held by it right now is set aside: nobody else may take it.
 
 Decisions are the pure functions of :mod:`modelplane.resources`; this class only keeps state.
 Admission (create/update) runs under ``admission`` so two racing deploys cannot both see the same
@@ -42,6 +44,7 @@ class _Held:
     deployment: str
     owner: str
     grant: Grant
+    training: bool = False
 
 
 class ReservationBook:
@@ -81,7 +84,36 @@ class ReservationBook:
             self._grants[replica_id] = _Held(deployment, owner, outcome)
         return outcome
 
+    def reserve_training(
+        self, key: str, deployment: str, owner: str, request: Usage
+    ) -> Grant | Refusal:
+        """A grant for a training of ``deployment``: beside its replicas, never instead of them.
+
+        Unlike a replica's, it may not take capacity promised to its own deployment either, and
+        the owner's quota counts it on top of everything the deployment holds or is promised.
+        """
+        quota = self.quotas.get(owner)
+        if quota is not None:
+            short = over_quota(quota, self._load(owner=owner), request)
+            if short:
+                return Refusal(tuple(short), "quota")
+        outcome = place(
+            self.inventory,
+            (h.grant for h in self._grants.values()),
+            request,
+            set_aside=self._unclaimed(exclude=""),
+        )
+        if isinstance(outcome, Grant):
+            self._grants[key] = _Held(deployment, owner, outcome, training=True)
+        return outcome
+
+    def restore_training(self, key: str, deployment: str, owner: str, grant: Grant) -> None:
+        """Hold ``grant`` again for a training that outlived a platform restart: its process
+        still runs with those devices, so the book takes them back whether or not they fit."""
+        self._grants[key] = _Held(deployment, owner, grant, training=True)
+
     def release(self, replica_id: str) -> None:
+        """Give back a replica's or a training's grant."""
         self._grants.pop(replica_id, None)
 
     def grant(self, replica_id: str) -> Grant | None:
@@ -134,22 +166,27 @@ class ReservationBook:
             )
 
     # -- views ----------------------------------------------------------------------------------
-    def _held_by(self) -> dict[str, Usage]:
+    def _held_by(self, training: bool = False) -> dict[str, Usage]:
+        """Per deployment, what its replicas hold (or, ``training``, its trainings)."""
         out: dict[str, Usage] = defaultdict(Usage)
         for h in self._grants.values():
-            out[h.deployment] = out[h.deployment] + h.grant.usage
+            if h.training == training:
+                out[h.deployment] = out[h.deployment] + h.grant.usage
         return out
 
     def _load(self, *, owner: str | None = None, exclude: str = "", own: bool = False) -> Usage:
         """What is held or promised (per deployment, the larger of the two), optionally only
-        ``owner``'s; ``exclude``'s share is left out, or with ``own`` counted as held only."""
+        ``owner``'s; ``exclude``'s share is left out, or with ``own`` counted as held only.
+        Trainings always count, on top: they fill no promise."""
         held = self._held_by()
+        training = self._held_by(training=True)
         owners = {d: o for d, (o, _) in self._commitments.items()}
         owners.update({h.deployment: h.owner for h in self._grants.values()})
         total = Usage()
         for dep, dep_owner in owners.items():
             if owner is not None and dep_owner != owner:
                 continue
+            total = total + training.get(dep, Usage())
             if dep == exclude:
                 if own:
                     total = total + held.get(dep, Usage())
@@ -168,7 +205,7 @@ class ReservationBook:
         return total
 
     def usage(self, owner: str | None = None) -> Usage:
-        """What ``owner``'s replicas hold now (everyone's for None)."""
+        """What ``owner``'s replicas and trainings hold now (everyone's for None)."""
         return sum(
             (h.grant.usage for h in self._grants.values() if owner is None or h.owner == owner),
             Usage(),
@@ -180,8 +217,11 @@ class ReservationBook:
         for rid, h in sorted(self._grants.items()):
             if owner is not None and h.owner != owner:
                 continue
-            entry = deployments.setdefault(h.deployment, {"owner": h.owner, "replicas": {}})
-            entry["replicas"][rid] = {**h.grant.usage.to_dict(), "gpu_devices": list(h.grant.gpus)}
+            entry = deployments.setdefault(
+                h.deployment, {"owner": h.owner, "replicas": {}, "trainings": {}}
+            )
+            holds = {**h.grant.usage.to_dict(), "gpu_devices": list(h.grant.gpus)}
+            entry["trainings" if h.training else "replicas"][rid] = holds
         held = self.usage()
         return {
             "inventory": self.inventory.to_dict(),
