@@ -196,7 +196,8 @@ def resources(url: UrlOpt = None, token: TokenOpt = None) -> None:
     out.print(f"free:     {_show_usage(view['free'])}")
     table = Table("DEPLOYMENT", "OWNER", "REPLICA", "CPU", "MEMORY", "GPUS")
     for name, entry in view["deployments"].items():
-        for rid, r in entry["replicas"].items():
+        held = {**entry["replicas"], **entry.get("trainings", {})}  # a training: train-<uuid>
+        for rid, r in held.items():
             table.add_row(
                 name,
                 entry["owner"],

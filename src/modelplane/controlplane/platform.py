@@ -30,7 +30,7 @@ from modelplane.controlplane.bootstrap import (
 )
 from modelplane.controlplane.elector import Elector
 from modelplane.controlplane.follower import Follower
-from modelplane.controlplane.hooks import BatchHooks, TrainTargets, readings
+from modelplane.controlplane.hooks import BatchHooks, TrainingHolds, TrainTargets, readings
 from modelplane.controlplane.objects_front import ObjectsFront
 from modelplane.controlplane.reconciler import Reconciler
 from modelplane.core.deps import Deps
@@ -154,8 +154,22 @@ class Platform:
         fallback = self._fallback
         oip = OipFront(self.dataplane, self.reconciler, fallback)
         self.gateway.add_front(oip.prefix, oip.handle)
-        train = TrainTargets(self.reconciler.deployments, self.envs, s.cache_dir)
-        self.trainings = TrainingBook(s.data_dir / "trainings", train, self.logs.write)
+        # Trainings run on this machine, sandboxed as local replicas are; their reservations
+        # are the node's (a cluster backend's book counts the cluster's, not this node's GPUs).
+        deployments = self.reconciler.deployments
+        train = TrainTargets(deployments, self.envs, s.cache_dir, sandbox)
+        book = self.reconciler.reservations
+        assert book is not None
+        holds = TrainingHolds(deployments, lambda: book) if s.backend == "local" else None
+        self.trainings = TrainingBook(
+            s.data_dir / "trainings",
+            train,
+            self.logs.write,
+            holds=holds,
+            interval=s.reconcile_interval,
+        )
+        # Before any replica starts: a training that outlived a restart takes its GPUs back.
+        self.trainings.resume()
         self.gateway.add_front(
             DEEPAAS_PREFIX, DeepaasRouter(self.dataplane, trainings=self.trainings)
         )

@@ -39,6 +39,10 @@ INSTALL_HINT = (
     "to run replicas unconfined on a single-user machine"
 )
 
+HOLDER = ("/bin/sh", "-c", '"$@" & wait $!', "modelplane-train")
+"""What starts a training's bwrap: ``--die-with-parent`` ties the sandbox to this shell, which
+outlives the platform (its own session) and ends when bwrap does."""
+
 
 @dataclass(frozen=True)
 class Host:
@@ -212,12 +216,18 @@ class Sandbox:
         env: Mapping[str, str],
         *,
         python: str | None = None,
+        training: Path | None = None,
     ) -> tuple[list[str], dict[str, str]]:
         """``(argv, env)`` running ``command`` inside ``spec``'s sandbox.
 
         ``env``: the variables the replica is meant to have (the spec's and the launch's); the
         platform's own environment is not passed on. ``python``: the interpreter; a per-model
         environment's (a virtualenv) is exposed read-only with the paths its ``.pth`` files add.
+        ``training``: the command is a DEEPaaS training, not a replica: this folder of its own is
+        exposed read-write at :data:`SANDBOX_RESULTS`, it gets no gateway socket, and it outlives
+        the platform's process (a restart finds it still running): bwrap's parent is then a
+        shell that only waits for it (:data:`HOLDER`), so the platform's exit does not end the
+        sandbox, while killing that shell still ends every process inside.
         """
         model = self.exposable(spec.model.path, "model folder", spec.name)
         read_only = [model, *self.host.runtime]
@@ -227,15 +237,19 @@ class Sandbox:
                     read_only.append(self.exposable(root, "environment", spec.name))
         ident = self.identity(spec.name)
         cache = self.cache_for(spec.name, ident)
+        if training is not None:
+            _own(training, ident)
+            os.chmod(training, 0o700)
         conf = Confinement(
             read_only=tuple(dict.fromkeys(read_only)),
             read_write=tuple(self.links_of(model, spec.name, ident)),
             cache=str(cache),
-            socket=self.socket,
+            socket=self.socket if training is None else None,
             identity=ident,
             network=spec.network != "none",
             chdir=model,
             devices=self.host.gpus if spec.resources.gpu > 0 else (),
+            results=str(training) if training is not None else None,
         )
         argv = bwrap_argv(
             conf,
@@ -245,6 +259,8 @@ class Sandbox:
             as_root=self.host.as_root,
             system=self.host.system,
         )
+        if training is not None:
+            argv = [*HOLDER, *argv]
         return argv, sandbox_env(self.platform_env, self.launch_env(env))
 
     @staticmethod

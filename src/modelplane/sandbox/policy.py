@@ -21,6 +21,10 @@ SANDBOX_SOCKET = "/run/modelplane/gateway.sock"
 SANDBOX_CACHE = "/cache"
 """Where the deployment's own cache folder appears inside (its host path is in the data dir)."""
 
+SANDBOX_RESULTS = "/run/modelplane/training"
+"""Where a training's own folder appears inside (its request body in, its record out; the host
+path is in the data dir, which the training never sees whole)."""
+
 UID_BASE = 200_000
 UID_SPAN = 65_536
 """Replica identities when the platform runs as root: one uid (and gid) per deployment, from
@@ -61,6 +65,8 @@ class Confinement:
     chdir: str = "/"
     devices: tuple[str, ...] = ()
     """Device nodes passed through (GPUs)."""
+    results: str | None = None
+    """Host path of a training's own folder, exposed read-write at :data:`SANDBOX_RESULTS`."""
 
 
 def identity_for(deployment: str, taken: Mapping[int, str]) -> Identity:
@@ -135,7 +141,7 @@ def bwrap_argv(
     for dev in conf.devices:
         argv += ["--dev-bind", dev, dev]
     binds = [("--ro-bind", p) for p in conf.read_only] + [("--bind", p) for p in conf.read_write]
-    targets = [p for _, p in binds] + [SANDBOX_SOCKET, SANDBOX_CACHE]
+    targets = [p for _, p in binds] + [SANDBOX_SOCKET, SANDBOX_CACHE, SANDBOX_RESULTS]
     # bwrap makes missing parents 0700 root; a replica's uid must be able to walk through them.
     for parent in _parents(targets, covered=[p for p, _ in system] + targets):
         argv += ["--perms", "0755", "--dir", parent]
@@ -145,6 +151,8 @@ def bwrap_argv(
         argv += ["--bind", conf.cache, SANDBOX_CACHE]
     if conf.socket is not None:
         argv += ["--bind", conf.socket, SANDBOX_SOCKET]
+    if conf.results is not None:
+        argv += ["--bind", conf.results, SANDBOX_RESULTS]
     # The environment is the process's own (see :func:`sandbox_env`), never on the command line,
     # where every user of the host could read it.
     argv += ["--chdir", conf.chdir, "--"]

@@ -1,13 +1,16 @@
 """A DEEPaaS training, in a process of its own: ``python -m modelplane.worker.train``.
 
 The platform (or ``modelplane run``) starts one per ``POST …/train/``, with the model's own
-interpreter, folder and environment variables, never inside a serving replica. It reads the
-request's arguments as DEEPaaS does (query string, form, JSON body; the module's own
-``get_train_args`` fields), then says on stdout, in one line, ``accepted`` or ``invalid`` — the
-POST answers from that — and keeps its record (a JSON file) up to date itself: ``running`` with
-its parsed arguments and pid, then ``done`` with ``train()``'s result or ``error`` with its
-message. A record therefore outlives the platform: a training still running when the platform
-restarts finishes and writes its result; one whose process died is reported as an error.
+interpreter, folder and environment variables, never inside a serving replica; on the platform
+inside the deployment's sandbox, where the only writable folder besides ``/tmp`` and its cache is
+the training's own (``--record`` and ``--body`` are in it). It reads the request's arguments as
+DEEPaaS does (query string, form, JSON body; the module's own ``get_train_args`` fields), then
+says on stdout, in one line, ``accepted`` or ``invalid`` — the POST answers from that — and keeps
+its record (a JSON file) up to date itself: ``running`` with its parsed arguments, then ``done``
+with ``train()``'s result or ``error`` with its message. The record therefore outlives the
+platform: a training still running when the platform restarts finishes and writes its result.
+The platform reads this record back as untrusted input (it is written by the model's code's
+process) and keeps what it trusts — pid, reservation, dates — in a record of its own.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if a.body:
             Path(a.body).unlink(missing_ok=True)
-    record.update(status="running", args=_args_for_record(kwargs), pid=os.getpid())
+    record.update(status="running", args=_args_for_record(kwargs))
     write_record(record_path, record)
     print("accepted", flush=True)
     try:

@@ -10,6 +10,7 @@ from modelplane.errors import SandboxUnavailable
 from modelplane.sandbox import probe
 from modelplane.sandbox.policy import (
     SANDBOX_CACHE,
+    SANDBOX_RESULTS,
     SANDBOX_SOCKET,
     UID_BASE,
     Confinement,
@@ -74,6 +75,16 @@ def test_only_the_listed_paths_are_exposed_and_the_system_read_only() -> None:
     assert (argv[argv.index("--proc")], argv[argv.index("--proc") + 1]) == ("--proc", "/proc")
     for flag in ("--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"):
         assert flag in argv
+
+
+def test_a_training_gets_its_own_folder_and_no_gateway_socket() -> None:
+    conf = Confinement(read_only=("/srv/models/a",), cache="/data/cache/a", results="/data/t/a/1")
+    argv = bwrap_argv(conf, ["true"], as_root=True, system=SYSTEM)
+    assert pairs(argv, "--bind") == [
+        ("/data/cache/a", SANDBOX_CACHE),
+        ("/data/t/a/1", SANDBOX_RESULTS),
+    ]
+    assert SANDBOX_SOCKET not in argv
 
 
 def test_missing_parents_are_made_walkable_for_the_replica_uid() -> None:

@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
+from modelplane.procs import host_pid
 from modelplane.sandbox import Sandbox
-from modelplane.sandbox.procs import host_pid
 from modelplane.spec import DeploymentSpec
 
 DRAIN = 30.0

@@ -24,12 +24,33 @@ from modelplane.backends.base import LogLine, ReplicaHandle, ReplicaLaunch
 from modelplane.backends.local.forkserver import Template, TemplateFailed
 from modelplane.envs import EnvManager
 from modelplane.errors import EnvironmentFailed
+from modelplane.procs import resident_bytes
 from modelplane.sandbox import Sandbox
-from modelplane.sandbox.procs import descendants
 from modelplane.spec import DeploymentSpec
 from modelplane.worker.main import SECRET_ENV
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+async def interpreter(
+    envs: EnvManager | None, default: str, spec: DeploymentSpec
+) -> tuple[str, dict[str, str]]:
+    """The interpreter for the spec's model code (its own environment's, if it has one), and
+    what to change in that code's environment. Replicas and trainings alike."""
+    if envs is None:
+        return default, {}
+    python = await envs.python_for(spec.model.path)
+    if python is None:
+        return default, {}
+    # The platform's own paths must not leak into the model's interpreter.
+    return python, {"PYTHONPATH": "", "VIRTUAL_ENV": str(Path(python).parent.parent)}
+
+
+def process_env(
+    base_env: dict[str, str], spec: DeploymentSpec, extra: dict[str, str]
+) -> dict[str, str]:
+    """The environment model code starts with, unconfined (a sandbox rebuilds it, without
+    ``base_env``): the platform's, the spec's, then ``extra``."""
+    env = {**base_env, **spec.env, **extra, "PYTHONUNBUFFERED": "1"}
+    return {k: v for k, v in env.items() if v != "" or k not in ("PYTHONPATH",)}
 
 
 class LocalProcessBackend:
@@ -71,18 +92,10 @@ class LocalProcessBackend:
         return state.to_dict() if state is not None else None
 
     async def _python(self, spec: DeploymentSpec) -> tuple[str, dict[str, str]]:
-        """The interpreter for the spec's replicas, and what to drop from their environment."""
-        if self.envs is None:
-            return self._python_default, {}
-        python = await self.envs.python_for(spec.model.path)
-        if python is None:
-            return self._python_default, {}
-        # The platform's own paths must not leak into the model's interpreter.
-        return python, {"PYTHONPATH": "", "VIRTUAL_ENV": str(Path(python).parent.parent)}
+        return await interpreter(self.envs, self._python_default, spec)
 
     def _process_env(self, spec: DeploymentSpec, extra: dict[str, str]) -> dict[str, str]:
-        env = {**self._base_env, **spec.env, **extra, "PYTHONUNBUFFERED": "1"}
-        return {k: v for k, v in env.items() if v != "" or k not in ("PYTHONPATH",)}
+        return process_env(self._base_env, spec, extra)
 
     async def prepare(self, spec: DeploymentSpec) -> Template | None:
         """Start (once) the warm template for this spec; None if it cannot import the model.
@@ -248,17 +261,7 @@ class LocalProcessBackend:
     def memory_bytes(self, handle: ReplicaHandle) -> int | None:
         if handle.pid is None or handle.exited.done():
             return None
-        pids = [handle.pid]
-        if handle.replica_id in self._wrapped:
-            pids += descendants(handle.pid)
-        total = None
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/statm", "rb") as f:
-                    total = (total or 0) + int(f.read().split()[1]) * _PAGE
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
+        return resident_bytes(handle.pid, tree=handle.replica_id in self._wrapped)
 
     async def close(self) -> None:
         procs = list(self._procs.values())

@@ -156,7 +156,7 @@ async function node(body) {
   const inv = r.inventory;
   const gpuHolders = {};
   for (const [dep, info] of Object.entries(r.deployments || {})) {
-    for (const [replica, res] of Object.entries(info.replicas || {})) {
+    for (const [replica, res] of Object.entries({ ...(info.replicas || {}), ...(info.trainings || {}) })) {
       for (const g of res.gpu_devices || []) gpuHolders[g] = { dep, replica, owner: info.owner };
     }
   }

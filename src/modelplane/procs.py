@@ -1,4 +1,6 @@
-"""Finding a sandboxed process by the pid it has inside its own pid namespace.
+"""Process trees from ``/proc``: a sandboxed process by the pid it has inside its own pid
+namespace, and a tree's resident memory. No import of ours: a training's gateway half uses it
+inside a model's own environment (``modelplane run``) too.
 
 A template forks replicas inside its sandbox, where pids are the namespace's own (2, 3, ...); the
 platform signals and measures them by their host pid, found here among the template's descendants
@@ -6,6 +8,10 @@ through ``/proc/<pid>/task/<pid>/children`` and the ``NSpid`` line of each one's
 """
 
 from __future__ import annotations
+
+import os
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def children(pid: int) -> list[int]:
@@ -44,3 +50,16 @@ def host_pid(root: int, inner: int) -> int | None:
         if ns_pid(p) == inner:
             return p
     return None
+
+
+def resident_bytes(pid: int, *, tree: bool = False) -> int | None:
+    """Resident memory of ``pid`` (with ``tree``, of it and every descendant: a sandbox's
+    processes), or None if none of them can be read any more."""
+    total = None
+    for p in [pid, *(descendants(pid) if tree else [])]:
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total = (total or 0) + int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
