@@ -88,7 +88,7 @@ def validate_bucket_name(name: object) -> str:
         )
     if ".." in name:
         raise InvalidInput(f"bucket name {name!r} must not contain two dots in a row", bucket=name)
-    if _looks_like_ipv4(name):
+    if name[0].isdigit() and _looks_like_ipv4(name):
         raise InvalidInput(
             f"bucket name {name!r} must not be formatted as an IP address", bucket=name
         )
@@ -152,7 +152,8 @@ def _check_text(value: object, what: str) -> str:
 
 def _check_common(text: str, what: str) -> None:
     """Checks shared by keys and prefixes: characters, absolute paths, length."""
-    for char in text:
+    # Printable ASCII has no control character: most keys need no look at each character.
+    for char in () if text.isascii() and text.isprintable() else text:
         if unicodedata.category(char) == "Cc":
             raise InvalidInput(
                 f"{what} {text!r} contains the control character U+{ord(char):04X}", key=text

@@ -81,6 +81,7 @@ class LocalBucketStore:
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
         self._resolved_root: Path | None = None
+        self._folders: dict[str, Path] = {}
 
     def __repr__(self) -> str:
         return f"LocalBucketStore(root={str(self._root)!r})"
@@ -145,13 +146,14 @@ class LocalBucketStore:
         ctype = (
             DEFAULT_CONTENT_TYPE if content_type is None else validate_content_type(content_type)
         )
-        bucket_dir, path = self._object_path(bucket, key)
+        bucket_dir, path, found = self._walk_object(bucket, key)
 
         def tag(w: Written) -> bytes:
             return orjson.dumps(_meta(key, w, ctype))
 
         for attempt in range(_PUT_ATTEMPTS):
-            self._make_parents(bucket_dir, path, bucket, key)
+            if attempt or found is not _PARENT_THERE:
+                self._make_parents(bucket_dir, path, bucket, key)
             try:
                 written = write_atomically(path, iter_chunks(data), tag=tag)
                 break
@@ -176,7 +178,8 @@ class LocalBucketStore:
 
     def get(self, bucket: str, key: str) -> bytes:
         """Return the whole content of an object."""
-        with self._open(bucket, key) as (_, file):
+        # Its metadata is not read: the content is all that is asked for (a job's input).
+        with self._open(bucket, key, describe=False) as (_, file):
             return file.read()
 
     def get_to_path(self, bucket: str, key: str, path: Path) -> ObjectInfo:
@@ -283,25 +286,71 @@ class LocalBucketStore:
         return self._resolved_root
 
     def _bucket_path(self, name: str) -> Path:
-        validate_bucket_name(name)
-        path = self._real_root() / name
+        path = self._bucket_folder(name)
         _require_no_links(path, f"bucket {name!r}", self._real_root())
         return path
 
+    def _bucket_folder(self, name: str) -> Path:
+        """``root/name`` for a valid bucket name, unchecked on disk (a pure, cached mapping)."""
+        path = self._folders.get(name)
+        if path is None:
+            validate_bucket_name(name)
+            path = self._real_root() / name
+            if len(self._folders) > 10_000:
+                self._folders.clear()
+            self._folders[name] = path
+        return path
+
     def _existing_bucket(self, name: str) -> Path:
-        path = self._bucket_path(name)
-        if not path.is_dir():
+        # The root is resolved and a bucket is a direct child of it, so one lstat tells both
+        # whether the bucket is there and whether it is a link (refused, never followed).
+        path = self._bucket_folder(name)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"bucket {name!r} does not exist", bucket=name) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise _link_refused(f"bucket {name!r}", path)
+        if not stat.S_ISDIR(st.st_mode):
             raise NotFound(f"bucket {name!r} does not exist", bucket=name)
         return path
 
     def _object_path(self, bucket: str, key: str) -> tuple[Path, Path]:
         """Validate both names, check the bucket exists; return its folder and the key's path."""
-        validate_bucket_name(bucket)
+        bucket_dir, path, _ = self._walk_object(bucket, key)
+        return bucket_dir, path
+
+    def _walk_object(self, bucket: str, key: str) -> tuple[Path, Path, object]:
+        """:meth:`_object_path`, and how much of the path exists: :data:`_PARENT_THERE` when
+        the key's folder does and its own name does not (a new object: nothing to make or
+        clear before writing), another marker otherwise.
+
+        Strings, not ``pathlib``, on the way: this runs for every object read or written,
+        and joining and splitting paths was most of a small upload's CPU in Python."""
         validate_key(key)
         bucket_dir = self._existing_bucket(bucket)
-        path = bucket_dir.joinpath(*key.split("/"))
-        _require_no_links(path, f"object key {key!r} in bucket {bucket!r}", self._real_root())
-        return bucket_dir, path
+        folder = os.fspath(bucket_dir)
+        current = folder
+        segments = key.split("/")
+        last = len(segments) - 1
+        for i, segment in enumerate(segments):
+            current = f"{current}/{segment}"
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                found: object = _PARENT_THERE if i == last else _PARTIAL
+                break
+            except OSError:  # not a folder, a name too long: nothing there to follow
+                found = _PARTIAL
+                break
+            if stat.S_ISLNK(st.st_mode):
+                raise _link_refused(f"object key {key!r} in bucket {bucket!r}", Path(current))
+            if i < last and not stat.S_ISDIR(st.st_mode):
+                found = _PARTIAL  # a file where a folder should be: put's slow path says so
+                break
+        else:
+            found = _ALL_THERE
+        return bucket_dir, Path(f"{folder}/{key}"), found
 
     def _make_parents(self, bucket_dir: Path, path: Path, bucket: str, key: str) -> None:
         try:
@@ -385,7 +434,9 @@ class LocalBucketStore:
         )
 
     @contextlib.contextmanager
-    def _open(self, bucket: str, key: str) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
+    def _open(
+        self, bucket: str, key: str, *, describe: bool = True
+    ) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
         _, path = self._object_path(bucket, key)
         try:
             # O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
@@ -401,6 +452,9 @@ class LocalBucketStore:
             os.close(fd)
             raise _missing(bucket, key)  # a folder (or a device) is not an object
         with os.fdopen(fd, "rb") as file:
+            if not describe:
+                yield _NO_INFO, file
+                return
             yield self._info(bucket, key, path, st, with_content_type=True), file
 
 
@@ -429,10 +483,30 @@ def _require_no_links(path: Path, what: str, root: Path) -> None:
         except OSError:  # missing, not a folder, a name too long: nothing there to follow
             return
         if stat.S_ISLNK(st.st_mode):
-            raise InvalidInput(
-                f"{what} resolves through a symbolic link; the local store does not follow links",
-                path=str(path),
-            )
+            raise _link_refused(what, path)
+
+
+def _link_refused(what: str, path: Path) -> InvalidInput:
+    return InvalidInput(
+        f"{what} resolves through a symbolic link; the local store does not follow links",
+        path=str(path),
+    )
+
+
+_NO_INFO = ObjectInfo(
+    bucket="",
+    key="",
+    size=0,
+    etag="",
+    last_modified=datetime.min.replace(tzinfo=UTC),
+    content_type=None,
+)
+"""What :meth:`LocalBucketStore._open` yields for the description when not asked for one."""
+
+# How much of an object's path :meth:`LocalBucketStore._walk_object` found on disk.
+_PARENT_THERE = object()
+_PARTIAL = object()
+_ALL_THERE = object()
 
 
 def _stat_object(path: Path) -> os.stat_result | None:
