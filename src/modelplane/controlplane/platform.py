@@ -186,7 +186,10 @@ class Platform:
             self.reconciler,
             interval=s.watch_interval,
             on_new=lambda name: self.runner.wake(backlog_of=name),
-            admit=lambda name: check_job_queue(name, self.runner.backlog(name), s.max_queued_jobs),
+            admit=lambda name, extra: check_job_queue(
+                name, self.runner.backlog(name) + extra, s.max_queued_jobs
+            ),
+            enqueue=lambda jobs: self.deps.enqueuer().submit(jobs),
             changes=LocalChanges(self.storage)
             if isinstance(self.storage, LocalBucketStore)
             else None,

@@ -6,7 +6,8 @@ us instead (inotify), through ``watchfiles``: a maintained binding of the Rust `
 that watches folders recursively, coalesces bursts and stops on an event — the few hundred lines
 of inotify bookkeeping (watch descriptors per sub-folder, overflow, renames) we would otherwise
 own. Our atomic writes (a temporary file renamed into place) arrive as one "added" for the final
-name; temporary files, deletions and anything that is not an object are dropped here.
+name; temporary files and deletions are dropped here, by name, and whatever else is no object
+(a new folder) by the watcher's look-up.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class LocalChanges:
     async def _follow(
         self, folders: dict[Path, str], stop: asyncio.Event, ready: asyncio.Event | None
     ) -> AsyncIterator[Changed]:
+        prefixes = [(f"{folder}/", bucket) for folder, bucket in folders.items()]
         async for changes in watchfiles.awatch(
             *folders,
             stop_event=stop,
@@ -88,13 +90,15 @@ class LocalChanges:
             found: Changed = set()
             for change, raw in changes:
                 # Our own temporary files make most of the events: dropped by name, no stat.
+                # Nor is anything else looked at on disk here: the watcher's look-up of each
+                # object (``head``) drops what is not one (a new folder), and the platform's
+                # own writes are dropped by name before any look-up.
                 if change == watchfiles.Change.deleted or is_temp_name(raw.rpartition("/")[2]):
                     continue
-                path = Path(raw)
-                for folder, bucket in folders.items():
-                    if path.is_relative_to(folder):
-                        key = self.store.key_of(bucket, path)
-                        if key is not None and path.is_file():
+                for prefix, bucket in prefixes:
+                    if raw.startswith(prefix):
+                        key = self.store.key_of(bucket, raw)
+                        if key is not None:
                             found.add((bucket, key))
                         break
             if found:

@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from modelplane.errors import ModelplaneError, TooManyRequests
 from modelplane.jobs.changes import Changed
+from modelplane.jobs.group import GroupCommit
 from modelplane.jobs.triggers import triggers, watch_prefix
 from modelplane.storage import BucketStore, ObjectInfo
 from modelplane.store.jobs import JobStore, NewJob
+from modelplane.store.models import JobRow
 
 log = logging.getLogger("modelplane.jobs")
 
@@ -43,7 +45,8 @@ class BucketWatcher:
         interval: float = 2.0,
         on_new: Any = None,
         changes: Any = None,
-        admit: Callable[[str], None] | None = None,
+        admit: Callable[[str, int], None] | None = None,
+        enqueue: Callable[[list[NewJob]], Awaitable[list[tuple[JobRow, bool]]]] | None = None,
     ) -> None:
         self.jobs = jobs
         self.storage = storage
@@ -54,9 +57,14 @@ class BucketWatcher:
         """A change feed (``watch(buckets, stop)``, e.g. :class:`.changes.LocalChanges`), or
         ``None`` to list the buckets every ``interval``."""
         self.admit = admit
-        """Raises :class:`~modelplane.errors.TooManyRequests` when a deployment's job queue is at
-        its bound (``max_queued_jobs``): a file dropped into its bucket then waits there, not as a
-        job, and becomes one once the queue has room (the same bound as uploads)."""
+        """``admit(name, extra)`` raises :class:`~modelplane.errors.TooManyRequests` when a
+        deployment's job queue, with ``extra`` more jobs about to be added, is at its bound
+        (``max_queued_jobs``): a file dropped into its bucket then waits there, not as a job, and
+        becomes one once the queue has room (the same bound as uploads)."""
+        self._enqueue = enqueue
+        """Enqueues jobs, ``JobStore.enqueue_many``'s answer; the platform passes its
+        :class:`~modelplane.jobs.group.GroupCommit`, so dropped files and uploads that arrive
+        together share transactions (without one, the watcher makes its own)."""
         self._seen: dict[str, set[tuple[str, str]]] = {}
         self._deferred: set[tuple[str, str]] = set()
         self._own: set[tuple[str, str]] = set()
@@ -122,42 +130,58 @@ class BucketWatcher:
             log.exception("bucket change feed failed; listing the buckets again")
 
     async def notice(self, changed: Changed) -> int:
-        """Make jobs of the objects ``changed`` names, for every deployment reading them."""
+        """Make jobs of the objects ``changed`` names, for every deployment reading them: one
+        thread hop looks them all up, and their jobs go to the store together."""
         readers: dict[str, list[tuple[str, Any]]] = {}
         for name, dep in list(self.deployments.deployments.items()):
             spec = dep.spec
             if spec.input is not None and spec.output is not None:
                 readers.setdefault(spec.input, []).append((name, dep))
-        created = 0
+        wanted: list[tuple[str, str, list[tuple[str, Any]]]] = []
+        extra: dict[str, int] = {}
         for bucket, key in sorted(changed):
             if bucket not in readers:
                 continue
             if (bucket, key) in self._own:
                 self._own.discard((bucket, key))
                 continue  # an upload through the platform: it made its jobs itself
-            wanted = [
+            deps = [
                 (name, dep)
                 for name, dep in readers[bucket]
-                if triggers(dep.spec, bucket, key) and self._admitted(name, bucket, key)
+                if triggers(dep.spec, bucket, key) and self._admitted(name, bucket, key, extra)
             ]
-            if not wanted:
-                continue
-            try:
-                obj = await asyncio.to_thread(self.storage.head, bucket, key)
-            except ModelplaneError:
-                continue  # gone again, or not an object
-            for name, dep in wanted:
-                created += await self._enqueue(name, dep, bucket, obj)
-        return created
+            if deps:
+                wanted.append((bucket, key, deps))
+        if not wanted:
+            return 0
+        found = await asyncio.to_thread(self._head_all, [(b, k) for b, k, _ in wanted])
+        todo = [
+            (name, dep, bucket, obj)
+            for (bucket, _key, deps), obj in zip(wanted, found, strict=True)
+            if obj is not None  # gone again, or not an object
+            for name, dep in deps
+        ]
+        return await self._enqueue_all(todo)
 
-    def _admitted(self, name: str, bucket: str, key: str) -> bool:
-        if self.admit is None:
-            return True
-        try:
-            self.admit(name)
-        except TooManyRequests:
-            self._deferred.add((bucket, key))
-            return False
+    def _head_all(self, objects: list[tuple[str, str]]) -> list[ObjectInfo | None]:
+        out: list[ObjectInfo | None] = []
+        for bucket, key in objects:
+            try:
+                out.append(self.storage.head(bucket, key))
+            except ModelplaneError:
+                out.append(None)
+        return out
+
+    def _admitted(self, name: str, bucket: str, key: str, extra: dict[str, int]) -> bool:
+        """Whether ``name``'s queue has room for one more job, counting the ``extra`` ones
+        this pass is about to add (counted here once admitted)."""
+        if self.admit is not None:
+            try:
+                self.admit(name, extra.get(name, 0))
+            except TooManyRequests:
+                self._deferred.add((bucket, key))
+                return False
+        extra[name] = extra.get(name, 0) + 1
         return True
 
     async def _retry_deferred(self) -> None:
@@ -173,37 +197,60 @@ class BucketWatcher:
                 continue
             objects = await asyncio.to_thread(self._list_all, spec.input, watch_prefix(spec))
             seen = self._seen.setdefault(name, set())
-            for obj in objects:
-                if (obj.key, obj.etag) in seen or not triggers(spec, spec.input, obj.key):
-                    continue
-                if not self._admitted(name, spec.input, obj.key):
-                    continue  # listed again next time
-                if not obj.content_type:  # listings carry none; look it up once per object
-                    obj = await asyncio.to_thread(self._typed, spec.input, obj)
-                created += await self._enqueue(name, dep, spec.input, obj)
+            extra: dict[str, int] = {}
+            new = [
+                obj
+                for obj in objects
+                if (obj.key, obj.etag) not in seen
+                and triggers(spec, spec.input, obj.key)
+                and self._admitted(name, spec.input, obj.key, extra)  # else: listed again
+            ]
+            if not new:
+                continue
+            # Listings carry no content type: look the new ones up, all in one thread hop.
+            typed = await asyncio.to_thread(self._typed_all, spec.input, new)
+            created += await self._enqueue_all([(name, dep, spec.input, o) for o in typed])
         return created
 
-    async def _enqueue(self, name: str, dep: Any, bucket: str, obj: ObjectInfo) -> int:
-        seen = self._seen.setdefault(name, set())
-        if (obj.key, obj.etag) in seen:
+    async def _enqueue_all(self, todo: list[tuple[str, Any, str, ObjectInfo]]) -> int:
+        """Enqueue a job per ``(deployment, runtime, bucket, object)`` not seen yet, all through
+        the store's group commit (with any uploads' enqueues of the moment)."""
+        jobs: list[NewJob] = []
+        for name, dep, bucket, obj in todo:
+            if (obj.key, obj.etag) in self._seen.setdefault(name, set()):
+                continue
+            jobs.append(
+                NewJob(
+                    name,
+                    dep.owner,
+                    bucket,
+                    obj.key,
+                    obj.etag,
+                    obj.content_type or "application/octet-stream",
+                    dep.spec.output,
+                )
+            )
+        if not jobs:
             return 0
-        job = NewJob(
-            name,
-            dep.owner,
-            bucket,
-            obj.key,
-            obj.etag,
-            obj.content_type or "application/octet-stream",
-            dep.spec.output,
-        )
         try:
-            _, new = await asyncio.to_thread(self.jobs.enqueue, job)
+            results = await self._enqueuer()(jobs)
         except ModelplaneError:
+            # Not recorded (the store's disk is full, say): looked at again soon, not lost.
+            self._deferred.update((job.input_bucket, job.input_key) for job in jobs)
             return 0
-        _remember(seen, (obj.key, obj.etag))
-        if new and self.on_new is not None:
-            self.on_new(name)
-        return int(new)
+        created = 0
+        for row, new in results:
+            _remember(self._seen.setdefault(row.deployment, set()), (row.input_key, row.input_etag))
+            if new:
+                created += 1
+                if self.on_new is not None:
+                    self.on_new(row.deployment)
+        return created
+
+    def _enqueuer(self) -> Callable[[list[NewJob]], Awaitable[list[tuple[JobRow, bool]]]]:
+        if self._enqueue is None:
+            self._enqueue = GroupCommit(self.jobs.enqueue_many).submit
+        return self._enqueue
 
     def _list_all(self, bucket: str, prefix: str = "") -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
@@ -217,11 +264,14 @@ class BucketWatcher:
                 after = page[-1].key
         return out
 
-    def _typed(self, bucket: str, obj: ObjectInfo) -> ObjectInfo:
-        try:
-            return self.storage.head(bucket, obj.key)
-        except ModelplaneError:
-            return obj
+    def _typed_all(self, bucket: str, objects: list[ObjectInfo]) -> list[ObjectInfo]:
+        out = []
+        for obj in objects:
+            if not obj.content_type:
+                with contextlib.suppress(ModelplaneError):
+                    obj = self.storage.head(bucket, obj.key)
+            out.append(obj)
+        return out
 
     def expect(self, bucket: str, key: str) -> bool:
         """The platform is about to write ``key`` and will make its jobs itself: drop the

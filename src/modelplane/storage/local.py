@@ -263,16 +263,17 @@ class LocalBucketStore:
         """The folder holding bucket ``name``'s objects (for change notifications)."""
         return self._bucket_path(name)
 
-    def key_of(self, bucket: str, path: Path) -> str | None:
+    def key_of(self, bucket: str, path: Path | str) -> str | None:
         """The key a file under ``bucket``'s folder is stored as; ``None`` if it is no object
-        (a temporary file, a hidden name, a path outside the bucket)."""
-        try:
-            rel = Path(path).relative_to(self._bucket_path(bucket))
-        except ValueError:
+        (a temporary file, a path outside the bucket). Names only: the disk is not looked at.
+        Every file event of an input bucket asks, so this is string work, not ``pathlib``."""
+        prefix = f"{self._bucket_folder(bucket)}/"
+        raw = os.fspath(path)
+        if not raw.startswith(prefix):
             return None
-        if not rel.parts or any(is_temp_name(part) for part in rel.parts):
+        key = raw[len(prefix) :]
+        if not key or any(is_temp_name(part) for part in key.split("/")):
             return None
-        key = rel.as_posix()
         try:
             validate_key(key)
         except InvalidInput:
