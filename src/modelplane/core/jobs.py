@@ -27,6 +27,7 @@ def job_view(job: JobRow) -> dict[str, Any]:
         "output": {"bucket": job.output_bucket, "key": job.output_key},
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "interrupted": job.interrupted,
         "error": job.error,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, case, delete, func, or_, select, update
 
 from modelplane.clock import Clock, SystemClock, utc
 from modelplane.store.db import Store
@@ -151,6 +151,7 @@ class JobStore:
             "output_bucket": job.output_bucket,
             "max_attempts": job.max_attempts,
             "attempts": 0,
+            "interrupted": 0,
             "created_at": now,
         }
 
@@ -231,7 +232,8 @@ class JobStore:
             row = s.get(JobRow, job_id)
             if row is None or row.lease_owner != runner or row.state != RUNNING:
                 return row.state if row else FAILED
-            if retry_in is not None and row.attempts < row.max_attempts:
+            # Runs the platform's death cut short were not the job's: they use up no retries.
+            if retry_in is not None and row.attempts - row.interrupted < row.max_attempts:
                 row.state = QUEUED
                 row.not_before = self._now() + timedelta(seconds=retry_in)
             else:
@@ -260,6 +262,7 @@ class JobStore:
                 .values(
                     state=QUEUED,
                     attempts=0,
+                    interrupted=0,
                     error=None,
                     not_before=None,
                     started_at=None,
@@ -269,12 +272,21 @@ class JobStore:
             return result.rowcount == 1  # type: ignore[attr-defined]
 
     def release_all(self, runner: str | None = None) -> int:
-        """Put running jobs back in the queue (at start-up: whoever ran them is gone)."""
+        """Put running jobs back in the queue (at start-up: whoever ran them is gone). Their
+        runs were cut short by the platform, not by the job: counted as ``interrupted``, so they
+        use up none of the job's attempts."""
         with self.store.session() as s:
             q = update(JobRow).where(JobRow.state == RUNNING)
             if runner is not None:
                 q = q.where(JobRow.lease_owner == runner)
-            result = s.execute(q.values(state=QUEUED, lease_owner=None, lease_expires_at=None))
+            result = s.execute(
+                q.values(
+                    state=QUEUED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    interrupted=JobRow.interrupted + 1,
+                )
+            )
             return result.rowcount  # type: ignore[attr-defined]
 
     # -- reading --------------------------------------------------------------------------------
@@ -390,6 +402,9 @@ def _claim_statement() -> Any:
             lease_owner=bindparam("c_runner"),
             lease_expires_at=bindparam("c_until", type_=t.c.lease_expires_at.type),
             attempts=t.c.attempts + 1,
+            # A running job claimed again lost its runner (its lease ran out): that run was
+            # cut short by the platform, not by the job.
+            interrupted=t.c.interrupted + case((t.c.state == RUNNING, 1), else_=0),
             started_at=now,
         )
         .returning(*t.c)

@@ -126,6 +126,9 @@ class JobRow(Base):
     output_key: Mapped[str | None] = mapped_column(String(1100), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    interrupted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Runs the platform's death cut short (requeued at a restart, or after a lost lease): not
+    counted against ``max_attempts``."""
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -148,3 +148,26 @@ def test_release_all_requeues_the_running_jobs_of_one_runner_or_of_all(jobs: Job
     assert state(jobs, a) == "running"
     assert jobs.release_all() == 2 and {state(jobs, j) for j in (a, b)} == {"queued"}
     assert jobs.counts() == {"echo": {"queued": 3}}
+
+
+def test_runs_cut_short_by_the_platform_use_up_no_attempts(
+    jobs: JobStore, clock: FakeClock
+) -> None:
+    # Killed three times while running (requeued at each restart) and once more found with its
+    # lease run out: the job still gets its two retries for a failure of its own.
+    [a] = enqueue(jobs, "a", max_attempts=2)
+    for _ in range(3):
+        jobs.claim("echo", "r1", lease=30, limit=1)
+        assert jobs.release_all() == 1
+    jobs.claim("echo", "r1", lease=30, limit=1)
+    clock.advance(31)
+    [taken] = jobs.claim("echo", "r2", lease=30, limit=1)
+    assert (taken.attempts, taken.interrupted) == (5, 4)
+    assert jobs.fail(a, "r2", "502: replica exited", retry_in=0.0) == "queued"
+    jobs.claim("echo", "r2", lease=30, limit=1)
+    assert jobs.fail(a, "r2", "502: replica exited", retry_in=0.0) == "failed"
+    row = jobs.get(a)
+    assert row is not None and (row.attempts, row.interrupted) == (6, 4)
+    assert jobs.retry(a) is True
+    row = jobs.get(a)
+    assert row is not None and (row.attempts, row.interrupted) == (0, 0)
