@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from modelplane.jobs.watcher import BucketWatcher
     from modelplane.storage import BucketStore
     from modelplane.store.batches import BatchStore
-    from modelplane.store.jobs import JobStore, NewJob
-    from modelplane.store.models import JobRow
+    from modelplane.store.jobs import Job, JobStore, NewJob
 
 
 class RunningDeployment(Protocol):
@@ -75,9 +74,9 @@ class Deps:
     history: History | None = None
     batches: BatchStore | None = None
     batch_runner: BatchRunner | None = None
-    _enqueuer: GroupCommit[NewJob, tuple[JobRow, bool]] | None = field(default=None, repr=False)
+    _enqueuer: GroupCommit[NewJob, tuple[Job, bool]] | None = field(default=None, repr=False)
 
-    def enqueuer(self) -> GroupCommit[NewJob, tuple[JobRow, bool]]:
+    def enqueuer(self) -> GroupCommit[NewJob, tuple[Job, bool]]:
         """Enqueues of concurrent uploads, committed together (:mod:`modelplane.jobs.group`)."""
         if self._enqueuer is None:
             assert self.jobs is not None

@@ -11,11 +11,11 @@ from modelplane.jobs.triggers import triggers
 from modelplane.resources.quota import check_job_queue
 from modelplane.security import Principal
 from modelplane.storage import ObjectInfo, validate_bucket_name, validate_key
-from modelplane.store.jobs import NewJob
+from modelplane.store.jobs import Job, NewJob
 from modelplane.store.models import DeploymentRow, JobRow
 
 
-def job_view(job: JobRow) -> dict[str, Any]:
+def job_view(job: JobRow | Job) -> dict[str, Any]:
     duration = None
     if job.started_at and job.finished_at:
         duration = round((job.finished_at - job.started_at).total_seconds(), 4)
@@ -82,7 +82,7 @@ class Jobs:
 
     async def put_object(
         self, bucket: str, key: str, data: bytes, content_type: str, principal: Principal
-    ) -> tuple[ObjectInfo, list[JobRow]]:
+    ) -> tuple[ObjectInfo, list[Job]]:
         """Store an object; every deployment reading this bucket gets a job for it at once."""
         await self.check_bucket(bucket, principal)
         validate_key(key)
@@ -105,14 +105,14 @@ class Jobs:
 
     async def trigger(
         self, bucket: str, info: ObjectInfo, *, only: str | None = None
-    ) -> list[JobRow]:
+    ) -> list[Job]:
         """Enqueue a job for every deployment the object triggers (:func:`triggers`); ``only``:
         for that deployment alone, whatever its filters say (an OSCAR ``/job`` event)."""
         return await self.trigger_many(bucket, [info], only=only)
 
     async def trigger_many(
         self, bucket: str, infos: list[ObjectInfo], *, only: str | None = None
-    ) -> list[JobRow]:
+    ) -> list[Job]:
         """:meth:`trigger` for several objects of one bucket, in one store transaction."""
         runner = self.deps.runner
         wanted: list[NewJob] = []

@@ -36,8 +36,7 @@ from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.security import PLATFORM
 from modelplane.storage import BucketStore
-from modelplane.store.jobs import JobStore
-from modelplane.store.models import JobRow
+from modelplane.store.jobs import Job, JobStore
 
 log = logging.getLogger("modelplane.jobs")
 
@@ -157,7 +156,7 @@ class JobRunner:
                 task.add_done_callback(self._tasks.discard)
 
     # -- one job --------------------------------------------------------------------------------
-    async def _execute(self, job: JobRow) -> None:
+    async def _execute(self, job: Job) -> None:
         try:
             await self._run_job(job)
         except Exception as exc:  # storage down, a bug: the job goes back with a backoff
@@ -167,7 +166,7 @@ class JobRunner:
             self._in_flight.get(job.deployment, set()).discard(job.id)
             self.wake()
 
-    async def _run_job(self, job: JobRow) -> None:
+    async def _run_job(self, job: Job) -> None:
         try:
             data = await self._storage_call(job, self.storage.get, job.input_bucket, job.input_key)
         except NotFound:
@@ -194,7 +193,7 @@ class JobRunner:
             self.jobs.fail, job.id, self.runner_id, failure_message(err), retry_in=delay
         )
 
-    async def _store_results(self, job: JobRow, spec: Any, content_type: str, body: bytes) -> str:
+    async def _store_results(self, job: Job, spec: Any, content_type: str, body: bytes) -> str:
         return await self._storage_call(
             job,
             store_results,
@@ -206,7 +205,7 @@ class JobRunner:
             body,
         )
 
-    async def _storage_call(self, job: JobRow, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _storage_call(self, job: Job, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a storage operation for ``job``; while the storage is full or unreachable, wait
         (the job keeps its lease) and try again.
 
@@ -251,7 +250,7 @@ class JobRunner:
         self.jobs.succeed_many(self.runner_id, done)
         return [None] * len(done)
 
-    async def _fail(self, job: JobRow, message: str, *, retry: bool) -> None:
+    async def _fail(self, job: Job, message: str, *, retry: bool) -> None:
         delay = retry_delay(job.attempts, base=self.retry_base) if retry else None
         await asyncio.to_thread(self.jobs.fail, job.id, self.runner_id, message, retry_in=delay)
 

@@ -26,8 +26,7 @@ from modelplane.jobs.changes import Changed
 from modelplane.jobs.group import GroupCommit
 from modelplane.jobs.triggers import triggers, watch_prefix
 from modelplane.storage import BucketStore, ObjectInfo
-from modelplane.store.jobs import JobStore, NewJob
-from modelplane.store.models import JobRow
+from modelplane.store.jobs import Job, JobStore, NewJob
 
 log = logging.getLogger("modelplane.jobs")
 
@@ -46,7 +45,7 @@ class BucketWatcher:
         on_new: Any = None,
         changes: Any = None,
         admit: Callable[[str, int], None] | None = None,
-        enqueue: Callable[[list[NewJob]], Awaitable[list[tuple[JobRow, bool]]]] | None = None,
+        enqueue: Callable[[list[NewJob]], Awaitable[list[tuple[Job, bool]]]] | None = None,
     ) -> None:
         self.jobs = jobs
         self.storage = storage
@@ -247,7 +246,7 @@ class BucketWatcher:
                     self.on_new(row.deployment)
         return created
 
-    def _enqueuer(self) -> Callable[[list[NewJob]], Awaitable[list[tuple[JobRow, bool]]]]:
+    def _enqueuer(self) -> Callable[[list[NewJob]], Awaitable[list[tuple[Job, bool]]]]:
         if self._enqueue is None:
             self._enqueue = GroupCommit(self.jobs.enqueue_many).submit
         return self._enqueue
