@@ -151,16 +151,18 @@ class BucketWatcher:
             ]
             if deps:
                 wanted.append((bucket, key, deps))
-        if not wanted:
-            return 0
-        found = await asyncio.to_thread(self._head_all, [(b, k) for b, k, _ in wanted])
-        todo = [
-            (name, dep, bucket, obj)
-            for (bucket, _key, deps), obj in zip(wanted, found, strict=True)
-            if obj is not None  # gone again, or not an object
-            for name, dep in deps
-        ]
-        return await self._enqueue_all(todo)
+        created = 0
+        for start in range(0, len(wanted), BATCH):
+            part = wanted[start : start + BATCH]
+            found = await asyncio.to_thread(self._head_all, [(b, k) for b, k, _ in part])
+            todo = [
+                (name, dep, bucket, obj)
+                for (bucket, _key, deps), obj in zip(part, found, strict=True)
+                if obj is not None  # gone again, or not an object
+                for name, dep in deps
+            ]
+            created += await self._enqueue_all(todo)
+        return created
 
     def _head_all(self, objects: list[tuple[str, str]]) -> list[ObjectInfo | None]:
         out: list[ObjectInfo | None] = []
@@ -206,9 +208,12 @@ class BucketWatcher:
             ]
             if not new:
                 continue
-            # Listings carry no content type: look the new ones up, all in one thread hop.
-            typed = await asyncio.to_thread(self._typed_all, spec.input, new)
-            created += await self._enqueue_all([(name, dep, spec.input, o) for o in typed])
+            # Listings carry no content type: look the new ones up, a batch per thread hop.
+            for start in range(0, len(new), BATCH):
+                typed = await asyncio.to_thread(
+                    self._typed_all, spec.input, new[start : start + BATCH]
+                )
+                created += await self._enqueue_all([(name, dep, spec.input, o) for o in typed])
         return created
 
     async def _enqueue_all(self, todo: list[tuple[str, Any, str, ObjectInfo]]) -> int:
@@ -305,6 +310,12 @@ class BucketWatcher:
         self._closing = True
         self._stop.set()
 
+
+BATCH = 256
+"""Objects looked up per thread hop and enqueued per transaction. A listing at start finds every
+object of the bucket unseen (10,000 after a restart, say): in one transaction their enqueue
+(each already a job, read back) held SQLite's write lock for seconds, and the runner's commits
+of the moment timed out waiting for it."""
 
 SEEN_LIMIT = 100_000
 """Objects remembered per deployment as already having their job. Past it the memory starts
