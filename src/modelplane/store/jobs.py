@@ -233,25 +233,11 @@ class JobStore:
         commits the jobs that finished within a few milliseconds of each other together."""
         if not done:
             return
-        table: Table = JobRow.__table__  # type: ignore[assignment]
-        stmt = (
-            update(table)
-            .where(
-                table.c.id == bindparam("b_id"),
-                table.c.lease_owner == runner,
-                table.c.state == RUNNING,
-            )
-            .values(
-                state=SUCCEEDED,
-                output_key=bindparam("b_key"),
-                finished_at=self._now(),
-                error=None,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-        with self.store.session() as s:
-            s.connection().execute(stmt, [{"b_id": i, "b_key": k} for i, k in done])
+        now, params = self._now(), []
+        for job_id, key in done:
+            params.append({"s_id": job_id, "s_key": key, "s_runner": runner, "s_now": now})
+        with self.store.begin() as conn:
+            conn.execute(_SUCCEED, params)
 
     def fail(self, job_id: str, runner: str, error: str, *, retry_in: float | None) -> str:
         """Record a failure: back to the queue after ``retry_in`` seconds while attempts remain
@@ -440,5 +426,21 @@ def _claim_statement() -> Any:
 
 
 _CLAIM = _claim_statement()
+_SUCCEED = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("s_id"),
+        _TABLE.c.lease_owner == bindparam("s_runner"),
+        _TABLE.c.state == RUNNING,
+    )
+    .values(
+        state=SUCCEEDED,
+        output_key=bindparam("s_key"),
+        finished_at=bindparam("s_now", type_=_TABLE.c.finished_at.type),
+        error=None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
 _BUCKETS: Table = BucketRow.__table__  # type: ignore[assignment]
 _OWNER = select(_BUCKETS.c.owner).where(_BUCKETS.c.name == bindparam("b_name"))
