@@ -57,7 +57,7 @@ class BucketWatcher:
         ``None`` to list the buckets every ``interval``."""
         self.admit = admit
         """``admit(name, extra)`` raises :class:`~modelplane.errors.TooManyRequests` when a
-        deployment's job queue, with ``extra`` more jobs about to be added, is at its bound
+        deployment's job queue, with ``extra`` more jobs on their way in, is at its bound
         (``max_queued_jobs``): a file dropped into its bucket then waits there, not as a job, and
         becomes one once the queue has room (the same bound as uploads)."""
         self._enqueue = enqueue
@@ -66,6 +66,8 @@ class BucketWatcher:
         together share transactions (without one, the watcher makes its own)."""
         self._seen: dict[str, set[tuple[str, str]]] = {}
         self._deferred: set[tuple[str, str]] = set()
+        self._admitting: dict[str, int] = {}
+        """Jobs per deployment admitted under its queue bound and not yet enqueued."""
         self._own: set[tuple[str, str]] = set()
         """Objects the platform is writing itself (:meth:`expect`): their event is dropped."""
         self._closing = False
@@ -152,16 +154,19 @@ class BucketWatcher:
             if deps:
                 wanted.append((bucket, key, deps))
         created = 0
-        for start in range(0, len(wanted), BATCH):
-            part = wanted[start : start + BATCH]
-            found = await asyncio.to_thread(self._head_all, [(b, k) for b, k, _ in part])
-            todo = [
-                (name, dep, bucket, obj)
-                for (bucket, _key, deps), obj in zip(part, found, strict=True)
-                if obj is not None  # gone again, or not an object
-                for name, dep in deps
-            ]
-            created += await self._enqueue_all(todo)
+        try:
+            for start in range(0, len(wanted), BATCH):
+                part = wanted[start : start + BATCH]
+                found = await asyncio.to_thread(self._head_all, [(b, k) for b, k, _ in part])
+                todo = [
+                    (name, dep, bucket, obj)
+                    for (bucket, _key, deps), obj in zip(part, found, strict=True)
+                    if obj is not None  # gone again, or not an object
+                    for name, dep in deps
+                ]
+                created += await self._enqueue_all(todo)
+        finally:
+            self._admitted_done(extra)
         return created
 
     def _head_all(self, objects: list[tuple[str, str]]) -> list[ObjectInfo | None]:
@@ -174,16 +179,27 @@ class BucketWatcher:
         return out
 
     def _admitted(self, name: str, bucket: str, key: str, extra: dict[str, int]) -> bool:
-        """Whether ``name``'s queue has room for one more job, counting the ``extra`` ones
-        this pass is about to add (counted here once admitted)."""
+        """Whether ``name``'s queue has room for one more job, counting those admitted and not
+        yet enqueued by any pass (a listing and the change feed run side by side). Admitted
+        ones are counted in ``extra``, to be handed to :meth:`_admitted_done` once enqueued (the
+        runner's backlog counts them from then on)."""
         if self.admit is not None:
             try:
-                self.admit(name, extra.get(name, 0))
+                self.admit(name, self._admitting.get(name, 0))
             except TooManyRequests:
                 self._deferred.add((bucket, key))
                 return False
         extra[name] = extra.get(name, 0) + 1
+        self._admitting[name] = self._admitting.get(name, 0) + 1
         return True
+
+    def _admitted_done(self, extra: dict[str, int]) -> None:
+        for name, n in extra.items():
+            left = self._admitting.get(name, 0) - n
+            if left > 0:
+                self._admitting[name] = left
+            else:
+                self._admitting.pop(name, None)
 
     async def _retry_deferred(self) -> None:
         deferred, self._deferred = self._deferred, set()
@@ -206,14 +222,17 @@ class BucketWatcher:
                 and triggers(spec, spec.input, obj.key)
                 and self._admitted(name, spec.input, obj.key, extra)  # else: listed again
             ]
-            if not new:
-                continue
-            # Listings carry no content type: look the new ones up, a batch per thread hop.
-            for start in range(0, len(new), BATCH):
-                typed = await asyncio.to_thread(
-                    self._typed_all, spec.input, new[start : start + BATCH]
-                )
-                created += await self._enqueue_all([(name, dep, spec.input, o) for o in typed])
+            try:
+                # Listings carry no content type: look the new ones up, a batch per thread hop.
+                for start in range(0, len(new), BATCH):
+                    typed = await asyncio.to_thread(
+                        self._typed_all, spec.input, new[start : start + BATCH]
+                    )
+                    created += await self._enqueue_all(
+                        [(name, dep, spec.input, o) for o in typed]
+                    )
+            finally:
+                self._admitted_done(extra)
         return created
 
     async def _enqueue_all(self, todo: list[tuple[str, Any, str, ObjectInfo]]) -> int:
