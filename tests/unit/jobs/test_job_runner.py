@@ -176,8 +176,13 @@ async def test_a_job_waits_out_a_full_disk_and_a_lapsed_lease_starts_no_second_r
     job_id = world.enqueue("a.json")
     await eventually(lambda: _async(world.runner.storage_trouble), timeout=5, interval=0.005)
     assert "507: the disk holding the buckets is full" in str(world.runner.storage_trouble)
-    row = await world.settled(job_id, "running")
-    assert row.attempts == 1 and row.error is not None and "waiting for storage" in row.error
+    # The note on the job is written just after storage_trouble is set: wait for it too.
+    async def noted() -> Any:
+        row = await world.settled(job_id, "running")
+        return row if row.error is not None else None
+
+    row = await eventually(noted, timeout=5, interval=0.005, what="the job's note")
+    assert row.attempts == 1 and "waiting for storage" in row.error
     # Its lease runs out while it waits (say the heartbeat could not be written): the runner
     # claims it again, and starts no second run of it.
     world.clock.advance(world.runner.lease + 1)
