@@ -78,11 +78,29 @@ class TokenCache:
     ) -> None:
         self._lookup = lookup
         self._cache: dict[str, Principal | None] = {}
+        self._digests: dict[bytes, str | None] = {}
         self._max = max_entries
         self._wall = wall
 
+    def for_header(self, header: bytes) -> Principal | None:
+        """The principal of a raw ``Authorization`` header (None: no bearer token, or not a
+        valid one). A header's token digest never changes, so it is remembered: the gateway
+        pays a dict lookup per prediction instead of parsing the header and hashing the token
+        (about 1 µs of the platform's CPU per request here)."""
+        try:
+            digest = self._digests[header]
+        except KeyError:
+            token = bearer(header)
+            digest = hash_token(token) if token else None
+            if len(self._digests) >= self._max:
+                self._digests.clear()
+            self._digests[header] = digest
+        return self._by_digest(digest) if digest is not None else None
+
     def principal(self, token: str) -> Principal | None:
-        digest = hash_token(token)
+        return self._by_digest(hash_token(token))
+
+    def _by_digest(self, digest: str) -> Principal | None:
         try:
             found = self._cache[digest]
         except KeyError:
@@ -115,8 +133,4 @@ def authenticator(cache: TokenCache | None) -> Authenticate:
     if cache is None:
         return lambda _header: LOCAL_USER
 
-    def check(header: bytes) -> Principal | None:
-        token = bearer(header)
-        return cache.principal(token) if token else None
-
-    return check
+    return cache.for_header
