@@ -26,6 +26,9 @@ class Gateway:
         self.dataplane = dataplane
         self.fallback = fallback
         self.fronts: list[tuple[bytes, Handler]] = []
+        self._names: dict[bytes, str | None] = {}
+        """URL -> the deployment of a native predict URL (None: not one); the same URLs come
+        again and again, and a lookup costs less than taking one apart."""
 
     def add_front(self, prefix: bytes, handler: Handler) -> None:
         """Route requests whose URL starts with ``prefix`` to a protocol front's handler."""
@@ -33,19 +36,32 @@ class Gateway:
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         url = req.url
-        if url.startswith(PREDICT_PREFIX) and req.method == b"POST":
-            path = url.partition(b"?")[0]
-            if path.endswith(PREDICT_SUFFIX):
-                name = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
-                if name and b"/" not in name:
-                    self.dataplane.submit(
-                        name.decode("latin-1"),
-                        PredictRequest(req.content_type, req.body, authorization=req.authorization),
-                        lambda reply: render.respond(conn, reply),
-                    )
-                    return
+        try:
+            name = self._names[url]
+        except KeyError:
+            name = self._predict_name(url)
+        if name is not None and req.method == b"POST":
+            self.dataplane.submit(
+                name,
+                PredictRequest(req.content_type, req.body, authorization=req.authorization),
+                lambda reply: render.respond(conn, reply),
+            )
+            return
         for prefix, handler in self.fronts:
             if url.startswith(prefix):
                 handler(req, conn)
                 return
         self.fallback(req, conn)
+
+    def _predict_name(self, url: bytes) -> str | None:
+        name: str | None = None
+        if url.startswith(PREDICT_PREFIX):
+            path = url.partition(b"?")[0]
+            if path.endswith(PREDICT_SUFFIX):
+                raw = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
+                if raw and b"/" not in raw:
+                    name = raw.decode("latin-1")
+        if len(self._names) >= 4096:  # bounded: query strings make URLs endless
+            self._names.clear()
+        self._names[url] = name
+        return name
