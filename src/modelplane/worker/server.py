@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from modelplane import fronts
 from modelplane.errors import ModelplaneError
 from modelplane.fronts import Codec
@@ -17,6 +19,7 @@ from modelplane.worker.protocol import FrameReader, Kind, response_frame, split_
 from modelplane.worker.reply import MAX_REPLY, error_body, log_failure, not_encodable, too_large
 
 _JSON = b"application/json"
+_UNDECODED = object()
 Reply = Callable[[int, bytes, bytes], None]
 """``(status, content_type, body)``"""
 
@@ -38,6 +41,7 @@ class Predictor:
         self.idle: Callable[[], None] | None = None
         self._loop = asyncio.get_running_loop()
         self.batcher = Batcher(model) if model.batch is not None else None
+        self._json_types: dict[bytes, bool] = {}
 
     def submit(self, content_type: bytes, body: bytes, reply: Reply, meta: bytes = b"") -> None:
         """Decode, predict, encode. ``meta`` names a protocol front (see modelplane.fronts)."""
@@ -51,14 +55,26 @@ class Predictor:
         model = self.model
         codec: Codec | None = None
         params = b""
+        inputs: Any = _UNDECODED
         try:
             if meta:
                 name, _, params = meta.partition(b"\x00")
                 codec = fronts.codec(name)
                 inputs = codec.decode(model, content_type.decode("latin-1"), params, body)
             else:
-                inputs, is_json = decode_inputs(body, content_type.decode("latin-1"), self.metadata)
-                if is_json:
+                json_type = self._json_types.get(content_type)
+                if json_type is None:
+                    json_type = self._json_type(content_type)
+                if json_type and body:  # the usual case, without taking the type apart again
+                    try:
+                        inputs = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        inputs = _UNDECODED  # decode_inputs says why
+                if inputs is _UNDECODED:
+                    inputs, json_type = decode_inputs(
+                        body, content_type.decode("latin-1"), self.metadata
+                    )
+                if json_type:
                     model.validate(inputs)
         except ModelplaneError as exc:
             reply(exc.status, _JSON, error_body(exc))
@@ -83,6 +99,15 @@ class Predictor:
             self._send(result, reply)
         else:
             self._send_front(codec, params, result, reply)
+
+    def _json_type(self, content_type: bytes) -> bool:
+        """Whether ``decode_inputs`` reads a body of this type as JSON (kept per type)."""
+        base = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+        json_type = base in ("", "application/json") or base.endswith("+json")
+        if len(self._json_types) >= 64:
+            self._json_types.clear()
+        self._json_types[content_type] = json_type
+        return json_type
 
     def _once(self, reply: Reply) -> Reply:
         """Exactly one reply per request, never over the size limit."""
