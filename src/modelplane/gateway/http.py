@@ -229,11 +229,16 @@ class HttpConnection(asyncio.Protocol):
         req.method = parser.get_method()
         req.keep_alive = parser.should_keep_alive()
         req.http_version = parser.get_http_version()
-        length = req.header(b"content-length")
+        length = expect = None
+        for name, value in req.headers:  # one pass for both (the first of each counts)
+            if name == b"content-length":
+                if length is None:
+                    length = value
+            elif name == b"expect" and expect is None:
+                expect = value
         if length is not None and length.isdigit() and int(length) > self._limits.max_body:
             self._reject_body(int(length))
             raise httptools.HttpParserError("body too large")
-        expect = req.header(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and req.http_version == "1.1":
             # curl and others wait for this before sending a body over 1 KiB.
             assert self.transport is not None
@@ -263,7 +268,7 @@ class HttpConnection(asyncio.Protocol):
     # -- responding ---------------------------------------------------------------------------
     def _dispatch(self, req: Request) -> None:
         self._busy = True
-        self._cancel_timer()
+        self._deadline = 0.0  # _cancel_timer, inline on the hot path
         self._responding_keep_alive = req.keep_alive
         self._responding_head = req.method == b"HEAD"
         try:
@@ -378,8 +383,8 @@ class HttpConnection(asyncio.Protocol):
             self._dispatch(req)
         elif self._current is not None:
             self._arm(self._limits.read_timeout)
-        else:
-            self._arm(self._limits.keepalive_timeout)
+        else:  # _arm, inline on the hot path
+            self._deadline = self._loop.time() + self._limits.keepalive_timeout
 
     # -- failures and timers ------------------------------------------------------------------
     def _reject_body(self, size: int) -> None:
