@@ -101,7 +101,8 @@ class TrainTarget:
     """The DEEPaaS name of the module, when known: other names are 404."""
     confine: Confine | None = None
     """``(argv, env, folder) -> (argv, env)`` running argv in the deployment's sandbox with
-    ``folder`` as its own writable one at ``inside``; None: unconfined, as replicas are then."""
+    ``folder`` as its own writable one at ``inside``, printing first the pid the training is
+    known by (killing it ends the sandbox); None: unconfined, as replicas are then."""
     inside: str | None = None
     """Where the training's folder appears to it when confined."""
     memory: int | None = None
@@ -291,12 +292,17 @@ class TrainingBook:
                 env=env,
                 start_new_session=True,  # it outlives a platform restart
             )
+            assert proc.stdout is not None
+            pid = proc.pid
+            if target.confine is not None:
+                line = (await proc.stdout.readline()).decode().strip()
+                pid = int(line) if line.isdigit() else -1
         except BaseException:
             self._forget(deployment, uid)
             raise
         record.update(
-            pid=proc.pid,
-            started=start_time(proc.pid),
+            pid=pid,
+            started=start_time(pid),
             confined=target.confine is not None,
             memory=target.memory,
         )
@@ -305,7 +311,8 @@ class TrainingBook:
         write_record(path, record)
         assert proc.stdout is not None and proc.stderr is not None
         self._keep(self._pump(deployment, uid, proc))
-        self._keep(self._watch(deployment, uid, record))
+        if pid > 0:
+            self._keep(self._watch(deployment, uid, record))
         verdict = (await proc.stdout.readline()).decode().strip()
         theirs = read_untrusted(work / RECORD)
         if verdict == "invalid":

@@ -1,8 +1,8 @@
 """A training's process as the platform sees it from outside: alive or not, how big, how to stop
 it, and what it wrote about itself (read as untrusted input).
 
-A confined training's pid is a shell holding its bubblewrap process (see
-:data:`modelplane.sandbox.bubblewrap.HOLDER`); killing that shell kills the sandbox and every
+A confined training's pid is a subshell holding its bubblewrap process (see
+:data:`modelplane.sandbox.bubblewrap.HOLDER`); killing that subshell kills the sandbox and every
 process in it. A stop asks the model's own processes inside first. An unconfined training is a
 process group of its own (``start_new_session``).
 """
@@ -63,6 +63,8 @@ def alive(pid: Any, started: Any = None) -> bool:
 
 def signal_all(pid: int, *, kill: bool, confined: bool) -> None:
     """Stop (SIGTERM) or kill (SIGKILL) a training: see the module's docstring."""
+    if pid <= 1:  # never 0 or -1 (a process group, every process) or init
+        return
     sig = signal.SIGKILL if kill else signal.SIGTERM
     inside = descendants(pid)
     if confined and not kill:

@@ -39,9 +39,12 @@ INSTALL_HINT = (
     "to run replicas unconfined on a single-user machine"
 )
 
-HOLDER = ("/bin/sh", "-c", '"$@" & wait $!', "modelplane-train")
-"""What starts a training's bwrap: ``--die-with-parent`` ties the sandbox to this shell, which
-outlives the platform (its own session) and ends when bwrap does."""
+HOLDER = ("/bin/sh", "-c", '("$@" & wait $!) & echo $!', "modelplane-train")
+"""What starts a training's bwrap: a subshell that only waits for it, whose pid is the first line
+the command prints. ``--die-with-parent`` ties the sandbox to that subshell; the shell the
+platform started exits at once, so nothing of the platform's (not even its event loop's child
+transport, which kills a child still running when it is closed) owns the training, and it
+outlives the platform, while killing the subshell still ends every process inside."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +229,7 @@ class Sandbox:
         ``training``: the command is a DEEPaaS training, not a replica: this folder of its own is
         exposed read-write at :data:`SANDBOX_RESULTS`, it gets no gateway socket, and it outlives
         the platform's process (a restart finds it still running): bwrap's parent is then a
-        shell that only waits for it (:data:`HOLDER`), so the platform's exit does not end the
-        sandbox, while killing that shell still ends every process inside.
+        shell that only waits for it (:data:`HOLDER`), whose pid the command prints first.
         """
         model = self.exposable(spec.model.path, "model folder", spec.name)
         read_only = [model, *self.host.runtime]

@@ -4,8 +4,10 @@ the node's GPUs are declared (this machine has none), as in test_gpu_reservation
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ async def test_training_runs_apart_and_survives_a_restart(
     finally:
         await h.http.aclose()
         await h.platform.stop()
-    os.killpg(doomed_pid, signal.SIGKILL)  # dies while no platform watches it
+    os.kill(doomed_pid, signal.SIGKILL)  # dies (its whole sandbox) while no platform watches
     h = Harness(await start_platform(data))
     try:
         await h.wait_ready("files")
@@ -236,3 +238,30 @@ async def test_a_training_of_an_offline_deployment_has_no_network(
     assert out["connect"] == "ConnectionRefusedError: [Errno 111] Connection refused"
     assert "CUDA_VISIBLE_DEVICES" in out["env"]  # a node with GPUs: none for a gpu: 0 training
     assert out["env"]["CUDA_VISIBLE_DEVICES"] == ""
+
+
+@pytest.mark.sandbox
+async def test_a_training_uses_its_models_own_environment(
+    harness: Harness, fixture_models: Path, tmp_path: Path
+) -> None:
+    # Another webargs than the platform's own: the training's interpreter is the model's.
+    folder = tmp_path / "probe-env"
+    shutil.copytree(fixture_models / "deepaas_probe", folder)
+    (folder / "requirements.txt").write_text("webargs==5.5.2\nmarshmallow<4\n")
+    assert importlib.metadata.version("webargs") != "5.5.2"
+    await harness.deploy("probe", folder)
+    await harness.wait_ready("probe", timeout=180)
+    r = await harness.http.post(PROBE, timeout=60)
+    assert r.status_code == 200, r.text
+    uid = r.json()["uuid"]
+
+    async def finished() -> dict[str, Any] | None:
+        body = (await harness.http.get(PROBE + uid)).json()
+        return body if body["status"] != "running" else None
+
+    body = await eventually(finished, timeout=60)
+    assert body["status"] == "done", body
+    out = body["result"]["output"]
+    assert out["webargs"] == "5.5.2"
+    envs = harness.platform.settings.envs_dir.resolve()
+    assert Path(out["python"]).is_relative_to(envs), out["python"]

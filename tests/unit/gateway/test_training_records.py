@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from modelplane.gateway.trainproc import alive, read_untrusted, start_time
+from modelplane.gateway.trainproc import alive, read_untrusted, signal_all, start_time
 
 
 def test_only_the_documents_fields_are_kept(tmp_path: Path) -> None:
@@ -59,3 +59,11 @@ def test_a_pid_is_alive_only_with_its_own_start_time() -> None:
     assert not alive(me, started + 1)  # a recycled pid is not the training
     assert not alive(me)  # without a start time, the command line must be a training's
     assert not alive(None)
+
+
+def test_no_signal_goes_to_a_process_group_or_everyone() -> None:
+    # a pid of 0 or -1 would signal our own group or every process we may signal
+    for pid in (-1, 0, 1):
+        signal_all(pid, kill=True, confined=True)
+        signal_all(pid, kill=True, confined=False)
+    assert alive(os.getpid(), start_time(os.getpid()))
