@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,7 +65,7 @@ class BucketWatcher:
         """Enqueues jobs, ``JobStore.enqueue_many``'s answer; the platform passes its
         :class:`~modelplane.jobs.group.GroupCommit`, so dropped files and uploads that arrive
         together share transactions (without one, the watcher makes its own)."""
-        self._seen: dict[str, set[tuple[str, str]]] = {}
+        self._seen: dict[str, SeenObjects] = {}
         self._deferred: set[tuple[str, str]] = set()
         self._admitting: dict[str, int] = {}
         """Jobs per deployment admitted under its queue bound and not yet enqueued."""
@@ -213,12 +214,12 @@ class BucketWatcher:
             if spec.input is None or spec.output is None:
                 continue
             objects = await asyncio.to_thread(self._list_all, spec.input, watch_prefix(spec))
-            seen = self._seen.setdefault(name, set())
+            seen = self._seen.setdefault(name, SeenObjects())
             extra: dict[str, int] = {}
             new = [
                 obj
                 for obj in objects
-                if (obj.key, obj.etag) not in seen
+                if not seen.has(obj.key, obj.etag)
                 and triggers(spec, spec.input, obj.key)
                 and self._admitted(name, spec.input, obj.key, extra)  # else: listed again
             ]
@@ -240,7 +241,7 @@ class BucketWatcher:
         the store's group commit (with any uploads' enqueues of the moment)."""
         jobs: list[NewJob] = []
         for name, dep, bucket, obj in todo:
-            if (obj.key, obj.etag) in self._seen.setdefault(name, set()):
+            if self._seen.setdefault(name, SeenObjects()).has(obj.key, obj.etag):
                 continue
             jobs.append(
                 NewJob(
@@ -263,7 +264,7 @@ class BucketWatcher:
             return 0
         created = 0
         for row, new in results:
-            _remember(self._seen.setdefault(row.deployment, set()), (row.input_key, row.input_etag))
+            self._seen.setdefault(row.deployment, SeenObjects()).add(row.input_key, row.input_etag)
             if new:
                 created += 1
                 if self.on_new is not None:
@@ -320,7 +321,7 @@ class BucketWatcher:
 
     def mark_seen(self, name: str, key: str, etag: str) -> None:
         """An upload through the platform already made its job: no need to look again."""
-        _remember(self._seen.setdefault(name, set()), (key, etag))
+        self._seen.setdefault(name, SeenObjects()).add(key, etag)
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
@@ -337,11 +338,49 @@ object of the bucket unseen (10,000 after a restart, say): in one transaction th
 of the moment timed out waiting for it."""
 
 SEEN_LIMIT = 100_000
-"""Objects remembered per deployment as already having their job. Past it the memory starts
-over: forgetting costs one idempotent enqueue per object at the next listing, never a job."""
+"""Objects remembered per deployment as already having their job (15 MB at most). Past it
+the older half is forgotten: forgetting costs one idempotent enqueue per object at the next
+listing, never a job."""
 
 
-def _remember(seen: set[tuple[str, str]], item: tuple[str, str]) -> None:
-    if len(seen) >= SEEN_LIMIT:
-        seen.clear()
-    seen.add(item)
+class SeenObjects:
+    """A bounded memory of ``(key, etag)`` pairs, kept as 16-byte digests.
+
+    Every upload through the platform is remembered (so that a later listing of its bucket need
+    not ask the store about it), so this grows with the bucket: the pair of strings and their
+    tuple took about 250 bytes an object, a digest in a set 90 to 150. A BLAKE2b digest of 128
+    bits makes telling two objects apart by it as sure as by their names (a collision would
+    make one object's job be skipped by a listing; the chance is nil at 2**-128 a pair).
+
+    Two generations of at most ``limit / 2`` each: when the newer one is full it becomes the
+    older and the previous older one is dropped, so the most recent half is always kept."""
+
+    __slots__ = ("_half", "_new", "_old")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._half = max(1, (SEEN_LIMIT if limit is None else limit) // 2)
+        self._new: set[bytes] = set()
+        self._old: set[bytes] = set()
+
+    @staticmethod
+    def _digest(key: str, etag: str) -> bytes:
+        raw = key.encode("utf-8", "surrogatepass")
+        h = hashlib.blake2b(len(raw).to_bytes(4, "big"), digest_size=16)
+        h.update(raw)
+        h.update(etag.encode("utf-8", "surrogatepass"))
+        return h.digest()
+
+    def has(self, key: str, etag: str) -> bool:
+        d = self._digest(key, etag)
+        return d in self._new or d in self._old
+
+    def add(self, key: str, etag: str) -> None:
+        d = self._digest(key, etag)
+        if d in self._new:
+            return
+        if len(self._new) >= self._half:
+            self._old, self._new = self._new, set()
+        self._new.add(d)
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
