@@ -15,6 +15,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from modelplane.allocator import limit_arenas
 from modelplane.autoscale.loop import Autoscaler
 from modelplane.backends.base import RuntimeBackend
 from modelplane.clock import Clock, SystemClock, utc
@@ -93,6 +94,7 @@ class Platform:
 
     async def start(self) -> None:
         s = self.settings
+        limit_arenas()  # before the I/O threads exist: see modelplane.allocator
         # Blocking storage/store calls run in threads. Local ones are short and hold the GIL,
         # so more threads only fight over it (32: a third of the CPU in futex handoffs, 5 ms
         # per job; 8: 2.3 ms). Calls waiting on a network (S3, PostgreSQL) get more.
