@@ -45,7 +45,12 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dataplane import ROOT, rss_bytes, terminate_as_exit  # bench/ is not a package
+from dataplane import (  # bench/ is not a package
+    ROOT,
+    process_cpu_s,
+    rss_bytes,
+    terminate_as_exit,
+)
 from jobs import BODY, JSON_CT, Platform, log, pct
 
 RESULTS = ROOT / "bench" / "results"
@@ -53,6 +58,8 @@ MIB = 1024 * 1024
 IN_FLIGHT = 64
 RSS_GOAL = 0.05
 FD_SLACK = 4
+CLIENT_IDLE_S = 4.0
+"""Seconds the client keeps an idle connection: less than the platform's keep-alive timeout."""
 KINDS = ("predict", "upload", "api")
 
 
@@ -167,18 +174,31 @@ async def paced(load: Load, rate: float, seconds: float) -> float:
 
 
 async def sampler(
-    plat: Platform, http: httpx.AsyncClient, every: float, t0: float, out: list[dict[str, Any]]
+    plat: Platform,
+    http: httpx.AsyncClient,
+    every: float,
+    t0: float,
+    out: list[dict[str, Any]],
+    load: Load,
 ) -> None:
-    """Every ``every`` s: RSS and descriptors of the platform and of each replica."""
+    """Every ``every`` s: RSS, descriptors and CPU seconds of the platform and of each replica,
+    and how many operations were done by then."""
     while True:
         r = await http.get("/api/v1/deployments/echo")
         replicas = r.json()["status"].get("replicas", []) if r.status_code == 200 else []
         procs = {"platform": plat.server.pid}
         procs.update({f"replica {x['id']}": int(x["pid"]) for x in replicas if x.get("pid")})
-        row: dict[str, Any] = {"t": round(time.monotonic() - t0, 1), "procs": {}}
+        row: dict[str, Any] = {"t": round(time.monotonic() - t0, 1), "ops": load.done()}
+        row["procs"] = {}
         for name, pid in procs.items():
             fds, sockets = fd_counts(pid)
-            row["procs"][name] = {"pid": pid, "rss": rss_bytes(pid), "fds": fds, "sockets": sockets}
+            row["procs"][name] = {
+                "pid": pid,
+                "rss": rss_bytes(pid),
+                "fds": fds,
+                "sockets": sockets,
+                "cpu_s": process_cpu_s([pid]),
+            }
         out.append(row)
         await asyncio.sleep(every)
 
@@ -247,6 +267,14 @@ def verdicts(
     return out
 
 
+def cpu_per_op(samples: list[dict[str, Any]], name: str) -> float | None:
+    """CPU milliseconds ``name`` spent per operation, from the first sample to the last."""
+    rows = [(r["ops"], r["procs"][name]["cpu_s"]) for r in samples if name in r["procs"]]
+    if len(rows) < 2 or rows[-1][0] == rows[0][0]:
+        return None
+    return 1000 * (rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0])
+
+
 def plot(samples: list[dict[str, Any]], baseline_t: float, path: Path) -> str:
     try:
         import matplotlib
@@ -276,12 +304,14 @@ def plot(samples: list[dict[str, Any]], baseline_t: float, path: Path) -> str:
 
 
 async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
-    # A fixed set of kept-alive connections (all opened by the capacity run), so the platform's
-    # descriptor count does not move with the client's pool.
+    # At most --concurrency kept-alive connections (all opened by the capacity run). The client
+    # lets an idle one go after 4 s, before the platform closes it (5 s idle): a request sent on a
+    # connection just as the server closes it would fail with a ReadError (a 2-minute run on a
+    # loaded machine saw one), a race of the client's making, not an error of the platform.
     limits = httpx.Limits(
         max_connections=args.concurrency,
         max_keepalive_connections=args.concurrency,
-        keepalive_expiry=None,
+        keepalive_expiry=CLIENT_IDLE_S,
     )
     async with (
         httpx.AsyncClient(
@@ -295,7 +325,7 @@ async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
         await closed_loop(warm, args.concurrency, 1.0)
         measure = Load(http, keys, mix)
         capacity = await closed_loop(measure, args.concurrency, args.measure)
-        rate = capacity * args.fraction
+        rate = args.rate or capacity * args.fraction
         seconds = args.minutes * 60
         log(
             f"capacity {capacity:.0f} ops/s (errors {sum(measure.errors.values())}); soaking at "
@@ -304,7 +334,7 @@ async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
         load = Load(http, keys, mix)
         samples: list[dict[str, Any]] = []
         t0 = time.monotonic()
-        watch = asyncio.create_task(sampler(plat, probe, args.sample, t0, samples))
+        watch = asyncio.create_task(sampler(plat, probe, args.sample, t0, samples, load))
         try:
             behind = await paced(load, rate, seconds)
         finally:
@@ -330,6 +360,7 @@ async def soak(plat: Platform, args: argparse.Namespace) -> dict[str, Any]:
         },
         "baseline_s": baseline_t,
         "processes": verdicts(samples, baseline_t, args.concurrency + 1),
+        "platform_cpu_ms_per_op": cpu_per_op(samples, "platform"),
         "samples": samples,
     }
 
@@ -351,6 +382,8 @@ def report(doc: dict[str, Any]) -> str:
         "latency p50/p99 ms: "
         + ", ".join(f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in lat.items())
     )
+    if doc.get("platform_cpu_ms_per_op") is not None:
+        lines.append(f"platform CPU: {doc['platform_cpu_ms_per_op']:.2f} ms per operation")
     lines.append(
         f"from {doc['baseline_s'] / 60:g} min to the end (goal: RSS within +5 %, fds flat):"
     )
@@ -375,6 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the soak [10]")
     ap.add_argument("--fraction", type=float, default=0.5, help="of the capacity [0.5]")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        help="soak at this many ops/s instead of --fraction of the capacity (for A/B runs)",
+    )
     ap.add_argument("--measure", type=float, default=5.0, help="capacity run, seconds [5]")
     ap.add_argument("--concurrency", type=int, default=16, help="of the capacity run [16]")
     ap.add_argument("--sample", type=float, default=5.0, help="seconds between samples [5]")
@@ -385,16 +423,34 @@ def main(argv: list[str] | None = None) -> int:
         default=(8, 1, 1),
         help="predicts,uploads,API calls per round [8,1,1]; e.g. 1,0,0 to soak predicts alone",
     )
+    ap.add_argument(
+        "--trace",
+        type=Path,
+        help="run the platform under bench/memtrace.py, writing its memory snapshots here",
+    )
+    ap.add_argument("--trace-every", type=float, default=30.0, help="seconds between them [30]")
+    ap.add_argument(
+        "--trace-lite",
+        action="store_true",
+        help="with --trace: no tracemalloc (full speed); RSS, malloc, SQLite, object counts",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     ap.add_argument("--plot", type=Path, default=RESULTS / "soak.png")
     args = ap.parse_args(argv)
     if args.minutes <= 0 or not 0 < args.fraction <= 1 or args.measure < 1:
         ap.error("--minutes must be > 0, --fraction in (0, 1], --measure >= 1")
+    if args.rate is not None and args.rate <= 0:
+        ap.error("--rate must be > 0")
     if len(args.mix) != 3 or min(args.mix) < 0 or sum(args.mix) == 0:
         ap.error("--mix is three counts, e.g. 8,1,1")
 
     tmp = Path(tempfile.mkdtemp(prefix="mp-bench-soak-"))
     plat = Platform(tmp, args.replicas, watch_interval=1.0)
+    if args.trace is not None:  # the same `modelplane up` command, inside the memory tracer
+        wrapper = [sys.executable, str(ROOT / "bench" / "memtrace.py")]
+        wrapper += [str(args.trace.resolve()), str(args.trace_every)]
+        wrapper += ["--no-tracemalloc", "--"] if args.trace_lite else ["--"]
+        plat.server.argv = wrapper + plat.server.argv[1:]
     try:
         with terminate_as_exit():
             log(f"starting the platform (data dir {plat.data_dir}) and deploying echo")
@@ -407,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     print(report(doc))
     print(plot(doc["samples"], doc["baseline_s"], args.plot))
     print(f"samples: {args.out}")
+    if args.trace is not None:
+        snaps = sorted(args.trace.glob("[0-9][0-9][0-9].json"))
+        if len(snaps) >= 2:
+            print(
+                f"memory traces: {args.trace} ({len(snaps)}); what grew: .venv/bin/python "
+                f"bench/memtrace.py --diff {args.trace} 1 {len(snaps)}"
+            )
     errors = sum(doc["errors"].values()) + doc["failed_jobs"] + doc["capacity_errors"]
     return 1 if errors else 0
 
