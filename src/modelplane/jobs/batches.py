@@ -81,6 +81,7 @@ class BatchRunner:
         interval: float = 1.0,
         checkpoint_interval: float = 0.5,
         group: int = 64,
+        linger: float = 0.05,
         max_attempts: int = 3,
         retry_base: float = 1.0,
     ) -> None:
@@ -93,6 +94,8 @@ class BatchRunner:
         self.interval = interval
         self.checkpoint_interval = checkpoint_interval
         self.group = group
+        self.linger = linger
+        """Seconds results wait to be written with others (unless ``group`` are waiting)."""
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.runner_id = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -217,15 +220,19 @@ class BatchRunner:
             p.skipped = p.done
         todo = [name for name in missing if name not in failed_before]
         concurrency = max(1, int(row.options.get("concurrency") or DEFAULT_CONCURRENCY))
+        # Refilled a quarter at a time: one wake-up of this task and one write to the replicas
+        # per many inputs, while the replicas still hold three quarters of the fan-out.
+        low = concurrency - max(1, concurrency // 4)
         loop = asyncio.get_running_loop()
         room = asyncio.Event()
         idle = asyncio.Event()
-        written = _Writer(target, p)
+        written = _Writer(target, p, self.group, self.linger)
         stop_checkpoints = asyncio.Event()
         checkpoints = asyncio.create_task(self._checkpoints(row, p, stop_checkpoints))
 
         def settle() -> None:
-            room.set()
+            if p.in_flight <= low:
+                room.set()
             if p.in_flight == 0 and p.retrying == 0:
                 idle.set()
 
@@ -273,9 +280,10 @@ class BatchRunner:
                     if data is None:
                         p.failures.append((name, "the input is gone", 0))
                         continue
-                    while p.in_flight >= concurrency:
-                        room.clear()
-                        await room.wait()
+                    if p.in_flight >= concurrency:
+                        while p.in_flight > low:
+                            room.clear()
+                            await room.wait()
                     send(name, data, 1)
             if p.in_flight or p.retrying:
                 await idle.wait()
@@ -312,21 +320,35 @@ class BatchRunner:
 
 
 class _Writer:
-    """Writes results in groups from one worker thread, while the loop keeps sending."""
+    """Writes results in groups from one worker thread, while the loop keeps sending.
 
-    def __init__(self, target: Side, progress: _Progress) -> None:
+    A result waits up to ``linger`` seconds for others, unless ``group`` are waiting: with a
+    slow model, answers come one at a time, and a thread hop per result cost the platform
+    more CPU than the writing. A run that stops meanwhile computes those again."""
+
+    def __init__(self, target: Side, progress: _Progress, group: int, linger: float) -> None:
         self.target = target
         self.progress = progress
+        self.group = group
+        self.linger = linger
         self._pending: list[tuple[str, bytes, str]] = []
         self._task: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
+        self._draining = False
 
     def add(self, name: str, data: bytes, content_type: str) -> None:
         self._pending.append((name, data, content_type))
+        if len(self._pending) >= self.group:
+            self._full.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
         while self._pending:
+            if len(self._pending) < self.group and not self._draining:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.linger)
             group, self._pending = self._pending, []
             noted = False
             while True:
@@ -343,5 +365,8 @@ class _Writer:
             self.progress.done += len(group)
 
     async def drain(self) -> None:
+        """Write every result now (the last ones need not wait for others)."""
+        self._draining = True
+        self._full.set()
         while self._task is not None and not self._task.done():
             await self._task

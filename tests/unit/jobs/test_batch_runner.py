@@ -5,7 +5,7 @@ nothing is lost or written twice."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,8 @@ class World:
     replica: FakeReplica
     src: Path
     dst: Path
+    writes: list[int]
+    """How many results each write of the output side carried."""
 
     def start(self, n: int, **options: int) -> str:
         self.src.mkdir(exist_ok=True)
@@ -68,12 +70,20 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         dataplane.submit(name, PredictRequest(ctype, body, principal=PLATFORM), on_reply)
         return True
 
+    writes: list[int] = []
+
+    class Output(LocalSide):
+        def write_many(self, results: Iterable[tuple[str, bytes, str]]) -> None:
+            results = list(results)
+            writes.append(len(results))
+            super().write_many(results)
+
     def sides(row: BatchRow) -> tuple[Side, Side]:
-        return LocalSide(Path(row.input[7:])), LocalSide(Path(row.output[7:]))
+        return LocalSide(Path(row.input[7:])), Output(Path(row.output[7:]))
 
     runner = BatchRunner(batches, submit, sides, interval=0.01, checkpoint_interval=0.05)
     task = asyncio.create_task(runner.run())
-    yield World(runner, batches, replica, tmp_path / "in", tmp_path / "out")
+    yield World(runner, batches, replica, tmp_path / "in", tmp_path / "out", writes)
     await runner.close()
     await task
 
@@ -102,3 +112,46 @@ async def test_a_follower_that_gives_up_leaves_nothing_behind(world: World) -> N
     world.answer_all()
     row = await eventually(lambda: (r := world.batches.get(run)) and r.finished_at and r)
     assert row.state == "succeeded"
+
+
+async def test_answers_that_come_one_at_a_time_are_written_together(world: World) -> None:
+    """A slow model answers one input at a time; its results wait (``linger``) to be written
+    with others instead of a thread hop each, and every one is written once."""
+    world.runner.linger = 30.0  # longer than the test: only the run's end writes them
+    run = world.start(10)
+    await world.held(10)
+    for _ in range(10):
+        world.replica.answer(body=world.replica.held[0].body)
+        await asyncio.sleep(0)  # the loop runs between answers, as with a real replica
+    row = await eventually(lambda: (r := world.batches.get(run)) and r.finished_at and r)
+    assert (row.state, row.done) == ("succeeded", 10)
+    assert world.writes == [10]
+    assert sorted(p.name for p in world.dst.iterdir()) == [f"{i:03d}.json.json" for i in range(10)]
+
+
+async def test_a_full_group_is_written_without_waiting(world: World) -> None:
+    world.runner.linger, world.runner.group = 30.0, 4
+    run = world.start(4, concurrency=8)
+    await world.held(4)
+    world.answer_all()
+    await eventually(lambda: world.writes == [4], timeout=5, interval=0.002)
+    row = await eventually(lambda: (r := world.batches.get(run)) and r.finished_at and r)
+    assert (row.state, row.done) == ("succeeded", 4)
+
+
+async def test_the_fan_out_is_refilled_a_quarter_at_a_time(world: World) -> None:
+    """At 8 in flight, answers free room one by one, but inputs go out two at a time once a
+    quarter of the fan-out is free: one wake-up and one write to the replica per two."""
+    run = world.start(20, concurrency=8)
+    await world.held(8)
+    world.replica.answer(body=world.replica.held[0].body)
+    for _ in range(50):  # steps of the loop in which a refill, which must not come yet, could
+        await asyncio.sleep(0)
+    assert (len(world.replica.sent), len(world.replica.held)) == (8, 7)
+    world.replica.answer(body=world.replica.held[0].body)
+    await eventually(lambda: len(world.replica.sent) == 10, timeout=5, interval=0.002)
+    assert len(world.replica.held) == 8
+    while (row := world.batches.get(run)) is None or row.finished_at is None:
+        world.answer_all()
+        await asyncio.sleep(0.002)
+    assert (row.state, row.done, len(world.replica.sent)) == ("succeeded", 20, 20)
