@@ -33,6 +33,7 @@ from modelplane.errors import ModelplaneError, NotFound
 from modelplane.gateway.http import HttpConnection, Request
 from modelplane.gateway.trainproc import (
     alive,
+    read_from,
     read_untrusted,
     resident_bytes,
     signal_all,
@@ -44,7 +45,7 @@ from modelplane.worker.train import DATE, write_record
 _JSON = b"application/json; charset=utf-8"
 LogLine = Callable[[str, str, str], None]
 Confine = Callable[[list[str], dict[str, str], Path], tuple[list[str], dict[str, str]]]
-RECORD, BODY = "record.json", "body"
+RECORD, BODY, LOG = "record.json", "body", "output.log"
 _LIVE = ("starting", "running")
 
 
@@ -221,7 +222,8 @@ class TrainingBook:
                 else:
                     if self._holds is not None and record.get("hold"):
                         self._holds.restore(_key(uid), Hold.from_dict(record["hold"]))
-                    self._keep(self._watch(folder.name, uid, record))
+                    seen = _size(folder / uid / LOG)  # logged before the restart
+                    self._keep(self._watch(folder.name, uid, record, logged=seen))
 
     # -- the routes ----------------------------------------------------------------------------
     def handle(
@@ -276,6 +278,7 @@ class TrainingBook:
             ctype = req.content_type.decode("latin-1") if req.content_type else ""
             args = [target.python, "-m", "modelplane.worker.train"]
             args += ["--record", str(inside / RECORD), "--body", str(inside / BODY)]
+            args += ["--log", str(inside / LOG)]
             args += ["--model-path", target.model_path, "--loader", target.loader]
             args += ["--content-type", ctype, "--query", query]
             if target.entrypoint:
@@ -343,12 +346,16 @@ class TrainingBook:
                 self._log(deployment, f"train-{uid[:8]}", line.decode("utf-8", "replace").rstrip())
         await proc.wait()
 
-    async def _watch(self, deployment: str, uid: str, record: dict[str, Any]) -> None:
-        """Until the training ends: stop it if it goes over its memory limit, as a replica is;
-        then settle its record and give back its reservation."""
+    async def _watch(
+        self, deployment: str, uid: str, record: dict[str, Any], logged: int = 0
+    ) -> None:
+        """Until the training ends: pass its output on to the log, stop it if it goes over its
+        memory limit, as a replica is; then settle its record and give back its reservation."""
         pid, started, memory = record["pid"], record.get("started"), record.get("memory")
         confined = bool(record.get("confined"))
+        log = self._paths(deployment, uid)[1] / LOG
         while alive(pid, started):
+            logged = self._tail(deployment, uid, log, logged)
             rss = resident_bytes(pid, tree=True) if memory else None
             if memory and rss is not None and rss > memory:
                 why = (
@@ -361,7 +368,25 @@ class TrainingBook:
                     write_record(path, {**own, "stopped": why})
                 signal_all(pid, kill=True, confined=confined)
             await asyncio.sleep(self.interval)
+        while (more := self._tail(deployment, uid, log, logged, end=True)) != logged:
+            logged = more
         self._finish(deployment, uid)
+
+    def _tail(self, deployment: str, uid: str, log: Path, offset: int, end: bool = False) -> int:
+        """Log the training's whole new lines from ``offset`` (with ``end``, the last one even
+        if unfinished); the offset after what was logged."""
+        data = read_from(log, offset)
+        head, newline, _ = data.rpartition(b"\n")
+        if newline:
+            chunk, step = head, len(head) + 1
+        elif end or len(data) == 2**20:  # a line longer than a read is logged in pieces
+            chunk, step = data, len(data)
+        else:
+            return offset  # no whole line yet
+        if self._log is not None and step:
+            for line in chunk.split(b"\n"):
+                self._log(deployment, f"train-{uid[:8]}", line.decode("utf-8", "replace"))
+        return offset + step
 
     async def _cancel(self, deployment: str, uid: str, record: dict[str, Any]) -> dict[str, Any]:
         pid = record.get("pid")
@@ -399,3 +424,10 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0

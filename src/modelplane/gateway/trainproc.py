@@ -21,7 +21,15 @@ import orjson
 
 from modelplane.procs import descendants, resident_bytes
 
-__all__ = ["alive", "read_untrusted", "resident_bytes", "signal_all", "start_time", "stop_all"]
+__all__ = [
+    "alive",
+    "read_from",
+    "read_untrusted",
+    "resident_bytes",
+    "signal_all",
+    "start_time",
+    "stop_all",
+]
 
 MAX_RECORD = 16 * 2**20
 """Largest record a training may write about itself that the platform reads back."""
@@ -98,6 +106,23 @@ async def stop_all(pid: int, started: Any, *, confined: bool, grace: float = 5.0
         await asyncio.sleep(0.05)
     if alive(pid, started):
         signal_all(pid, kill=True, confined=confined)
+
+
+def read_from(path: Path, offset: int, limit: int = 2**20) -> bytes:
+    """Up to ``limit`` bytes of the file at ``path`` from ``offset`` on (a training's log, which
+    it writes itself: as :func:`read_untrusted`, no link is followed and no FIFO waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.pread(fd, limit, offset)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def read_untrusted(path: Path, limit: int = MAX_RECORD) -> dict[str, Any]:

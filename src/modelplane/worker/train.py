@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content-type", default="")
     p.add_argument("--query", default="")
     p.add_argument("--body", default=None, help="a file holding the request body")
+    p.add_argument("--log", default=None, help="where train()'s output goes once accepted")
     a = p.parse_args(argv)
     record_path = Path(a.record)
     record: dict[str, Any] = orjson.loads(record_path.read_bytes())
@@ -92,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     record.update(status="running", args=_args_for_record(kwargs))
     write_record(record_path, record)
     print("accepted", flush=True)
+    if a.log:
+        # From here on the training may outlive whoever started it (a platform restart): its
+        # output goes to a file of its own, never to pipes that may lose their reader (and then
+        # block it when full, or fail its writes).
+        sys.stderr.flush()
+        fd = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     try:
         model.load()  # DEEPaaS warms each worker process before it trains
         adapter = model.instance

@@ -265,3 +265,28 @@ async def test_a_training_uses_its_models_own_environment(
     assert out["webargs"] == "5.5.2"
     envs = harness.platform.settings.envs_dir.resolve()
     assert Path(out["python"]).is_relative_to(envs), out["python"]
+
+
+async def test_a_trainings_output_is_logged_and_never_blocks_it(
+    harness: Harness, fixture_models: Path
+) -> None:
+    # 300 KiB of output: more than a pipe holds, were nobody reading it
+    await harness.deploy("probe", fixture_models / "deepaas_probe")
+    await harness.wait_ready("probe")
+    r = await harness.http.post(PROBE + "?say=300", timeout=60)
+    assert r.status_code == 200, r.text
+    uid = r.json()["uuid"]
+
+    async def finished() -> dict[str, Any] | None:
+        body = (await harness.http.get(PROBE + uid)).json()
+        return body if body["status"] != "running" else None
+
+    assert (await eventually(finished, timeout=60))["status"] == "done"
+
+    async def logged() -> list[str] | None:
+        r = await harness.http.get("/api/v1/deployments/probe/logs?tail=1000")
+        lines = [line for line in r.json()["lines"] if f"train-{uid[:8]}" in line]
+        return lines if any("said everything" in line for line in lines) else None
+
+    lines = await eventually(logged, timeout=10)
+    assert sum("epoch " in line for line in lines) == 300
