@@ -61,12 +61,19 @@ def basic_principal(
     return principal
 
 
-def invoking_principal(header: str, authenticate: Authenticate, *, check_user: bool) -> Principal:
+def invoking_principal(
+    header: str | bytes, authenticate: Authenticate, *, check_user: bool
+) -> Principal:
     """The caller of ``/run`` and ``/job``: a bearer token (the service's own, or a user's) or,
-    like ``/system``, Basic credentials. Not rate-checked: whoever runs the request does it."""
-    principal = basic_principal(header, authenticate, check_user=check_user)
+    like ``/system``, Basic credentials. Not rate-checked: whoever runs the request does it.
+    ``header`` as sent (bytes, from the fast path) or decoded."""
+    raw = header if isinstance(header, bytes) else header.encode("latin-1")
+    principal = None
+    if raw[:5].lower() == b"basic":  # anything else is no Basic scheme: straight to the token
+        text = header if isinstance(header, str) else header.decode("latin-1")
+        principal = basic_principal(text, authenticate, check_user=check_user)
     if principal is None:
-        principal = authenticate(header.encode("latin-1"))
+        principal = authenticate(raw)
     if principal is None:
         raise Unauthenticated(
             "a valid token is required",

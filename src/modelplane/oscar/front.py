@@ -13,6 +13,7 @@ the deployment's, as the data plane knows it.
 
 from __future__ import annotations
 
+import base64
 import os
 from urllib.parse import unquote
 
@@ -49,6 +50,9 @@ class OscarRunFront:
         self.check_user = check_user
         self._cache: dict[str, tuple[tuple[int, int], Record]] = {}
         self._paths: dict[str, str] = {}
+        self._shapes: dict[tuple[bytes, bool], tuple[bytes, bool]] = {}
+        """(replica content type, script) -> (answer content type, base64?) of 200 answers:
+        a pure function of the two (``invoke.result_shape``), kept rather than recomputed."""
 
     def handle(self, req: Request, conn: HttpConnection) -> None:
         raw = req.url.partition(b"?")[0][len(PREFIX) :]
@@ -58,7 +62,7 @@ class OscarRunFront:
         name = unquote(raw.decode("latin-1"))
         try:
             caller = invoking_principal(
-                req.authorization.decode("latin-1"),
+                req.authorization,
                 self.dataplane.authenticate,
                 check_user=self.check_user,
             )
@@ -69,7 +73,10 @@ class OscarRunFront:
             return
         script = record.script is not None
         request = invoke.request_for(bytes(req.body), script=script, principal=caller)
-        self.dataplane.submit(name, request, lambda reply: respond(conn, reply, script=script))
+        shapes = self._shapes
+        self.dataplane.submit(
+            name, request, lambda reply: respond(conn, reply, script=script, shapes=shapes)
+        )
 
     def service(self, name: str) -> tuple[Record, str]:
         """The service's record and owner, or 404."""
@@ -98,13 +105,31 @@ class OscarRunFront:
         return record, owner
 
 
-def respond(conn: HttpConnection, reply: Reply, *, script: bool) -> None:
+def respond(
+    conn: HttpConnection,
+    reply: Reply,
+    *,
+    script: bool,
+    shapes: dict[tuple[bytes, bool], tuple[bytes, bool]] | None = None,
+) -> None:
     """The supervisor's answer for what the replica sent; the data plane's own errors in
-    modelplane's JSON, with their Retry-After."""
+    modelplane's JSON, with their Retry-After. ``shapes``: a memo of
+    :func:`~modelplane.oscar.invoke.result_shape` to use."""
     if not reply.content_type:
         err = reply.error
         assert err is not None
         conn.respond_error(err)
+        return
+    if reply.status == 200 and shapes is not None:
+        key = (reply.content_type, script)
+        shape = shapes.get(key)
+        if shape is None:
+            out, b64 = invoke.result_shape(reply.content_type.decode("latin-1"), script=script)
+            if len(shapes) >= 256:
+                shapes.clear()
+            shape = shapes[key] = (out.encode("latin-1"), b64)
+        body = base64.b64encode(reply.body) if shape[1] else reply.body
+        conn.respond(200, body, shape[0])
         return
     answer = invoke.encode_result(
         reply.status, reply.content_type.decode("latin-1"), reply.body, script=script

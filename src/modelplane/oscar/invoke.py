@@ -45,6 +45,15 @@ class Event:
 
 def decode_event(body: bytes, *, script: bool) -> Event:
     """The model's input from an OSCAR request body (see the module docstring)."""
+    data, content_type = _event(body, script)
+    return Event(data, content_type.decode("latin-1"))
+
+
+_OCTET = OCTET.encode()
+_JSON = JSON.encode()
+
+
+def _event(body: bytes, script: bool) -> tuple[bytes, bytes]:
     stripped = body.strip()
     if stripped[:1] in (b"{", b"["):
         try:
@@ -52,14 +61,14 @@ def decode_event(body: bytes, *, script: bool) -> Event:
         except orjson.JSONDecodeError:
             pass
         else:
-            return Event(body, OCTET if script else JSON)
+            return body, _OCTET if script else _JSON
     compact = b"".join(stripped.split())
     if compact:
         try:
-            return Event(base64.b64decode(compact, validate=True), OCTET)
+            return base64.b64decode(compact, validate=True), _OCTET
         except (binascii.Error, ValueError):
             pass
-    return Event(body, OCTET)
+    return body, _OCTET
 
 
 @dataclass(frozen=True)
@@ -73,18 +82,25 @@ def encode_result(status: int, content_type: str, body: bytes, *, script: bool) 
     """The HTTP answer for what a replica returned."""
     if status != 200:
         return Answer(status, content_type or JSON, body)
+    out, b64 = result_shape(content_type, script=script)
+    return Answer(200, out, base64.b64encode(body) if b64 else body)
+
+
+def result_shape(content_type: str, *, script: bool) -> tuple[str, bool]:
+    """The content type of a 200 answer for a replica's ``content_type``, and whether its body
+    is base64-encoded (a pure function of the two: the fast path keeps it per content type)."""
     base = content_type.split(";", 1)[0].strip().lower()
     if content_type == LOG_CONTENT_TYPE:
-        return Answer(200, "text/plain; charset=utf-8", body)
+        return "text/plain; charset=utf-8", False
     if not script and (base == JSON or base.endswith("+json") or base.startswith("text/")):
-        return Answer(200, content_type, body)
-    return Answer(200, "text/plain; charset=utf-8", base64.b64encode(body))
+        return content_type, False
+    return "text/plain; charset=utf-8", True
 
 
 def request_for(body: bytes, *, script: bool, principal: Principal) -> PredictRequest:
     """The data plane's request for an OSCAR event body (see :func:`decode_event`)."""
-    event = decode_event(body, script=script)
-    return PredictRequest(event.content_type.encode("latin-1"), event.data, principal=principal)
+    data, content_type = _event(body, script)
+    return PredictRequest(content_type, data, principal=principal)
 
 
 def answer(reply: Reply, *, script: bool) -> Answer:
