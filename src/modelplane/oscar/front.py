@@ -13,6 +13,7 @@ the deployment's, as the data plane knows it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from urllib.parse import unquote
@@ -50,6 +51,8 @@ class OscarRunFront:
         self.check_user = check_user
         self._cache: dict[str, tuple[tuple[int, int], Record]] = {}
         self._paths: dict[str, str] = {}
+        self._fresh: set[str] = set()
+        """Services whose definition was checked in this turn of the event loop."""
         self._shapes: dict[tuple[bytes, bool], tuple[bytes, bool]] = {}
         """(replica content type, script) -> (answer content type, base64?) of 200 answers:
         a pure function of the two (``invoke.result_shape``), kept rather than recomputed."""
@@ -81,6 +84,8 @@ class OscarRunFront:
     def service(self, name: str) -> tuple[Record, str]:
         """The service's record and owner, or 404."""
         owner = self.dataplane.owner(name)
+        if owner is not None and name in self._fresh:
+            return self._cache[name][1], owner
         path = self._paths.get(name)
         if path is None:  # joining paths costs more than the stat itself: once per service
             if len(self._paths) > 1000:
@@ -95,14 +100,26 @@ class OscarRunFront:
         version = (st.st_ino, st.st_mtime_ns)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == version:
+            self._checked(name)
             return cached[1], owner
         record = self.records.read(name)
         if record is None:
             raise ServiceNotFound(name)
         if len(self._cache) > 1000:
             self._cache.clear()
+            self._fresh.clear()
         self._cache[name] = (version, record)
+        self._checked(name)
         return record, owner
+
+    def _checked(self, name: str) -> None:
+        """``name``'s definition was found unchanged in this turn of the event loop: the other
+        requests read in the same turn (16 at once under load) take the record without a
+        ``stat`` of their own. The next turn checks again, so a request sent after a change
+        was written (after its answer, or after the file was replaced) sees it."""
+        if not self._fresh:
+            asyncio.get_running_loop().call_soon(self._fresh.clear)
+        self._fresh.add(name)
 
 
 def respond(
