@@ -172,6 +172,7 @@ class Platform:
         )
         # Before any replica starts: a training that outlived a restart takes its GPUs back.
         self.trainings.resume()
+        self.reconciler.on_removed.append(self.trainings.removed)
         self.gateway.add_front(
             DEEPAAS_PREFIX, DeepaasRouter(self.dataplane, trainings=self.trainings)
         )

@@ -132,9 +132,7 @@ class TrainingBook:
 
     # -- records -------------------------------------------------------------------------------
     def _folder(self, deployment: str) -> Path:
-        folder = self.root / deployment
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return self.root / deployment
 
     def _paths(self, deployment: str, uid: str) -> tuple[Path, Path]:
         folder = self._folder(deployment)
@@ -264,7 +262,7 @@ class TrainingBook:
         path, work = self._paths(deployment, uid)
         hold = self._holds.take(_key(uid), deployment) if self._holds is not None else None
         try:
-            work.mkdir(mode=0o700)
+            work.mkdir(mode=0o700, parents=True)
             record: dict[str, Any] = {
                 "uuid": uid,
                 "date": datetime.datetime.now().strftime(DATE),
@@ -396,6 +394,19 @@ class TrainingBook:
             record = {**(self._read(deployment, uid) or record), "status": "cancelled"}
         self._forget(deployment, uid)  # DEEPaaS forgets a training once it is deleted
         return record
+
+    def removed(self, deployment: str) -> None:
+        """``deployment`` is gone: its trainings are cancelled and forgotten, as its replicas
+        are stopped (a deployment made again under that name starts with none)."""
+        self._keep(self._remove(deployment))
+
+    async def _remove(self, deployment: str) -> None:
+        folder = self._folder(deployment)
+        records = [(p.stem, self._own(p)) for p in folder.glob("*.json")]
+        await asyncio.gather(
+            *(self._cancel(deployment, uid, r) for uid, r in records if r is not None)
+        )
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _keep(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

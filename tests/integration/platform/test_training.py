@@ -290,3 +290,23 @@ async def test_a_trainings_output_is_logged_and_never_blocks_it(
 
     lines = await eventually(logged, timeout=10)
     assert sum("epoch " in line for line in lines) == 300
+
+
+async def test_removing_a_deployment_cancels_and_forgets_its_trainings(
+    harness: Harness, fixture_models: Path
+) -> None:
+    h = harness
+    await h.deploy("probe", fixture_models / "deepaas_probe")
+    await h.wait_ready("probe")
+    uid = (await h.http.post(PROBE + "?seconds=60", timeout=60)).json()["uuid"]
+    folder = h.platform.settings.data_dir / "trainings" / "probe"
+    record = json.loads((folder / f"{uid}.json").read_text())
+    sandbox = [record["pid"], *descendants(record["pid"])]
+    assert (await h.http.delete("/api/v1/deployments/probe")).status_code == 204
+
+    async def all_gone() -> bool | None:
+        return True if all(_gone(p) for p in sandbox) and not folder.exists() else None
+
+    await eventually(all_gone, timeout=15)
+    view = (await h.http.get("/api/v1/resources")).json()
+    assert "probe" not in view["deployments"]
