@@ -215,7 +215,7 @@ def _decode_inputs(model: LoadedModel, request: dict[str, Any], binary: memoryvi
         if name in inputs:
             raise InvalidInput(f"input {name!r} appears twice")
         shape = _check_header(spec, item)
-        parameters = item.get("parameters") or {}
+        parameters = _parameters(item, f"input {name!r}")
         size = parameters.get("binary_data_size")
         if size is not None:
             if "data" in item:
@@ -291,6 +291,8 @@ def tensor_from_json(data: Any, datatype: str, shape: tuple[int, ...]) -> np.nda
         info = np.iinfo(dtype)
         if raw.min() < info.min or raw.max() > info.max:
             raise InvalidInput(f"tensor data is out of the range of {datatype}")
+    elif dtype.kind == "f" and np.abs(raw).max() > np.finfo(dtype).max:  # would be inf
+        raise InvalidInput(f"tensor data is out of the range of {datatype}")
     return raw.astype(dtype.newbyteorder("="), copy=False).reshape(shape)
 
 
@@ -348,7 +350,7 @@ def _objects(items: list[bytes]) -> np.ndarray:
 
 def _plan(model: LoadedModel, request: dict[str, Any]) -> _Plan:
     request_id = request.get("id")
-    parameters = request.get("parameters") or {}
+    parameters = _parameters(request, "the request")
     binary_default = bool(parameters.get("binary_data_output", False))
     asked = request.get("outputs")
     if asked is None:
@@ -359,16 +361,26 @@ def _plan(model: LoadedModel, request: dict[str, Any]) -> _Plan:
     outputs: list[tuple[str, bool]] = []
     for item in asked:
         name = item.get("name") if isinstance(item, dict) else None
-        if name not in names:
+        if not isinstance(name, str) or name not in names:
             raise InvalidInput(
                 f"model {model.metadata.name!r} has no output {name!r}; its outputs are "
                 f"{', '.join(sorted(names))}"
             )
-        out_params = item.get("parameters") or {}
+        out_params = _parameters(item, f"output {name!r}")
         if "classification" in out_params:
             raise InvalidInput("the classification extension is not supported")
         outputs.append((name, bool(out_params.get("binary_data", binary_default))))
     return _Plan(None if request_id is None else str(request_id), outputs, binary_default)
+
+
+def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """``item``'s ``parameters``: an object (or absent), as the protocol defines them."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{what}: 'parameters' must be an object")
+    return parameters
 
 
 # -- encoding -------------------------------------------------------------------------------

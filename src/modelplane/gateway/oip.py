@@ -177,9 +177,13 @@ def respond(conn: HttpConnection, reply: Reply) -> None:
 
 
 def respond_error(conn: HttpConnection, err: ModelplaneError) -> None:
-    """The protocol's error shape: ``{"error": "<message>"}``, with the error's Retry-After."""
+    """The protocol's error shape: ``{"error": "<message>"}``, with the error's Retry-After
+    (and, on 401, the ``WWW-Authenticate: Bearer`` challenge every route sends)."""
     body = orjson.dumps({"error": err.message})
-    conn.respond(err.status, body, _JSON, retry_header(err))
+    extra = retry_header(err)
+    if err.status == 401:
+        extra += b"www-authenticate: Bearer\r\n"
+    conn.respond(err.status, body, _JSON, extra)
 
 
 def split_content_type(content_type: bytes) -> tuple[bytes, bytes | None]:

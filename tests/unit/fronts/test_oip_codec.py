@@ -209,6 +209,15 @@ def tensor(**over: Any) -> dict[str, Any]:
             {**tensor(), "outputs": [{"name": "y", "parameters": {"classification": 2}}]},
             "classification",
         ),
+        # parameters are objects wherever the protocol has them (a list here was a 500)
+        (tensor(parameters=[1]), "input 'x': 'parameters' must be an object"),
+        ({**tensor(), "parameters": [1]}, "the request: 'parameters' must be an object"),
+        (
+            {**tensor(), "outputs": [{"name": "y", "parameters": [None]}]},
+            "output 'y': 'parameters' must be an object",
+        ),
+        (tensor(data=[1, 1e39]), "out of the range of FP32"),
+        ({**tensor(), "outputs": [{"name": {}}]}, "no output {}"),
     ],
 )
 def test_bad_requests_are_400_with_a_reason(request_: Any, words: str) -> None:
