@@ -60,6 +60,8 @@ MEMORY_SCHEMA: dict[str, Any] = {
     "description": "bytes, or a size with a kubernetes-style suffix: 512Mi, 2Gi, 1G",
 }
 """What the API accepts for a memory size, as the OpenAPI document states it."""
+ENV_NAME_PATTERN = r"^(?!MODELPLANE_)[A-Za-z_][A-Za-z0-9_]*$"
+"""An environment variable's name the API accepts, as the OpenAPI document states it."""
 
 
 def parse_memory(value: Any) -> int:
@@ -197,7 +199,11 @@ class DeploymentSpec(_Frozen):
         description="OSCAR storage paths: jobs triggered under input.folder (its filters "
         "passed), files kept under their own names and written to every output path",
     )
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment variables of the replicas (the MODELPLANE_ prefix is reserved)",
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME_PATTERN}},
+    )
     network: Literal["allowed", "none"] = Field(
         default="allowed",
         description="replicas' network egress: allowed, or none (only a loopback of their own)",
@@ -218,7 +224,7 @@ class DeploymentSpec(_Frozen):
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):  # ENV_NAME_PATTERN, in words
                 raise ValueError(f"env variable name {key!r} is not a valid identifier")
             if key.startswith("MODELPLANE_"):
                 raise ValueError(f"env variable {key!r}: the MODELPLANE_ prefix is reserved")

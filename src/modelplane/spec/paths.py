@@ -19,6 +19,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _BUCKET_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+# The validators' rules below, as the OpenAPI document states them.
+BUCKET_SCHEMA: dict[str, Any] = {"minLength": 3, "maxLength": 63, "pattern": r"^[a-z0-9.-]+$"}
+_PART = r"(?!\.\.?(/|$))[^/]+"
+FOLDER_SCHEMA: dict[str, Any] = {
+    "pattern": rf"^/*({_PART}(/{_PART})*)?/*$",
+    "description": "'/'-separated parts, none empty, '.' or '..' (slashes at either end are "
+    "dropped); '' is the whole bucket",
+}
 
 
 class StoragePath(BaseModel):
@@ -28,8 +36,8 @@ class StoragePath(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bucket: str
-    folder: str = ""
+    bucket: str = Field(json_schema_extra=BUCKET_SCHEMA)
+    folder: str = Field(default="", json_schema_extra=FOLDER_SCHEMA)
     prefix: tuple[str, ...] = ()
     suffix: tuple[str, ...] = ()
 

@@ -100,3 +100,17 @@ def test_the_openapi_schema_states_what_memory_accepts() -> None:
     kinds = {s["type"]: s for s in schema["anyOf"]}
     assert kinds["integer"]["minimum"] == 1 and kinds["integer"]["maximum"] == 2**50
     assert kinds["string"]["maxLength"] == 32 and "pattern" in kinds["string"]
+
+
+@pytest.mark.parametrize("key", ["A", "_x", "a1_B", "1a", "a-b", "MODELPLANE_X", "", "é"])
+def test_the_openapi_schema_states_what_env_names_accept(key: str) -> None:
+    import re
+
+    env = DeploymentSpec.model_json_schema()["properties"]["env"]
+    stated = re.match(env["propertyNames"]["pattern"], key) is not None
+    try:
+        DeploymentSpec.parse({"name": "a", "model": {"path": "/m"}, "env": {key: "v"}})
+        accepted = True
+    except InvalidSpec:
+        accepted = False
+    assert stated == accepted, key

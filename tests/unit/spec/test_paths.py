@@ -122,3 +122,37 @@ def test_a_spec_with_files_takes_its_buckets_from_them() -> None:
     assert (spec.input, spec.output) == ("same", "same")
     with pytest.raises(Exception, match="input and output must be different buckets"):
         DeploymentSpec.parse({"name": "d", "model": {"path": "/m"}, "input": "x", "output": "x"})
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["", "a", "a/b", "/a/b/", "/", ".a", "a..", "a//b", ".", "..", "a/./b", "a/..", "../a"],
+)
+def test_the_documents_folder_rule_is_the_validators(folder: str) -> None:
+    import re
+
+    schema = StoragePath.model_json_schema()["properties"]
+    stated = re.match(schema["folder"]["pattern"], folder) is not None
+    try:
+        StoragePath(bucket="abc", folder=folder)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert stated == accepted, folder
+
+
+@pytest.mark.parametrize("bucket", ["abc", "a.b-c", "ab", "x" * 64, "ABC", "a_b"])
+def test_the_documents_bucket_rule_is_the_validators(bucket: str) -> None:
+    import re
+
+    rule = StoragePath.model_json_schema()["properties"]["bucket"]
+    stated = (
+        rule["minLength"] <= len(bucket) <= rule["maxLength"]
+        and re.match(rule["pattern"], bucket) is not None
+    )
+    try:
+        StoragePath(bucket=bucket)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert stated == accepted, bucket

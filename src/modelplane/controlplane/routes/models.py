@@ -40,6 +40,15 @@ class ModelRef(BaseModel):
         "`POST /api/v1/models/inspect`; deploy it with `model.path` set to the `path` answered."
     ),
     responses={400: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra={  # the body is read raw, so FastAPI cannot see it: stated here
+        "requestBody": {
+            "required": True,
+            "description": "a zip archive of a model folder (at most the platform's "
+            "max_model_upload bytes unpacked; regular files and folders only, no absolute or "
+            "'..' paths)",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ZIP_TYPES},
+        }
+    },
 )
 async def upload(request: Request, caller: Caller) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
