@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelplane import __version__
-from modelplane.controlplane import ui
+from modelplane.controlplane import front_paths, ui
 from modelplane.controlplane.routes import (
     advise,
     batches,
@@ -52,6 +52,7 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(system.router)
     app.include_router(oscar_router)  # OSCAR's API at the root: /system, /run, /job, /health
     app.include_router(ui.router)  # the dashboard at /, over the API above
+    front_paths.install(app)  # the gateway's own fronts: OIP /v2, DEEPaaS /deepaas
     _install_error_handlers(app)
     return app
 

@@ -19,8 +19,9 @@ from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
-PUBLIC = {"/api/v1/health", "/health"}
-"""Routes that need no token at all (liveness probes)."""
+PUBLIC = {"/api/v1/health", "/health", "/v2", "/v2/health/live", "/v2/health/ready"}
+"""Routes that need no token at all (liveness probes, the Open Inference Protocol's server
+metadata)."""
 
 ADMIN_ONLY = {
     ("GET", "/metrics"),
@@ -125,10 +126,36 @@ ADMIN_ANSWERS = {
     ("DELETE", "/system/buckets/{name}"): 409,  # Alice's deployment still reads it
     ("GET", "/system/volumes/{name}"): 200,
     ("DELETE", "/system/volumes/{name}"): 204,
+    # the Open Inference Protocol on Alice's deployment
+    ("GET", "/v2"): 200,
+    ("GET", "/v2/health/live"): 200,
+    ("GET", "/v2/health/ready"): 200,
+    ("GET", "/v2/models/{name}"): 200,
+    ("GET", "/v2/models/{name}/ready"): 200,
+    ("GET", "/v2/models/{name}/versions/{version}"): 200,
+    ("GET", "/v2/models/{name}/versions/{version}/ready"): 200,
+    # asyncecho declares no tensors: the admin is let in, and told so (not a 401/404)
+    ("POST", "/v2/models/{name}/infer"): 400,
+    ("POST", "/v2/models/{name}/versions/{version}/infer"): 400,
+    # DEEPaaS on Alice's DEEPaaS deployment, and her training
+    ("GET", "/deepaas/{deployment}/"): 200,
+    ("GET", "/deepaas/{deployment}/v2/"): 200,
+    ("GET", "/deepaas/{deployment}/v2/debug/"): 204,
+    ("GET", "/deepaas/{deployment}/api"): 200,
+    ("GET", "/deepaas/{deployment}/api/static/{asset}"): 200,
+    ("GET", "/deepaas/{deployment}/swagger.json"): 200,
+    ("GET", "/deepaas/{deployment}/v2/models/"): 200,
+    ("GET", "/deepaas/{deployment}/v2/models/{model}/"): 200,
+    ("POST", "/deepaas/{deployment}/v2/models/{model}/predict/"): 200,
+    ("GET", "/deepaas/{deployment}/v2/models/{model}/train/"): 200,
+    ("POST", "/deepaas/{deployment}/v2/models/{model}/train/"): 200,
+    ("GET", "/deepaas/{deployment}/v2/models/{model}/train/{uuid}"): 200,
+    ("DELETE", "/deepaas/{deployment}/v2/models/{model}/train/{uuid}"): 200,
 }
 """What each route answers the admin acting on Alice's things, given :meth:`Alice.call`."""
 
 TRAFFIC = {"requests_per_hour": 60, "pattern": "spaced", "latency_slo_ms": 100}
+INFER = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
 
 
 class Alice:
@@ -140,6 +167,8 @@ class Alice:
     key = "a.txt"
     service = "alice-svc"
     volume = "alice-vol"
+    deepaas = "alice-deepaas"
+    module = "deepaas_files"
 
     def __init__(self) -> None:
         self.token_id = 0
@@ -148,6 +177,8 @@ class Alice:
         self.token = ""
         self.service_job = ""
         self.batch_id = ""
+        self.version = ""
+        self.training = ""
 
     def value(self, segment: str, param: str) -> str | None:
         """The value of path parameter ``param`` that follows ``segment`` in a route's path."""
@@ -167,6 +198,14 @@ class Alice:
             ("objects", "key"): self.key,
             ("jobs", "job_id"): self.job_id,
             ("batches", "batch_id"): self.batch_id,
+            # the Open Inference Protocol: /v2/models/{name}/versions/{version}
+            ("models", "name"): self.deployment,
+            ("versions", "version"): self.version,
+            # DEEPaaS: /deepaas/{deployment}/v2/models/{model}/train/{uuid}
+            ("deepaas", "deployment"): self.deepaas,
+            ("models", "model"): self.module,
+            ("train", "uuid"): self.training,
+            ("static", "asset"): "swagger-ui.css",
         }.get((segment, param))
 
     def body(self, method: str, path: str) -> dict[str, Any] | None:
@@ -183,6 +222,10 @@ class Alice:
                 "object_key": self.key,
                 "operation": "download",
             },
+            ("POST", "/v2/models/{name}/infer"): INFER,
+            ("POST", "/v2/models/{name}/versions/{version}/infer"): INFER,
+            ("POST", "/deepaas/{deployment}/v2/models/{model}/predict/"): {"repeat": 1},
+            ("POST", "/deepaas/{deployment}/v2/models/{model}/train/"): {},
         }.get((method, path))
 
     def call(self, method: str, path: str) -> dict[str, Any]:
@@ -228,6 +271,8 @@ class Alice:
             return {"content": b"x"}
         if (method, path) == ("GET", "/api/v1/deployments/{name}/export"):
             return {"params": {"target": "image"}}
+        if (method, path) == ("POST", "/deepaas/{deployment}/v2/models/{model}/predict/"):
+            return {"params": {"repeat": 1}, "files": {"upload": ("u.txt", b"hi", "text/plain")}}
         return {"json": self.body(method, path)}
 
 
@@ -246,6 +291,7 @@ class Ghost(Alice):
     bucket = "nobody-in"
     service = "nobody-svc"
     volume = "nobody-vol"
+    deepaas = "nobody-deepaas"
 
     def __init__(self) -> None:
         super().__init__()
@@ -253,6 +299,8 @@ class Ghost(Alice):
         self.job_id = "0" * 32
         self.service_job = "0" * 32
         self.batch_id = "0" * 32
+        self.version = "0"
+        self.training = "0" * 32
 
 
 GHOST = Ghost()
@@ -344,7 +392,33 @@ async def alice(harness: Harness, fixture_models: Path) -> Alice:
         )
         assert r.status_code == 201, r.text
         who.batch_id = r.json()["id"]
+        # the Open Inference Protocol's view of her deployment: its version
+        r = await http.get(f"/v2/models/{who.deployment}")
+        assert r.status_code == 200, r.text
+        who.version = r.json()["versions"][0]
+        # a DEEPaaS module, and a training of it
+        folder = fixture_models / "deepaas_files"
+        r = await http.post(
+            "/api/v1/deployments",
+            json={
+                "name": who.deepaas,
+                "model": {"path": str(folder), "loader": "deepaas", "entrypoint": None},
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = await http.post(f"/deepaas/{who.deepaas}/v2/models/{who.module}/train/")
+        assert r.status_code == 200, r.text
+        who.training = r.json()["uuid"]
     return who
+
+
+def error_of(r: httpx.Response, who: Alice) -> str:
+    """The error a 404 names: its code, or (the Open Inference Protocol's body is a message
+    alone) its message without the deployment's name."""
+    body = r.json()
+    if "message" in body:
+        return str(body["error"])
+    return str(body["error"]).replace(who.deployment, "…")
 
 
 async def test_every_route_authenticates_and_hides_other_users_things(
@@ -390,7 +464,8 @@ async def test_every_route_authenticates_and_hides_other_users_things(
                 ghost_path = fill(route.path, GHOST)
                 assert ghost_path is not None
                 missing = await bob.request(method, ghost_path, json=body)
-                assert (missing.status_code, missing.json()["error"]) == (404, r.json()["error"]), (
+                told = (missing.status_code, error_of(missing, GHOST))
+                assert told == (404, error_of(r, alice)), (
                     f"{where}: someone else's answers unlike a missing one"
                 )
             elif (method, route.path) in ADMIN_ONLY:
