@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import unittest.mock
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,3 +103,39 @@ def test_a_local_side_reads_in_groups_skips_hidden_and_writes_atomically(tmp_pat
     assert [p.name for p in (tmp_path / "out" / "deep").iterdir()] == ["r.json"]
     with pytest.raises(Exception, match="key"):
         out.write_many([("../escape", b"x", "text/plain")])
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-file", "renamed-part"])
+def test_a_local_side_replaces_results_whole_and_leaves_nothing_else(
+    tmp_path: Path, unnamed: bool
+) -> None:
+    """Both ways of writing (an unnamed file linked under its name, or a hidden ``.part``
+    renamed over it where there are none): whole files, overwrites, nothing left beside."""
+    out = LocalSide(tmp_path)
+    out._unnamed = out._unnamed and unnamed
+    big = bytes(range(256)) * 1000  # several reads' worth
+    out.write_many([("r.json", b"1", "application/json"), ("a/b/big.bin", big, "")])
+    out.write_many([("r.json", b"again", "application/json")])  # a result written again
+    assert (tmp_path / "r.json").read_bytes() == b"again"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "a", "a/b", "a/b/big.bin", "r.json"
+    ]
+    assert out.read_many(["a/b/big.bin", "a", "r.json"]) == [big, None, b"again"]
+    assert oct((tmp_path / "r.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_a_local_side_that_finds_no_unnamed_files_writes_by_rename(tmp_path: Path) -> None:
+    out = LocalSide(tmp_path)
+    with unittest.mock.patch("modelplane.storage.sides._O_TMPFILE", os.O_DIRECTORY):
+        # open(".", O_DIRECTORY | O_WRONLY) fails with EISDIR, as O_TMPFILE does where the
+        # filesystem has no unnamed files (mocked: every filesystem here has them)
+        out.write_many([("x.json", b"{}", "application/json")])
+    assert out._unnamed is False
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert (tmp_path / "x.json").read_bytes() == b"{}"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
