@@ -36,7 +36,7 @@ from modelplane.jobs.results import store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.security import PLATFORM
 from modelplane.storage import BucketStore, LocalBucketStore
-from modelplane.store.jobs import Job, JobStore
+from modelplane.store.jobs import QUEUED, Job, JobStore
 
 log = logging.getLogger("modelplane.jobs")
 
@@ -76,6 +76,8 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._successes: GroupCommit[tuple[str, str], None] = GroupCommit(self._succeed_many)
         self._wake = asyncio.Event()
+        self._more: set[str] = set()
+        """Deployments whose last claim filled all their room (more may be queued)."""
         self._closing = False
         self.storage_retry = STORAGE_RETRY
         self.storage_trouble: str | None = None
@@ -139,10 +141,19 @@ class JobRunner:
             running = self._in_flight.setdefault(name, set())
             room = capacity - len(running)
             if room <= 0:
+                self._more.add(name)
                 continue
             claimed = await asyncio.to_thread(
                 self.jobs.claim, name, self.runner_id, self.lease, room
             )
+            # A claim that filled the room may have left jobs behind: a finished job then asks
+            # for another pass. One that did not emptied the queue as far as this pass can see
+            # (new jobs wake the runner themselves), and the finished jobs need not: at a
+            # trickle of uploads, that was one empty claim per job.
+            if len(claimed) >= room:
+                self._more.add(name)
+            else:
+                self._more.discard(name)
             if not claimed and not running:
                 self._backlog[name] = 0  # drained: nothing to claim until the next count
             # Ours already: its lease ran out while it waited (e.g. for storage, with the
@@ -180,7 +191,13 @@ class JobRunner:
             await self._fail(job, f"platform error: {type(exc).__name__}: {exc}", retry=True)
         finally:
             self._in_flight.get(job.deployment, set()).discard(job.id)
-            self.wake()
+            if job.deployment in self._more:
+                self.wake()
+            else:
+                # Done for good, and nothing was left to claim: the backlog the autoscaler
+                # reads shrinks now, not at the next count.
+                left = self._backlog.get(job.deployment, 0) - 1
+                self._backlog[job.deployment] = max(left, 0)
 
     async def _run_job(self, job: Job, data: bytes | Exception | None = None) -> None:
         """Run ``job``; ``data`` is its input if already read (a ``NotFound`` if it is gone)."""
@@ -211,9 +228,11 @@ class JobRunner:
             await self._fail(job, "the deployment was removed", retry=False)
             return
         delay = retry_in(err, job.attempts, base=self.retry_base)  # None: a 4xx, for good
-        await asyncio.to_thread(
+        state = await asyncio.to_thread(
             self.jobs.fail, job.id, self.runner_id, failure_message(err), retry_in=delay
         )
+        if state == QUEUED:
+            self._more.add(job.deployment)  # back in the queue: a pass will look for it
 
     async def _store_results(self, job: Job, spec: Any, content_type: str, body: bytes) -> str:
         return await self._storage_call(
@@ -274,7 +293,11 @@ class JobRunner:
 
     async def _fail(self, job: Job, message: str, *, retry: bool) -> None:
         delay = retry_delay(job.attempts, base=self.retry_base) if retry else None
-        await asyncio.to_thread(self.jobs.fail, job.id, self.runner_id, message, retry_in=delay)
+        state = await asyncio.to_thread(
+            self.jobs.fail, job.id, self.runner_id, message, retry_in=delay
+        )
+        if state == QUEUED:
+            self._more.add(job.deployment)
 
     async def close(self) -> None:
         self._closing = True
