@@ -272,12 +272,13 @@ def paths() -> dict[str, Any]:
                 parameters=[model],
             ),
             "post": op(
-                "DEEPaaS: start a training (a process of its own, not a serving replica)",
+                "DEEPaaS: start a training (a process of its own in the deployment's sandbox, "
+                "holding one replica's worth of its resources; never a serving replica)",
                 "train",
                 {
                     "200": training,
                     "422": invalid,
-                    **errors("FrontError", 400, 500),
+                    **errors("FrontError", 400, 403, 409, 500, 503),
                 },
                 parameters=[model],
                 requestBody=copy.deepcopy(arguments),

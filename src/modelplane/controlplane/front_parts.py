@@ -46,7 +46,9 @@ def errors(schema: str, *statuses: int) -> dict[str, Any]:
     described = {
         400: "invalid input, with a message naming what is wrong",
         401: "no token, or a token that is not valid",
+        403: "over the owner's quota (the message says what, and by how much)",
         404: "no such deployment (or one that is not yours), model, version or route",
+        409: "not enough free resources on the node now (the message says what is short)",
         413: "the body is larger than the gateway takes",
         415: "an encoding the front does not read",
         429: "too many requests from this caller",
