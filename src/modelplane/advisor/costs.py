@@ -80,6 +80,10 @@ class Costs:
     and back). It adds to a request's latency without holding a replica. The probe measures it
     as each warm request's round trip minus the service time the gateway recorded for it; None:
     not measured (a deployment's history holds only the gateway's side)."""
+    concurrent_startups: tuple[float, ...] = ()
+    """Measured start-to-ready times of replicas started ``concurrency`` at a time (the probe's
+    bursts from zero): how much starts that overlap slow each other on this node."""
+    concurrency: int = 0
 
     def __post_init__(self) -> None:
         for name in ("load_seconds", "start_overhead", "stop_seconds"):
@@ -113,5 +117,7 @@ class Costs:
             "hop_samples_seconds": (
                 [] if self.hop is None else [round(x, 6) for x in self.hop.samples]
             ),
+            "concurrency": self.concurrency,
+            "concurrent_start_samples_seconds": [round(x, 6) for x in self.concurrent_startups],
             "notes": list(self.notes),
         }

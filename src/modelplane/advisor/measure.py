@@ -25,13 +25,14 @@ import secrets
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from modelplane.advisor.costs import Costs, ServiceTime
 from modelplane.errors import InvalidInput, InvalidSpec, ModelFailed, ModelplaneError, Unavailable
 from modelplane.spec import DeploymentSpec, ModelRef, Resources
 
-__all__ = ["ProbeTarget", "from_history", "probe", "sample_input"]
+__all__ = ["ProbeTarget", "from_history", "other_load", "probe", "sample_input"]
 
 _READY_RE = re.compile(r"ready (?:from zero )?in ([0-9.]+) s")
 
@@ -73,6 +74,32 @@ def from_history(view: dict[str, Any], service_times: list[float]) -> Costs | No
             f"{len(service_times)} recent answer(s)",
         ),
     )
+
+
+def other_load(costs: Costs, cores: float) -> float:
+    """The other work on a shared node, as runnable processes, that explains how much the
+    probe's concurrent start-ups slowed each other (for ``Settings.other_load``); 0 when they
+    were not measured.
+
+    Fair sharing of ``cores`` among ``other`` processes and ``n`` replicas starting together
+    slows each start by ``s = min(1, cores / (other + 1)) / min(1, cores / (other + n))``
+    against one alone. On an idle node (``other`` 0) four starts on two cores take twice as
+    long; the more other work there is, the less our own ``n`` adds (``s`` falls toward 1), so
+    a measured ``s`` gives ``other``: ``cores * s - n`` where the node's cores are the limit
+    (``s >= n / cores``), else ``(n - s) / (s - 1)``.
+    """
+    n = costs.concurrency
+    if n < 2 or not costs.concurrent_startups or not costs.startup_samples or cores <= 0:
+        return 0.0
+    alone = statistics.median(costs.startup_samples)
+    if alone <= 0:
+        return 0.0
+    s = statistics.median(costs.concurrent_startups) / alone
+    if s >= n / cores:
+        return min(max(cores * s - n, 0.0), max(cores - 1, 0.0))
+    if s <= 1.0:
+        return 1000.0  # they did not slow each other at all: ours are a drop in the node's work
+    return min((n - s) / (s - 1), 1000.0)
 
 
 class ProbeTarget(Protocol):
@@ -133,6 +160,8 @@ def probe(
     cold: int = 3,
     gap: float = 0.25,
     model: ModelRef | None = None,
+    concurrent: int = 0,
+    bursts: int = 2,
     zero_timeout: float = 60.0,
     progress: Callable[[str], None] = lambda _msg: None,
     monotonic: Callable[[], float] = time.perf_counter,
@@ -144,7 +173,10 @@ def probe(
     ``gap``: seconds between warm requests. A replica that waited answers slower than one kept
     busy (the scheduler has to wake it, its caches are cold), and traffic that does not queue
     meets the waiting one. ``model``: the loader and entrypoint to use (default: recognised
-    from the folder). The probe deployment is deleted whatever happens.
+    from the folder). ``concurrent``: also time ``bursts`` rounds of that many replicas started
+    together from zero (``concurrent`` requests at once, each from a thread of its own, so the
+    target must take calls from several threads), for :func:`other_load`. The probe deployment
+    is deleted whatever happens.
     """
     name = f"advise-probe-{secrets.token_hex(3)}"
     spec = DeploymentSpec.parse(
@@ -154,7 +186,12 @@ def probe(
             | {"path": model_path},
             "mode": "serverless",
             "resources": (resources or Resources()).model_dump(mode="json"),
-            "scale": {"min": 0, "max": 1, "target_concurrency": 1, "idle_timeout": 1},
+            "scale": {
+                "min": 0,
+                "max": max(1, concurrent),
+                "target_concurrency": 1,
+                "idle_timeout": 1,
+            },
         }
     )
     progress(f"deploying {model_path} as {name} (serverless, at zero)")
@@ -176,6 +213,9 @@ def probe(
             starts.append((startup, load))
         startup = statistics.median(s for s, _ in starts)
         load = statistics.median(ld for _, ld in starts)
+        together = _concurrent_starts(
+            client, name, body, concurrent, bursts, zero_timeout, sleep, progress
+        )
         if body is None:
             body = sample_input((status.get("model") or {}).get("input_schema"))
         samples = []
@@ -215,6 +255,8 @@ def probe(
         source="probe",
         startup_samples=tuple(s for s, _ in starts),
         hop=hop,
+        concurrent_startups=tuple(together),
+        concurrency=concurrent if together else 0,
         notes=(
             hop_note,
             f"probe: {cold} cold start(s) from zero, median {startup * 1000:.0f} ms start to "
@@ -225,6 +267,51 @@ def probe(
             f"{first_startup * 1000:.0f} ms ({first * 1000:.0f} ms to the first answer)",
         ),
     )
+
+
+def _concurrent_starts(
+    client: ProbeTarget,
+    name: str,
+    body: Any | None,
+    n: int,
+    bursts: int,
+    timeout: float,
+    sleep: Callable[[float], None],
+    progress: Callable[[str], None],
+) -> list[float]:
+    """Start-to-ready times of the replicas that ``bursts`` rounds of ``n`` requests at once
+    started from zero (a round that started fewer than two adds nothing)."""
+    if n < 2:
+        return []
+    found: list[float] = []
+    for i in range(bursts):
+        _wait_zero(client, name, timeout, sleep)
+        progress(f"{n} replicas started together from zero ({i + 1}/{bursts})")
+        before = {c.get("at") for c in client.get(name)["status"].get("cold_starts") or []}
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(lambda _: _cold_request(client, name, body, time.perf_counter), range(n)))
+        _wait_starts(client, name, timeout, sleep)
+        new = [
+            c
+            for c in client.get(name)["status"].get("cold_starts") or []
+            if c.get("at") not in before
+        ]
+        seconds = [float(c["seconds"]) for c in new if _num(c.get("seconds"))]
+        if len(seconds) >= 2:
+            found += seconds
+    return found
+
+
+def _wait_starts(
+    client: ProbeTarget, name: str, timeout: float, sleep: Callable[[float], None]
+) -> None:
+    """Until no replica of the deployment is still starting."""
+    waited = 0.0
+    while any(r.get("state") == "starting" for r in client.get(name)["status"]["replicas"]):
+        if waited >= timeout:
+            raise Unavailable(f"the probe's replicas did not finish starting in {timeout:g} s")
+        sleep(0.05)
+        waited += 0.05
 
 
 def _cold_request(

@@ -22,7 +22,10 @@ With ``Settings.cpu_cores`` the node's cores are shared: a start-up or a request
 work measured alone, and while more replicas are loading or serving than there are cores, each
 runs at ``cores / busy`` of its speed (processor sharing). Four replicas that start together on
 two cores each take twice their measured start-up; without it, starts and services never slow
-each other.
+each other. ``Settings.other_load`` adds the other work of a shared node: that many runnable
+processes that are not ours take their fair share too, so ``n`` busy replicas each get
+``min(1, cores / (other + n))`` of a core against ``min(1, cores / (other + 1))`` when the costs
+were measured (alone among the same other work).
 
 Deterministic: one seeded random generator per deployment, ties broken by insertion order.
 Idle stretches are skipped without changing the result: while a deployment is quiet (nothing in
@@ -102,6 +105,9 @@ class Settings:
     inventory: Inventory | None = None
     cpu_cores: float | None = None
     """The node's cores, shared by the replicas' start-ups and services (None: not shared)."""
+    other_load: float = 0.0
+    """With ``cpu_cores``: runnable processes of other work on the node that share its cores
+    with the replicas (see :func:`modelplane.advisor.measure.other_load`)."""
     max_ticks: int | None = None
     """Refuse (``InvalidInput``) a simulation that needs more autoscaler ticks than this."""
     skip_idle: bool = True
@@ -118,6 +124,10 @@ class DeploymentResult:
     ``steps``: ``(time, replicas)``
     each time the number of replica processes (starting, ready or stopping) changed.
     ``finished_at``: when the last request was answered (nan if none was).
+    ``began``: when each request's service began on a replica (nan: never), ``hops``: the
+    platform hop added to its answer, ``replica_span``: ``(asked for, ready)`` of the replica
+    that served it — a request's latency is ``began - arrival`` (waiting: for a replica to
+    start, or behind other requests) + service (``latency - hop - wait``) + ``hop``.
     """
 
     name: str
@@ -134,6 +144,9 @@ class DeploymentResult:
     not_placed: int = 0
     finished_at: float = math.nan
     steps: list[tuple[float, int]] = field(default_factory=list)
+    began: list[float] = field(default_factory=list)
+    hops: list[float] = field(default_factory=list)
+    replica_span: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def served(self) -> list[float]:
@@ -307,6 +320,9 @@ class _Dep:
             sim.arrivals,
             cold_from_zero=[False] * n,
             steps=[(0.0, 0)],
+            began=[math.nan] * n,
+            hops=[0.0] * n,
+            replica_span=[(math.nan, math.nan)] * n,
         )
 
     def live(self) -> list[_Replica]:
@@ -429,7 +445,13 @@ class _Simulation:
     def _send(self, replica: _Replica, req: _Request, now: float) -> None:
         replica.pending.append(req)
         if len(replica.pending) == 1:
-            self._work(replica, _DONE, replica.dep.costs.service.draw(replica.dep.rng), now)
+            self._serve(replica, now)
+
+    def _serve(self, replica: _Replica, now: float) -> None:
+        """The request at the head of the replica's line begins its service."""
+        dep = replica.dep
+        dep.result.began[replica.pending[0].index] = now
+        self._work(replica, _DONE, dep.costs.service.draw(dep.rng), now)
 
     def _drain(self, dep: _Dep, now: float) -> None:
         timeout = self.settings.queue_timeout
@@ -449,12 +471,14 @@ class _Simulation:
         hop = dep.costs.hop
         extra = hop.draw(dep.hop_rng) if hop is not None else 0.0
         dep.result.latencies[req.index] = now - req.arrival + extra
+        dep.result.hops[req.index] = extra
+        dep.result.replica_span[req.index] = (replica.started_at, replica.ready_at)
         dep.result.cold[req.index] = replica.ready_at > req.arrival
         dep.unanswered -= 1
         if dep.unanswered == 0:
             dep.result.finished_at = now + extra
         if replica.pending:
-            self._work(replica, _DONE, dep.costs.service.draw(dep.rng), now)
+            self._serve(replica, now)
         elif replica.state == "stopping" and not replica.exiting:
             replica.exiting = True
             self.at(now + dep.costs.stop_seconds, _EXIT, replica)
@@ -675,12 +699,20 @@ class _Simulation:
         did not change)."""
         assert self.cores is not None
         n = len(self.busy)
-        rate = min(1.0, self.cores / n) if n else 1.0
+        rate = self._speed(n)
         again = self.busy if rate != self.rate else ((added,) if added is not None else ())
         self.rate = rate
         for r in again:
             r.version += 1
             self.at(now + max(r.work_left, 0.0) / rate, r.work_kind, (r, r.version))
+
+    def _speed(self, busy: int) -> float:
+        """Each busy replica's speed relative to one measured alone (among the other work)."""
+        assert self.cores is not None
+        if busy <= 1:
+            return 1.0
+        other = self.settings.other_load
+        return min(1.0, self.cores / (other + busy)) / min(1.0, self.cores / (other + 1))
 
     def _publish(self, dep: _Dep, now: float) -> None:
         """The per-replica limit the reconciler gives the pool after every change."""

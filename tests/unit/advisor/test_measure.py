@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import yaml
 from pydantic import ValidationError
 
-from modelplane.advisor.measure import from_history, probe, sample_input
+from modelplane.advisor.costs import Costs, ServiceTime
+from modelplane.advisor.measure import from_history, other_load, probe, sample_input
 from modelplane.advisor.request import AdviseRequest
 
 
@@ -139,3 +142,95 @@ def test_the_probe_splits_each_warm_round_trip_into_service_and_platform_hop() -
     assert len(record["cold_starts"]) == 3  # the first start, then two from zero
     assert fake.deleted == list(fake.deployed)
     assert costs.to_dict()["hop_seconds_p50"] == pytest.approx(0.003)
+
+
+def slowdown(other: float, n: int, cores: float) -> float:
+    """How much ``n`` starts together slow each other under fair sharing (the model)."""
+    return min(1.0, cores / (other + 1)) / min(1.0, cores / (other + n))
+
+
+@pytest.mark.parametrize("other", [0.0, 0.5, 1.0, 2.5, 4.0, 9.0])
+def test_other_load_is_what_explains_the_measured_slowdown(other: float) -> None:
+    s = slowdown(other, 4, 2.0)
+    costs = Costs(
+        0.1,
+        0.0,
+        ServiceTime(mean_seconds=0.01),
+        startup_samples=(0.2, 0.2, 0.2),
+        concurrent_startups=(0.2 * s,) * 4,
+        concurrency=4,
+    )
+    inferred = other_load(costs, 2.0)
+    # (a slowdown of 2x to 2.5x has two explanations, e.g. 2x: an idle node or 2 other
+    # processes; the smaller load is taken)
+    assert inferred == pytest.approx(other)
+    assert slowdown(inferred, 4, 2.0) == pytest.approx(s)
+
+
+def test_other_load_without_concurrent_starts_is_none() -> None:
+    base = Costs(0.1, 0.0, ServiceTime(mean_seconds=0.01), startup_samples=(0.2,))
+    assert other_load(base, 2.0) == 0.0
+    same = Costs(
+        0.1,
+        0.0,
+        ServiceTime(mean_seconds=0.01),
+        startup_samples=(0.2,),
+        concurrent_startups=(0.2, 0.2),
+        concurrency=2,
+    )
+    # two starts on two cores that did not slow each other: nothing else ran
+    assert other_load(same, 2.0) == 0.0
+
+
+class BurstyFakePlatform(FakePlatform):
+    """Also starts ``n`` replicas when ``n`` requests come at once from zero (from threads):
+    each takes 0.6 s x 1.2 when several start together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.barrier: threading.Barrier | None = None
+        self.starts = 0
+
+    def predict(self, name: str, inputs: object = None) -> dict:
+        if self.barrier is None or threading.current_thread() is threading.main_thread():
+            return super().predict(name, inputs)
+        self.barrier.wait(5)  # all of the burst's requests are in before any is answered
+        with self.lock:
+            if not self.warm or self.starts < self.barrier.parties:
+                self.starts += 1
+                self.deployed[name]["cold_starts"].append(
+                    {"at": f"t{len(self.deployed[name]['cold_starts'])}", "seconds": 0.72}
+                )
+                self.warm = True
+            self.answers.append(0.04)
+        return {}
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.starts = 0
+
+
+def test_the_probe_times_replicas_started_together() -> None:
+    fake = BurstyFakePlatform()
+    fake.barrier = threading.Barrier(3)
+    costs = probe(
+        fake,
+        "/m",
+        body={},
+        warm=2,
+        cold=2,
+        gap=0.0,
+        concurrent=3,
+        bursts=2,
+        monotonic=fake.monotonic,
+        sleep=fake.sleep,
+    )
+    assert costs.concurrency == 3
+    assert costs.concurrent_startups == (0.72,) * 6  # two bursts of three
+    assert costs.startup_samples == (0.6, 0.6)
+    # three together on two cores would take 1.5x on an idle node; 1.2x is what sharing with
+    # 9 other runnable processes gives: (9 + 3) / (9 + 1)
+    assert other_load(costs, 2.0) == pytest.approx(9.0)
+    [spec_deployed] = fake.deployed
+    assert fake.deleted == [spec_deployed]

@@ -301,6 +301,33 @@ def test_replicas_starting_together_share_the_nodes_cores() -> None:
     assert shared.latencies == pytest.approx([1.02] * 4)
 
 
+def test_other_work_on_the_node_takes_its_share_of_the_cores() -> None:
+    # the start-up and service were measured alone among 4 runnable processes of other work:
+    # one replica then had 2 / 5 of a core, four together each get 2 / 8, 0.625 of that speed
+    costs = Costs(0.5, 0.0, ServiceTime(mean_seconds=0.01))
+    dep = SimDeployment(spec(min=0, max=4, target_concurrency=1, idle_timeout=5), [0.0] * 4, costs)
+    [shared] = simulate([dep], Settings(cpu_cores=2, other_load=4))
+    assert shared.latencies == pytest.approx([0.51 / 0.625] * 4)
+    # one replica alone runs as measured, whatever the other work
+    one = SimDeployment(spec(min=0, max=1, target_concurrency=1, idle_timeout=5), [0.0], costs)
+    [alone] = simulate([one], Settings(cpu_cores=2, other_load=4))
+    assert alone.latencies == pytest.approx([0.51])
+
+
+def test_each_answer_is_split_into_wait_service_and_hop() -> None:
+    costs = Costs(0, 0, ServiceTime(mean_seconds=0.1), hop=ServiceTime(mean_seconds=0.02))
+    [r] = simulate([SimDeployment(spec("dedicated", replicas=1), [0.0, 0.05], costs)])
+    # the second waits 50 ms behind the first, then is served for 100 ms
+    assert r.began == pytest.approx([0.0, 0.1])
+    assert r.hops == pytest.approx([0.02, 0.02])
+    waits = [b - a for a, b in zip(r.arrivals, r.began, strict=True)]
+    services = [lat - h - w for lat, h, w in zip(r.latencies, r.hops, waits, strict=True)]
+    assert waits == pytest.approx([0.0, 0.05])
+    assert services == pytest.approx([0.1, 0.1])
+    # the dedicated replica was ready before the traffic: asked for one start-up earlier
+    assert r.replica_span == [(0.0, 0.0), (0.0, 0.0)]
+
+
 def test_processor_sharing_on_one_core_matches_its_arithmetic() -> None:
     # two dedicated replicas on one core, one request each at time 0: both at half speed,
     # both done at 2 x service
