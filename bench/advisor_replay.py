@@ -496,8 +496,12 @@ def table(rows: list[dict[str, Any]], cores: float) -> str:
         lines.append(
             f"{'':<7} other work on the node inferred from the probe's 4 starts together: "
             f"{s['other_load']:.1f} runnable (4 together: "
-            + ", ".join(f"{x:.3f}" for x in row["costs"]["concurrent_start_samples_seconds"])
-            + f" s); p99 over {len(SEEDS)} seeds {s['p99_ms_range'][0]:.0f}-"
+            + (
+                ", ".join(f"{x:.3f}" for x in together) + " s"
+                if (together := row["costs"]["concurrent_start_samples_seconds"])
+                else "no round started two or more"
+            )
+            + f"); p99 over {len(SEEDS)} seeds {s['p99_ms_range'][0]:.0f}-"
             f"{s['p99_ms_range'][1]:.0f} ms; with no other work (cores/busy): p99 "
             f"{row['simulated_no_other_load']['p99_ms']:.0f} ms, replica-s "
             f"{row['simulated_no_other_load']['replica_seconds']:.1f}"
@@ -522,7 +526,7 @@ def breakdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "latency split, mean ms: wait = sent to its prediction's start (a replica starting, "
         "other requests ahead, the way in); after = the way out (sim: the hop); startup = "
-        "asked for to loaded (measured: spawn + load)",
+        "asked for to loaded (measured: spawn + load); simulated: the first seed's run",
         f"{'shape':<7} {'side':<9} {'requests':<13} {'n':>4} {'latency':>8} {'wait':>7} "
         f"{'service':>8} {'after':>6} {'startup':>8} {'spawn':>6} {'load':>6}",
     ]
