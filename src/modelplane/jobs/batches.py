@@ -191,16 +191,24 @@ class BatchRunner:
                     await asyncio.shield(self.ephemeral.remove(row.deployment))
                 except Exception:
                     log.exception("removing the deployment of batch run %s", row.id)
-        try:
-            await self._checkpoint(row, progress)
-            await asyncio.to_thread(
-                self.batches.finish,
+        failures, progress.failures = progress.failures, []
+
+        def last_checkpoint_and_finish() -> None:
+            # one thread hop for both: a run's end waits on each hop it makes
+            try:
+                self._checkpoint_now(row, progress, failures)
+            except Exception:
+                log.exception("last checkpoint of batch run %s failed", row.id)
+            self.batches.finish(
                 row.id,
                 self.runner_id,
                 error=error,
                 replica_seconds=held * replicas,
                 gpu_seconds=held * replicas * gpu,
             )
+
+        try:
+            await asyncio.to_thread(last_checkpoint_and_finish)
         finally:
             for fut in list(self._waiters.get(row.id, ())):
                 if not fut.done():
@@ -293,28 +301,35 @@ class BatchRunner:
             await checkpoints
 
     async def _checkpoints(self, row: BatchRow, p: _Progress, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        """Every ``checkpoint_interval`` until ``stop``; the run's end makes the last one."""
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.checkpoint_interval)
+            if stop.is_set():
+                return
             await self._checkpoint(row, p)
 
     async def _checkpoint(self, row: BatchRow, p: _Progress) -> None:
         failures, p.failures = p.failures, []
         try:
-            state = await asyncio.to_thread(
-                self.batches.checkpoint,
-                row.id,
-                self.runner_id,
-                self.lease,
-                total=p.total,
-                done=p.done,
-                skipped=p.skipped,
-                failures=failures,
-            )
+            await asyncio.to_thread(self._checkpoint_now, row, p, failures)
         except Exception:
             p.failures = failures + p.failures  # try again at the next checkpoint
             log.exception("checkpoint of batch run %s failed", row.id)
-            return
+
+    def _checkpoint_now(
+        self, row: BatchRow, p: _Progress, failures: list[tuple[str, str, int]]
+    ) -> None:
+        """Store progress and ``failures`` (in a worker thread); learn of a cancel."""
+        state = self.batches.checkpoint(
+            row.id,
+            self.runner_id,
+            self.lease,
+            total=p.total,
+            done=p.done,
+            skipped=p.skipped,
+            failures=failures,
+        )
         if state is None or state == CANCELLED:
             p.cancelled = True
 
