@@ -67,22 +67,15 @@ class ReservationBook:
         self, replica_id: str, deployment: str, owner: str, request: Usage
     ) -> Grant | Refusal:
         """A grant for one more replica of ``deployment``, or why it cannot start now."""
-        quota = self.quotas.get(owner)
-        if quota is not None:
-            short = over_quota(
-                quota, self._load(owner=owner, exclude=deployment, own=True), request
-            )
-            if short:
-                return Refusal(tuple(short), "quota")
-        outcome = place(
-            self.inventory,
-            (h.grant for h in self._grants.values()),
+        return self._reserve(
+            replica_id,
+            deployment,
+            owner,
             request,
+            training=False,
+            load=self._load(owner=owner, exclude=deployment, own=True),
             set_aside=self._unclaimed(exclude=deployment),
         )
-        if isinstance(outcome, Grant):
-            self._grants[replica_id] = _Held(deployment, owner, outcome)
-        return outcome
 
     def reserve_training(
         self, key: str, deployment: str, owner: str, request: Usage
@@ -92,19 +85,42 @@ class ReservationBook:
         Unlike a replica's, it may not take capacity promised to its own deployment either, and
         the owner's quota counts it on top of everything the deployment holds or is promised.
         """
+        return self._reserve(
+            key,
+            deployment,
+            owner,
+            request,
+            training=True,
+            load=self._load(owner=owner),
+            set_aside=self._unclaimed(exclude=""),
+        )
+
+    def _reserve(
+        self,
+        key: str,
+        deployment: str,
+        owner: str,
+        request: Usage,
+        *,
+        training: bool,
+        load: Usage,
+        set_aside: Usage,
+    ) -> Grant | Refusal:
+        """Quota first (``load`` is what counts against the owner's), then placement on what is
+        neither granted nor ``set_aside``; a grant is booked under ``key``."""
         quota = self.quotas.get(owner)
         if quota is not None:
-            short = over_quota(quota, self._load(owner=owner), request)
+            short = over_quota(quota, load, request)
             if short:
                 return Refusal(tuple(short), "quota")
         outcome = place(
             self.inventory,
             (h.grant for h in self._grants.values()),
             request,
-            set_aside=self._unclaimed(exclude=""),
+            set_aside=set_aside,
         )
         if isinstance(outcome, Grant):
-            self._grants[key] = _Held(deployment, owner, outcome, training=True)
+            self._grants[key] = _Held(deployment, owner, outcome, training=training)
         return outcome
 
     def restore_training(self, key: str, deployment: str, owner: str, grant: Grant) -> None:
