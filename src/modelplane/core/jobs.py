@@ -15,7 +15,8 @@ from modelplane.store.jobs import Job, NewJob
 from modelplane.store.models import DeploymentRow, JobRow
 
 UPLOAD_THREADS = 6
-"""Threads an upload of many files writes them from (the default executor's size on 2 cores)."""
+"""Threads an upload of many files writes them from, a share each: fewer than the platform's
+I/O threads (8 with local storage and store), so the runner's calls still find one free."""
 
 
 def job_view(job: JobRow | Job) -> dict[str, Any]:
