@@ -13,7 +13,8 @@ bucket ``echo-out``, created over REST. Then, in this order:
   2. jobs through PUT /api/v1/buckets/echo-in/objects/put/NNNNN.json (one object per request),
      from httpx in this process, then the same from wrk (a C client: the client is not the limit)
   3. the platform's CPU while idle with those objects in the input bucket (the watcher's scans)
-  4. jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request)
+  4. jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request), then
+     files renamed straight into the input bucket's folder (the bucket watcher's path)
   5. direct predicts, round 2
   6. ``modelplane batch echo`` over --batch small JSON files, twice (the 2nd finds all done),
      against a plain in-process loop over the same files (read, json.loads, Echo.predict,
@@ -458,6 +459,52 @@ async def jobs_wrk(p: Platform, n: int, concurrency: int, deadline_s: float,
     }
 
 
+async def jobs_drop(p: Platform, n: int, deadline_s: float) -> dict[str, Any]:
+    """``n`` files renamed into the input bucket's folder (``drop/NNNNN.json``), not through the
+    API: the bucket watcher's path (file events, look-ups, group-committed enqueues). Written
+    first into a folder beside the buckets (same filesystem), so each lands whole, as a file
+    moved in by hand or by another program does; followed to succeeded like :func:`jobs_run`."""
+    before = p.counts()
+    base_ok, base_failed = before.get("succeeded", 0), before.get("failed", 0)
+    stage, folder = p.data_dir / "drop-staging", p.data_dir / "buckets" / "echo-in" / "drop"
+    stage.mkdir()
+    folder.mkdir()
+    names = [f"{i:05d}.json" for i in range(n)]
+    for i, name in enumerate(names):
+        (stage / name).write_bytes(b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
+    timeline: list[tuple[float, int, int, int]] = []
+    async with httpx.AsyncClient(base_url=p.base, headers=p.server.headers, timeout=60) as http:
+        t0 = time.perf_counter()
+        with p.cpu() as cpu:
+            for name in names:
+                os.rename(stage / name, folder / name)
+            enqueue_s = time.perf_counter() - t0
+            stop = t0 + deadline_s
+            while True:
+                r = await http.get("/api/v1/deployments/echo/jobs", params={"limit": 1})
+                c = r.json()["counts"]
+                ok, failed = c.get("succeeded", 0) - base_ok, c.get("failed", 0) - base_failed
+                timeline.append((time.perf_counter() - t0,
+                                 c.get("queued", 0) + c.get("running", 0), ok, failed))
+                if ok + failed >= n:
+                    break
+                if time.perf_counter() > stop:
+                    raise TimeoutError(f"drop: jobs not all finished within {deadline_s:.0f} s")
+                await asyncio.sleep(0.1)
+    t_all, ok, failed = timeline[-1][0], timeline[-1][2], timeline[-1][3]
+    steady, left, drain = rates(timeline, n, enqueue_s)
+    return {
+        "kind": "drop", "jobs": n, "requests": 0, "files_per_request": 0,
+        "enqueue_concurrency": 1, "enqueue_errors": 0, "enqueue_error_samples": [],
+        "enqueue_s": enqueue_s, "enqueue_jobs_per_s": n / max(enqueue_s, 1e-9),
+        "all_done_s": t_all, "succeeded": ok, "failed": failed,
+        "end_to_end_jobs_per_s": ok / t_all, "steady_jobs_per_s": steady,
+        "steady_window": "10% -> 90% succeeded", "left_at_enqueue_end": left,
+        "drain_jobs_per_s": drain, "max_backlog": max(q for _t, q, _s, _f in timeline),
+        "cpu": cpu.as_dict(n), "timeline": timeline,
+    }
+
+
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     def ts(x: str) -> float:
         return dt.datetime.fromisoformat(x).timestamp()
@@ -574,7 +621,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"multipart: enqueue {mp['enqueue_jobs_per_s']:.0f}/s, end-to-end "
                 f"{mp['end_to_end_jobs_per_s']:.0f} jobs/s, failed {mp['failed']}")
 
-            log(f"idle 3 s with {2 * args.jobs + wk['jobs']} objects in the input bucket")
+            log(f"renaming {args.jobs} files into the input bucket's folder (the watcher's path)")
+            dr = asyncio.run(jobs_drop(plat, args.jobs, deadline))
+            log(f"dropped files: end-to-end {dr['end_to_end_jobs_per_s']:.0f} jobs/s, "
+                f"failed {dr['failed']}")
+
+            log(f"idle 3 s with {3 * args.jobs + wk['jobs']} objects in the input bucket")
             time.sleep(0.5)
             with plat.cpu() as idle2:
                 time.sleep(3.0)
@@ -585,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"errors {w2['errors'] + d2['errors']}")
 
             all_jobs = plat.all_jobs()
-            lat = {k: latencies(all_jobs, k) for k in ("put", "wrk", "multipart")}
+            lat = {k: latencies(all_jobs, k) for k in ("put", "wrk", "multipart", "drop")}
 
             log(f"writing {args.batch} input files")
             bin_, bout, bloop = tmp / "batch-in", tmp / "batch-out", tmp / "loop-out"
@@ -617,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     httpx_ms = 1000 / statistics.fmean([d1["rps"], d2["rps"]])
     direct_cpu_ms = statistics.fmean([w["cpu"]["platform_cpu_ms_per_item"] for w in (w1, w2)])
     compare = {}
-    for r in (put, wk, mp):
+    for r in (put, wk, mp, dr):
         rate = r["steady_jobs_per_s"] or r["end_to_end_jobs_per_s"]
         job_ms = 1000 / rate
         cpu_ms = r["cpu"]["platform_cpu_ms_per_item"]
@@ -645,12 +697,12 @@ def main(argv: list[str] | None = None) -> int:
                   "client": "httpx.AsyncClient, keep-alive, in the benchmark process"},
         "direct": {"wrk_rounds": [w1, w2], "httpx_rounds": [d1, d2], "rps_mean": direct_rps,
                    "per_request_ms": direct_ms, "httpx_per_request_ms": httpx_ms},
-        "jobs": {"put": put, "wrk": wk, "multipart": mp},
+        "jobs": {"put": put, "wrk": wk, "multipart": mp, "drop": dr},
         "job_latency": lat,
         "queue_vs_direct": compare,
         "idle_with_objects_in_bucket": [
             {"objects": args.jobs + wk["jobs"], **idle.as_dict()},
-            {"objects": 2 * args.jobs + wk["jobs"], **idle2.as_dict()}],
+            {"objects": 3 * args.jobs + wk["jobs"], **idle2.as_dict()}],
         "batch": {"inputs": n_batch, "cli_concurrency": 16, "run1": b1, "run2_all_done": b2,
                   "inprocess_loop": loop,
                   "cli_over_loop_time": b1["seconds"] / loop["seconds"],
@@ -668,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nJSON: {shown}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)  # ~40,000 small files: takes a few seconds
     bad = (put["failed"] or mp["failed"] or put["enqueue_errors"] or mp["enqueue_errors"]
+           or dr["failed"]
            or wk["failed"] or wk["enqueue_errors"]
            or d1["errors"] or d2["errors"] or w1["errors"] or w2["errors"]
            or b1["returncode"] or b2["returncode"]
@@ -695,7 +748,8 @@ def render(doc: dict[str, Any]) -> str:
                      ("wrk", "PUT from wrk (a C client), 8 in flight"),
                      ("multipart", f"multipart POST, {J['multipart']['files_per_request']} "
                                    f"files/req, {J['multipart']['enqueue_concurrency']} "
-                                   "in flight")):
+                                   "in flight"),
+                     ("drop", "files renamed into the bucket folder")):
         r = J[k]
         label = label.replace(" 8 in flight", f" {r['enqueue_concurrency']} in flight")
         out.append(f"  {label:40s} {r['enqueue_jobs_per_s']:9.0f} "
@@ -715,7 +769,7 @@ def render(doc: dict[str, Any]) -> str:
                            f"{J[k]['cpu']['replicas_cpu_ms_per_item']:.2f} ms" for k in J))
     out.append("")
     out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
-    for k in ("put", "wrk", "multipart"):
+    for k in ("put", "wrk", "multipart", "drop"):
         L = doc["job_latency"][k]
         for key, name in (("created_to_finished_ms", "created -> finished"),
                           ("created_to_started_ms", "created -> started (queue wait)"),
