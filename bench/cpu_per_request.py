@@ -10,20 +10,57 @@ requests wrk counted. Wall-clock req/s on a shared 2-core machine moves with eve
 load; the CPU a request costs moves far less, and with wrk holding one core the platform's
 throughput is about inversely proportional to it. Prints the median of the runs, the platform
 process and the replicas apart.
+
+``--syscalls`` also counts the system calls each side made per request, by name (``perf stat``
+on the ``syscalls:sys_enter_*`` tracepoints, attached to the platform and to the replicas for
+each run; needs ``perf`` and root or ``perf_event_paranoid`` <= 1). Tracing every syscall makes
+each one dearer, so the CPU figures of such a run are above an untraced run's: compare them only
+with each other.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataplane as dp
 from rawclient import descendants
+
+
+def count_syscalls(pids: list[int], out: Path) -> subprocess.Popen[bytes]:
+    """``perf stat`` counting every syscall of ``pids`` into ``out`` until it is sent SIGINT."""
+    argv = [
+        "perf",
+        "stat",
+        "-x,",
+        "-o",
+        str(out),
+        "-e",
+        "syscalls:sys_enter_*",
+        "-p",
+        ",".join(map(str, pids)),
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_counting(perf: subprocess.Popen[bytes], out: Path) -> dict[str, int]:
+    perf.send_signal(signal.SIGINT)
+    perf.wait(timeout=30)
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[0].strip().isdigit() and int(fields[0]):
+            name = fields[2].removeprefix("syscalls:sys_enter_")
+            counts[name] = counts.get(name, 0) + int(fields[0])
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a src/ folder of another tree (say `git archive main src`): its platform "
         "runs beside this one's (PYTHONPATH), and the runs alternate between them",
+    )
+    ap.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="also count syscalls per request by name (perf stat; makes the CPU figures dearer)",
     )
     args = ap.parse_args(argv)
     paths = args.paths.split(",")
@@ -72,15 +114,25 @@ def main(argv: list[str] | None = None) -> int:
             for key in keys:  # warm-up
                 dp.wrk(servers[key], scripts[key], args.connections, 1.0)
             results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in keys}
+            calls: dict[str, list[tuple[dict[str, int], dict[str, int], int]]] = {
+                k: [] for k in keys
+            }
             for _ in range(args.runs):
                 for key in keys:
                     plat = plats[key.split("/")[0]]
                     replicas = [p for p in descendants(plat.pid) if p != plat.pid]
+                    if args.syscalls:
+                        sides_at = (([plat.pid], tmp / "p.perf"), (replicas, tmp / "r.perf"))
+                        counters = [(count_syscalls(pids, out), out) for pids, out in sides_at]
+                        time.sleep(0.3)  # perf attached before the run starts
                     p0 = dp.process_cpu_s([plat.pid])
                     r0 = dp.process_cpu_s(replicas)
                     w = dp.wrk(servers[key], scripts[key], args.connections, args.duration)
                     p1 = dp.process_cpu_s([plat.pid])
                     r1 = dp.process_cpu_s(replicas)
+                    if args.syscalls:
+                        sides = [stop_counting(perf, out) for perf, out in counters]
+                        calls[key].append((sides[0], sides[1], w["requests"]))
                     if w["errors"]:
                         print(f"{key}: {w['errors']} errors", file=sys.stderr)
                         return 1
@@ -99,6 +151,19 @@ def main(argv: list[str] | None = None) -> int:
                 rps = statistics.median(r[2] for r in rows)
                 spread = sorted(round(r[0] + r[1], 1) for r in rows)
                 print(f"{key:12s} {pl:16.1f} {rp:16.1f} {tot:13.1f} {rps:8.0f}   totals {spread}")
+            for key in keys if args.syscalls else []:
+                for side, label in ((0, "platform"), (1, "replicas")):
+                    runs = calls[key]
+                    total = statistics.median(sum(r[side].values()) / r[2] for r in runs)
+                    names = sorted(
+                        {n for r in runs for n in r[side]},
+                        key=lambda n: -sum(r[side].get(n, 0) for r in runs),
+                    )
+                    top = "  ".join(
+                        f"{n} {statistics.median(r[side].get(n, 0) / r[2] for r in runs):.3f}"
+                        for n in names[:6]
+                    )
+                    print(f"{key:12s} syscalls/req {label:8s} {total:5.2f}: {top}")
         finally:
             for plat in plats.values():
                 plat.stop()
