@@ -33,7 +33,14 @@ flight, queued or starting, and the window's last sample 0), a tick records a ze
 nothing to the window, so its inputs differ only in ``now``; with inputs that only age, the
 policy's answer changes at a few instants and stays changed, so the next tick that could decide
 something else is found with :meth:`Tracker.peek` (a binary search over the tick grid) and the
-ticks between are not run. ``test_skipping_idle_ticks_changes_nothing`` checks the equivalence.
+ticks between are not run. Busy stretches are skipped too: once the autoscaler's counts have
+held for a whole window and its decision (asked with the window's averages nudged either way)
+can neither change the count nor the policy state, a deployment sleeps until its next event;
+then only the ticks within a window of it are run (the window keeps no older samples), so the
+tracker ends as if every tick had run. A count the node could not place is retried at every
+tick, never skipped. The cost of a simulation is then bounded by its events, not by simulated
+time. ``test_skipping.py`` checks against every tick run (``skip_idle=False``) on random traces
+and whole advice.
 """
 
 from __future__ import annotations
@@ -43,11 +50,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelplane.advisor.costs import Costs
-from modelplane.autoscale.policy import ScaleConfig
+from modelplane.autoscale.policy import ScaleConfig, decide
 from modelplane.autoscale.tracker import Tracker
 from modelplane.errors import InvalidInput
 from modelplane.gateway.balance import least_loaded, per_replica_limit, scale_down_order
@@ -111,7 +118,8 @@ class Settings:
     max_ticks: int | None = None
     """Refuse (``InvalidInput``) a simulation that needs more autoscaler ticks than this."""
     skip_idle: bool = True
-    """Skip the ticks of quiet stretches (same result, fewer ticks); False runs every tick."""
+    """Skip the ticks of quiet and of busy-but-unchanging stretches (same result, fewer ticks);
+    False runs every tick."""
 
 
 @dataclass
@@ -305,6 +313,9 @@ class _Dep:
             config = ScaleConfig.from_spec(sim.spec.scale, stable_window=settings.stable_window)
             self.tracker = Tracker(config, created_at=0.0)
         self.tick_at: int | None = None  # the scheduled tick's index; None: parked
+        self.asleep: int | None = None  # busy and unchanging since this tick: ticks not run
+        self.inputs: tuple[int, ...] = ()  # the autoscaler's last observed counts
+        self.inputs_since = 0.0  # since when they have been those
         self.next_arrival = 0
         self.fed = sim.jobs or sim.fanout is not None  # a runner feeds the pool from a backlog
         self.unanswered = len(sim.arrivals)
@@ -355,8 +366,9 @@ class _Simulation:
             cpu=1e12, memory=2**62, gpus=tuple(Gpu(i) for i in range(512)), source="simulated"
         )
         self.grants: dict[int, Grant] = {}
-        self.events: list[tuple[float, int, int, Any]] = []
+        self.events: list[tuple[float, int, int, Any, float]] = []
         self.seq = 0
+        self.now = -math.inf  # when the event being processed happened
         last = max((d.arrivals[-1] for d in deployments if d.arrivals), default=0.0)
         tail = max(
             (d.spec.scale.idle_timeout + 2 * settings.stable_window + 60.0 for d in deployments),
@@ -373,7 +385,7 @@ class _Simulation:
     # -- events ------------------------------------------------------------------------------
     def at(self, t: float, kind: int, obj: Any) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (t, self.seq, kind, obj))
+        heapq.heappush(self.events, (t, self.seq, kind, obj, self.now))
 
     def run(self) -> list[DeploymentResult]:
         for dep in self.deps:
@@ -385,21 +397,28 @@ class _Simulation:
         until = self.until
         events = self.events
         while events and events[0][0] <= until:
-            now, _, kind, obj = heapq.heappop(events)
+            now, _, kind, obj, pushed = heapq.heappop(events)
+            self.now = now
             if kind in (_DONE, _READY):
                 replica, version = obj
                 if version != replica.version:
                     continue  # rescheduled: the CPU share changed
+                if replica.dep.asleep is not None:
+                    self._wake(replica.dep, now, pushed)
                 self._finish_work(replica, now)
                 if kind == _DONE:
                     self._done(replica, now)
                 else:
                     self._ready(replica, now)
             elif kind == _ARRIVAL:
+                if obj.asleep is not None:
+                    self._wake(obj, now, pushed)
                 self._arrival(obj, now)
             elif kind == _TICK:
                 self._tick(obj, now)
             else:
+                if obj.dep.asleep is not None:
+                    self._wake(obj.dep, now, pushed)
                 self._exit(obj, now)
         results = []
         for dep in self.deps:
@@ -517,6 +536,24 @@ class _Simulation:
         dep, k = item
         if dep.tick_at != k:
             return  # superseded
+        self._count_tick()
+        self._autoscale(dep, now)
+        tracker = dep.tracker
+        assert tracker is not None
+        nxt: int | None = k + 1
+        # a count the node could not place is tried again at every tick: none is skipped then
+        settled = tracker.desired == len(dep.live())
+        if self.settings.skip_idle and settled and dep.quiet() and tracker.window.last_value == 0:
+            nxt = self._next_change(dep, k)
+        elif self.settings.skip_idle and self._steady(dep, now, (k + 1) * self.interval):
+            dep.asleep = k  # until its next event: see _wake
+            nxt = None
+        if nxt is None:
+            dep.tick_at = None
+        else:
+            self._schedule_tick(dep, nxt)
+
+    def _count_tick(self) -> None:
         self.ticks += 1
         if self.settings.max_ticks is not None and self.ticks > self.settings.max_ticks:
             raise InvalidInput(
@@ -525,34 +562,108 @@ class _Simulation:
                 hint="give a shorter trace (or a rate and a pattern: a representative stretch "
                 "is simulated)",
             )
-        self._autoscale(dep, now)
-        tracker = dep.tracker
-        assert tracker is not None
-        nxt: int | None = k + 1
-        if self.settings.skip_idle and dep.quiet() and tracker.window.last_value == 0:
-            nxt = self._next_change(dep, k)
-        if nxt is None:
-            dep.tick_at = None
-        else:
-            self._schedule_tick(dep, nxt)
+
+    def _counts(self, dep: _Dep) -> tuple[int, int, int, int, int]:
+        """What the autoscaler observes: replicas, in flight, queued, requests, queued jobs."""
+        return (
+            len(dep.live()),
+            sum(r.in_flight for r in dep.ready),
+            len(dep.queue),
+            dep.requests,
+            len(dep.backlog) + dep.jobs_running if dep.sim.jobs else 0,
+        )
 
     def _autoscale(self, dep: _Dep, now: float) -> None:
         """One tick of :meth:`modelplane.autoscale.loop.Autoscaler.tick`: observe, decide,
         converge if the count differs."""
         tracker = dep.tracker
         assert tracker is not None
-        in_flight = sum(r.in_flight for r in dep.ready)
-        live = len(dep.live())
+        counts = self._counts(dep)
+        if counts != dep.inputs:
+            dep.inputs, dep.inputs_since = counts, now
+        live, in_flight, queued, requests, queued_jobs = counts
         tracker.observe(
             now,
             replicas=live,
             in_flight=in_flight,
-            queued=len(dep.queue),
-            requests_so_far=dep.requests,
-            queued_jobs=len(dep.backlog) + dep.jobs_running if dep.sim.jobs else 0,
+            queued=queued,
+            requests_so_far=requests,
+            queued_jobs=queued_jobs,
         )
         if tracker.desired != live:
             self._converge(dep, now)
+
+    def _steady(self, dep: _Dep, now: float, then: float) -> bool:
+        """Whether, after the tick at ``now``, every tick until the deployment's next event
+        would observe the same counts and decide the same thing with the same policy state.
+
+        Between its events nothing the autoscaler observes changes (ticks only read, and this
+        one asked for no change), so what can differ is the window's averages and ``now``.
+        Once the counts have held for the whole window (and a bucket either side), both
+        averages are their sum up to rounding; ``decide`` is then asked, at the next tick,
+        with that sum and with it nudged by a relative 1e-12 either way — hundreds of times the
+        rounding of its bucket sums — and must keep the count and the state every time. Panic and
+        a held scale-down carry timers in the state, so they are never slept through; with
+        work waiting the idle timeout cannot run. The skipped ticks are caught up by
+        :meth:`_wake`.
+        """
+        tracker = dep.tracker
+        assert tracker is not None
+        live, in_flight, queued, requests, queued_jobs = dep.inputs
+        window = tracker.window
+        state = tracker.state
+        if (
+            in_flight + queued + queued_jobs == 0
+            or tracker.desired != live
+            or state.panic_since is not None
+            or state.scale_down_wanted_since is not None
+            or now - dep.inputs_since < window.horizon + 2 * window.granularity
+        ):
+            return False
+        ctx = tracker.context(
+            then,
+            replicas=live,
+            in_flight=in_flight,
+            queued=queued,
+            requests_so_far=requests,
+            queued_jobs=queued_jobs,
+        )
+        level = float(in_flight + queued)
+        for x in (level, level * (1 - 1e-12), level * (1 + 1e-12)):
+            nudged = replace(ctx, stable_concurrency=x, panic_concurrency=x)
+            decision, after = decide(tracker.config, nudged, state, then)
+            if decision.desired_replicas != live or after != state:
+                return False
+        return True
+
+    def _wake(self, dep: _Dep, now: float, pushed: float) -> None:
+        """Before an event of a sleeping deployment (at ``now``, scheduled at ``pushed``): run
+        the ticks it would have run before it, then tick on from there.
+
+        Skipped ticks decide nothing new (:meth:`_steady`), but their samples shape the window
+        and ``last_request_at``; the window keeps only a horizon of buckets, so the last ticks
+        within a horizon (and two buckets) of the event are run for real — the window and the
+        tracker end exactly as if every tick had run — and the older ones not at all.
+        A tick at exactly ``now`` came first if it was scheduled (one interval before it)
+        earlier than the event was.
+        """
+        k = dep.asleep
+        assert k is not None and dep.tracker is not None
+        dep.asleep = None
+        step = self.interval
+        m = math.floor(now / step)  # the last tick before the event
+        while m > k and m * step >= now:
+            m -= 1
+        while (m + 1) * step < now:
+            m += 1
+        if (m + 1) * step == now and pushed > m * step:
+            m += 1
+        window = dep.tracker.window
+        reach = math.ceil((window.horizon + 2 * window.granularity) / step) + 2
+        for j in range(max(k + 1, m - reach), m + 1):
+            self._count_tick()
+            self._autoscale(dep, j * step)
+        self._schedule_tick(dep, max(m, k) + 1)
 
     def _next_change(self, dep: _Dep, k: int) -> int | None:
         """The first tick after tick ``k``, before the next arrival, at which a quiet

@@ -74,6 +74,34 @@ class Tracker:
         ctx = self._context(now, replicas, 0, 0, 0)
         return decide(self.config, ctx, self.state, now)
 
+    def context(
+        self,
+        now: float,
+        *,
+        replicas: int,
+        in_flight: int,
+        queued: int,
+        requests_so_far: int,
+        queued_jobs: int = 0,
+    ) -> ScaleContext:
+        """The context :meth:`observe` would pass the policy at ``now`` with these counts, if
+        the window held no new sample — without changing anything (a simulator checks with it
+        that a busy, unchanging stretch cannot decide anything else)."""
+        last = self.last_request_at
+        if in_flight or queued or queued_jobs or requests_so_far != self.last_count:
+            last = now
+        ctx = ScaleContext.from_window(
+            self.window,
+            self.config,
+            now,
+            replicas=replicas,
+            in_flight=in_flight,
+            queued_requests=queued,
+            queued_jobs=queued_jobs,
+            last_request_at=last if last is not None else self.created_at,
+        )
+        return ctx
+
     def _context(
         self, now: float, replicas: int, in_flight: int, queued: int, queued_jobs: int
     ) -> ScaleContext:
