@@ -60,6 +60,13 @@ class InvalidInput(ModelplaneError):
     code = "invalid_input"
 
 
+class WorkLimit(InvalidInput):
+    """A request would cost more work than one request may (e.g. simulated events)."""
+
+    status = 422
+    code = "work_limit"
+
+
 class InvalidSpec(ModelplaneError):
     """A deployment spec names an unknown field or an impossible value."""
 

@@ -26,7 +26,13 @@ import yaml
 
 from modelplane.advisor.costs import Costs
 from modelplane.advisor.rules import Need, Option, Pattern, Recommendation, recommend
-from modelplane.advisor.simulator import DeploymentResult, Settings, SimDeployment, simulate
+from modelplane.advisor.simulator import (
+    DeploymentResult,
+    Settings,
+    SimDeployment,
+    WorkBudget,
+    simulate,
+)
 from modelplane.advisor.traffic import synthesize
 from modelplane.errors import InvalidInput
 from modelplane.jobs.batches import DEFAULT_CONCURRENCY as BATCH_FANOUT
@@ -40,6 +46,9 @@ MAX_STRETCH = 7200.0
 WARM_GAP = 120.0
 MAX_REQUESTS = 50_000
 MAX_TICKS = 1_500_000
+MAX_WORK = 700_000
+"""Simulated work (:class:`WorkBudget` units) one advice may cost over all its simulations:
+a few seconds of CPU at most (a day at 20,000 requests an hour takes ~530,000)."""
 """Autoscaler ticks one simulation may take (a trace busy for months would take minutes)."""
 TARGETS = (1, 2, 4)
 MAX_REPLICAS = 256  # what a spec allows
@@ -143,11 +152,15 @@ def _clean(timeline: dict[str, list[float]]) -> dict[str, list[float | None]]:
 def advise(question: Question, costs: Costs, settings: Settings | None = None) -> Advice:
     """Recommend an option and compare every option that applies. Pure and deterministic."""
     settings = settings or Settings(max_ticks=MAX_TICKS)
+    budget = settings.budget
+    if budget is None:
+        budget = WorkBudget(MAX_WORK)
+        settings = replace(settings, budget=budget)
     need = question.need
     rec = recommend(need, costs.startup + costs.service.quantile(0.99))
     if need.dataset_size is not None:
         traffic = {"dataset_size": need.dataset_size, "latency_slo_ms": need.latency_slo_ms}
-        return Advice(rec, _dataset_options(question, costs), costs, traffic)
+        return Advice(rec, _dataset_options(question, costs, budget), costs, traffic)
     arrivals, period, traffic = _traffic(question, costs)
     traffic["latency_slo_ms"] = need.latency_slo_ms
     factor = DAY / period
@@ -445,7 +458,7 @@ def _export(question: Question, serverless: OptionReport) -> OptionReport:
     return report
 
 
-def _dataset_options(question: Question, costs: Costs) -> list[OptionReport]:
+def _dataset_options(question: Question, costs: Costs, budget: WorkBudget) -> list[OptionReport]:
     """The one-off options, simulated: the dataset's items all arrive at time 0 and go through
     the platform's own paths — a dedicated deployment made for the run, fed by a batch run
     (``BATCH_FANOUT`` in flight) and deleted when the last answer is in; or uploads to a
@@ -467,6 +480,7 @@ def _dataset_options(question: Question, costs: Costs) -> list[OptionReport]:
             created_at_start=True,
             delete_when_done=True,
         ),
+        budget,
     )
     serverless = _spec(
         question,
@@ -476,7 +490,7 @@ def _dataset_options(question: Question, costs: Costs) -> list[OptionReport]:
         output=f"{question.name}-out",
     )
     uploads = _simulate_dataset(
-        n, costs, lambda items: SimDeployment(serverless, items, costs, jobs=True)
+        n, costs, lambda items: SimDeployment(serverless, items, costs, jobs=True), budget
     )
     out = [
         _dataset_report(
@@ -526,7 +540,10 @@ class _DatasetRun:
 
 
 def _simulate_dataset(
-    n: int, costs: Costs, deployment: Callable[[list[float]], SimDeployment]
+    n: int,
+    costs: Costs,
+    deployment: Callable[[list[float]], SimDeployment],
+    budget: WorkBudget,
 ) -> _DatasetRun:
     """Simulate ``n`` items arriving at once; beyond ``MAX_DATASET_SIMULATED``, two runs (of
     half that and of that many items) give the marginal time and replica time per item, and the
@@ -541,7 +558,7 @@ def _simulate_dataset(
             + sim.spec.scale.idle_timeout
             + 600.0
         )
-        [r] = simulate([sim], Settings(until=bound, max_ticks=MAX_TICKS))
+        [r] = simulate([sim], Settings(until=bound, max_ticks=MAX_TICKS, budget=budget))
         if len(r.served) != items:
             raise InvalidInput(
                 f"the simulated one-off run answered {len(r.served)} of {items} items"

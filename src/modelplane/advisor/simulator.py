@@ -56,14 +56,14 @@ from typing import Any
 from modelplane.advisor.costs import Costs
 from modelplane.autoscale.policy import ScaleConfig, decide
 from modelplane.autoscale.tracker import Tracker
-from modelplane.errors import InvalidInput
+from modelplane.errors import InvalidInput, WorkLimit
 from modelplane.gateway.balance import least_loaded, per_replica_limit, scale_down_order
 from modelplane.resources.amounts import Usage
 from modelplane.resources.inventory import Gpu, Inventory
 from modelplane.resources.placement import Grant, Refusal, place
 from modelplane.spec import DeploymentSpec, Mode
 
-__all__ = ["DeploymentResult", "Settings", "SimDeployment", "simulate"]
+__all__ = ["DeploymentResult", "Settings", "SimDeployment", "WorkBudget", "simulate"]
 
 _ARRIVAL, _READY, _DONE, _EXIT, _TICK = range(5)
 
@@ -94,6 +94,29 @@ class SimDeployment:
     delete_when_done: bool = False
 
 
+class WorkBudget:
+    """The simulated work one caller (one advise request) may spend over all its simulations:
+    every event processed counts one, every autoscaler tick run (a window update and a
+    decision, a few times an event's cost) counts ``TICK_COST``. Spending past ``limit``
+    raises :class:`~modelplane.errors.WorkLimit` (422), which names the limit."""
+
+    TICK_COST = 4
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise WorkLimit(
+                f"this question needs more than {self.limit:,} units of simulated work (events, "
+                f"and autoscaler ticks at {self.TICK_COST} each), the limit of one request",
+                hint="give fewer requests (a shorter trace, or a rate and a pattern: a "
+                "representative stretch is simulated) or shorter service times",
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     """The platform's settings that shape the outcome (the same names as ``modelplane up``'s).
@@ -117,6 +140,8 @@ class Settings:
     with the replicas (see :func:`modelplane.advisor.measure.other_load`)."""
     max_ticks: int | None = None
     """Refuse (``InvalidInput``) a simulation that needs more autoscaler ticks than this."""
+    budget: WorkBudget | None = field(default=None, compare=False)
+    """Work shared with other simulations of the same request (None: unbounded)."""
     skip_idle: bool = True
     """Skip the ticks of quiet and of busy-but-unchanging stretches (same result, fewer ticks);
     False runs every tick."""
@@ -396,9 +421,12 @@ class _Simulation:
                 self._schedule_tick(dep, 0)
         until = self.until
         events = self.events
+        budget = self.settings.budget
         while events and events[0][0] <= until:
             now, _, kind, obj, pushed = heapq.heappop(events)
             self.now = now
+            if budget is not None:
+                budget.spend(1)
             if kind in (_DONE, _READY):
                 replica, version = obj
                 if version != replica.version:
@@ -555,6 +583,8 @@ class _Simulation:
 
     def _count_tick(self) -> None:
         self.ticks += 1
+        if self.settings.budget is not None:
+            self.settings.budget.spend(WorkBudget.TICK_COST)
         if self.settings.max_ticks is not None and self.ticks > self.settings.max_ticks:
             raise InvalidInput(
                 f"this traffic needs more than {self.settings.max_ticks:,} autoscaler ticks to "

@@ -70,6 +70,25 @@ async def test_bad_bodies_name_the_field(harness: Harness) -> None:
     assert "how much traffic" in r.json()["message"]
 
 
+async def test_the_fuzzers_costly_advice_is_quick_and_a_costlier_one_is_a_422(
+    harness: Harness,
+) -> None:
+    """schemathesis's find (issue #12): hour-long service times at 0.5 requests an hour took
+    ~11 s of CPU; a month-long busy trace of them is refused at the work limit."""
+    import time
+
+    costs = {"load_seconds": 5e-324, "start_overhead_seconds": 0.333, "service_seconds": [3600]}
+    t0 = time.process_time()  # the platform runs in this process (advice on a worker thread)
+    r = await harness.http.post("/api/v1/advise", json={"costs": costs, "requests_per_hour": 0.5})
+    assert r.status_code == 200, r.text
+    assert time.process_time() - t0 < 2.0
+    trace = [i * 40.0 for i in range(50_000)]
+    r = await harness.http.post("/api/v1/advise", json={"costs": costs, "trace": trace})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "work_limit"
+    assert "700,000 units of simulated work" in r.json()["message"]
+
+
 async def test_given_costs_answer_without_any_deployment(harness: Harness) -> None:
     body = {
         "costs": {"load_seconds": 0.5, "service_seconds": [0.05]},

@@ -14,7 +14,7 @@ import pytest
 
 from modelplane.advisor import Costs, Need, Pattern, Question, ServiceTime, Settings, advise
 from modelplane.advisor.advise import MAX_TICKS
-from modelplane.advisor.simulator import DeploymentResult, SimDeployment, simulate
+from modelplane.advisor.simulator import DeploymentResult, SimDeployment, WorkBudget, simulate
 from modelplane.resources.inventory import Inventory
 from modelplane.spec import DeploymentSpec, ModelRef
 
@@ -140,7 +140,8 @@ def test_every_figure_of_the_advice_is_the_same_with_and_without_skipping(index:
     q = Question(need, name="m", model=ModelRef(path="/m"))
     # a 1 s tick grid (as test_advise's) keeps the every-tick run quick; the logic is the same
     fast = advise(q, costs, Settings(autoscale_interval=1.0, max_ticks=MAX_TICKS)).to_dict()
-    slow = advise(q, costs, Settings(autoscale_interval=1.0, skip_idle=False)).to_dict()
+    every = Settings(autoscale_interval=1.0, skip_idle=False, budget=WorkBudget(10**9))
+    slow = advise(q, costs, every).to_dict()
     assert _same(fast) == _same(slow)
 
 
@@ -152,3 +153,26 @@ def test_the_fuzzers_hour_long_request_is_advised_in_well_under_a_second() -> No
     t0 = time.process_time()
     advise(q, costs)
     assert time.process_time() - t0 < 1.0
+
+
+def test_an_advice_over_its_work_budget_is_a_422_naming_the_limit() -> None:
+    """Every simulation of one advice spends from one budget: a busy month-long trace of
+    hour-long requests stops at the limit, a clear 422, rather than taking a minute of CPU."""
+    from modelplane.advisor.advise import MAX_WORK
+    from modelplane.errors import WorkLimit
+
+    costs = Costs(1.0, 0.01, ServiceTime.of([3600.0]))
+    trace = tuple(i * 40.0 for i in range(50_000))
+    q = Question(Need(), name="m", model=ModelRef(path="/m"), trace=trace)
+    t0 = time.process_time()
+    with pytest.raises(WorkLimit, match=f"more than {MAX_WORK:,} units of simulated work") as e:
+        advise(q, costs)
+    assert e.value.status == 422
+    assert time.process_time() - t0 < 10.0  # ~4.5 s on the shared 2-core machine; 39 s before
+    # the budget is the caller's: a small one stops a small question too
+    with pytest.raises(WorkLimit, match="more than 1,000 units"):
+        advise(
+            Question(Need(requests_per_hour=600), name="m", model=ModelRef(path="/m")),
+            COSTS,
+            Settings(budget=WorkBudget(1000)),
+        )
