@@ -8,6 +8,7 @@ never probe anything themselves.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from modelplane.store import Store
 from modelplane.store.users import UserStore
 
 ADMIN = "admin"
+
+log = logging.getLogger("modelplane.storage")
 
 
 def sandbox_for(s: Settings) -> tuple[Sandbox | None, str | None]:
@@ -117,3 +120,14 @@ def bootstrap_admin(store: Store, token_file: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token
+
+
+async def sweep_dead_writes(storage: BucketStore, shared: bool, now: float) -> None:
+    """Remove the temporary files of bucket writes cut short, before anything writes. Alone on
+    the store no write of ours is in flight, so every one is dead; shared, another process's
+    may be, so only those untouched for an hour go."""
+    if not isinstance(storage, LocalBucketStore):
+        return
+    swept = await asyncio.to_thread(storage.sweep_temporary, 3600.0 if shared else 0.0, now)
+    if swept:
+        log.warning("removed %d temporary files of writes cut short", swept)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from modelplane.gateway import relay as relays
 from modelplane.gateway.dataplane import DataPlane
@@ -144,3 +145,24 @@ class Follower:
         for relay in self.relays.values():
             self.dataplane.remove_link(relay.relay_of, relay)
         self.relays.clear()
+
+
+class _Reconciler(Protocol):
+    @property
+    def deployments(self) -> dict[str, Any]: ...
+
+
+class LeadOrFollow:
+    """The deployments the job runner works for: the reconciler's while this process leads,
+    else the follower's copy of the store."""
+
+    def __init__(self, reconciler: _Reconciler, follower: Callable[[], Follower | None]) -> None:
+        self._reconciler = reconciler
+        self._follower = follower
+
+    @property
+    def deployments(self) -> dict[str, Any]:
+        follower = self._follower()
+        if follower is not None and follower.active:
+            return follower.deployments
+        return self._reconciler.deployments

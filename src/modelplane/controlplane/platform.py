@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 import socket
@@ -28,9 +27,10 @@ from modelplane.controlplane.bootstrap import (
     reservation_book,
     sandbox_for,
     storage_for,
+    sweep_dead_writes,
 )
 from modelplane.controlplane.elector import Elector
-from modelplane.controlplane.follower import Follower
+from modelplane.controlplane.follower import Follower, LeadOrFollow
 from modelplane.controlplane.hooks import BatchHooks, TrainingHolds, TrainTargets, readings
 from modelplane.controlplane.objects_front import ObjectsFront
 from modelplane.controlplane.reconciler import Reconciler
@@ -69,8 +69,6 @@ from modelplane.store.leases import LeaseStore
 from modelplane.store.users import UserStore
 
 IO_THREADS, REMOTE_IO_THREADS = 8, 32  # blocking calls on local disks / over a network
-
-log = logging.getLogger("modelplane.storage")
 
 
 class Platform:
@@ -249,15 +247,7 @@ class Platform:
         else:
             self.reconciler.set_gateway_address(self.listener.address)
         self.runner.release_on_start = not self.shared
-        if isinstance(self.storage, LocalBucketStore):
-            # Before anything writes: alone on the store, no write of ours is in flight, so
-            # every temporary file is a dead one; shared, another process's may be, so only
-            # those untouched for an hour go.
-            swept = await asyncio.to_thread(
-                self.storage.sweep_temporary, 3600.0 if self.shared else 0.0, self.clock.wall()
-            )
-            if swept:
-                log.warning("removed %d temporary files of writes cut short", swept)
+        await sweep_dead_writes(self.storage, self.shared, self.clock.wall())
         limits = HttpLimits(
             max_body=s.max_body, keepalive_timeout=s.keepalive_timeout, read_timeout=s.read_timeout
         )
@@ -300,7 +290,7 @@ class Platform:
         self.follower = Follower(self.store, self.dataplane, secret, interval=s.reconcile_interval)
         self.reconciler.passive = self.follower.step
         self.reconciler.remote_status = self.follower.status
-        self.runner.deployments = _Deployments(self)
+        self.runner.deployments = LeadOrFollow(self.reconciler, lambda: self.follower)
         follower = self.follower
         self.elector = Elector(
             leases,
@@ -402,18 +392,3 @@ class Platform:
         await self.listener.close()
         self.logs.close()
         self.store.close()
-
-
-class _Deployments:
-    """The deployments the job runner works for: the reconciler's while leading, else the
-    follower's copy of the store."""
-
-    def __init__(self, platform: Platform) -> None:
-        self._platform = platform
-
-    @property
-    def deployments(self) -> dict[str, Any]:
-        p = self._platform
-        if p.follower is not None and p.follower.active:
-            return p.follower.deployments
-        return p.reconciler.deployments
