@@ -68,18 +68,25 @@ class FrameReader:
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        # Frames are cut from immutable bytes: one copy each (a slice of the bytearray, then
+        # bytes of it, was two), and a read that ends on a frame boundary, the usual case,
+        # never touches the buffer.
         offset = 0
-        size = len(buf)
+        size = len(data)
         hsize = HEADER.size
         unpack = HEADER.unpack_from
         on_frame = self._on_frame
         while size - offset >= hsize:
-            length, request_id, kind = unpack(buf, offset)
-            end = offset + hsize + length
+            length, request_id, kind = unpack(data, offset)
+            start = offset + hsize
+            end = start + length
             if end > size:
                 break
-            on_frame(kind, request_id, bytes(buf[offset + hsize : end]))
+            on_frame(kind, request_id, data[start:end])
             offset = end
-        if offset:
-            del buf[:offset]
+        if offset < size:
+            buf += data[offset:] if offset else data
