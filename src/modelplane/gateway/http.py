@@ -110,8 +110,10 @@ class HttpConnection(asyncio.Protocol):
         "_closed",
         "_current",
         "_deadline",
+        "_expect",
         "_handler",
         "_header_bytes",
+        "_length",
         "_limits",
         "_loop",
         "_parser",
@@ -137,6 +139,8 @@ class HttpConnection(asyncio.Protocol):
         self._busy = False
         self._closed = False
         self._header_bytes = 0
+        self._length: bytes | None = None
+        self._expect: bytes | None = None
         self._too_large = False
         self._deadline = 0.0
         self._reading_paused = False
@@ -197,6 +201,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._current = Request()
         self._header_bytes = 0
+        self._length = self._expect = None
         if not self._busy and not self._pending:
             self._arm(self._limits.read_timeout)
 
@@ -211,15 +216,22 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self._current
         assert req is not None
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_headers:
+        size = self._header_bytes + len(name) + len(value) + 4
+        self._header_bytes = size
+        if size > self._limits.max_headers:
             self._fail(431, f"request headers larger than {self._limits.max_headers} bytes")
             raise httptools.HttpParserError("headers too large")
         name = name.lower()
+        # the few headers this layer reads are picked up here, in the one pass over them
         if name == b"content-type":
             req.content_type = value
         elif name == b"authorization":
             req.authorization = value
+        elif name == b"content-length":
+            if self._length is None:  # the first one counts
+                self._length = value
+        elif name == b"expect" and self._expect is None:
+            self._expect = value
         req.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -229,16 +241,11 @@ class HttpConnection(asyncio.Protocol):
         req.method = parser.get_method()
         req.keep_alive = parser.should_keep_alive()
         req.http_version = parser.get_http_version()
-        length = expect = None
-        for name, value in req.headers:  # one pass for both (the first of each counts)
-            if name == b"content-length":
-                if length is None:
-                    length = value
-            elif name == b"expect" and expect is None:
-                expect = value
+        length = self._length
         if length is not None and length.isdigit() and int(length) > self._limits.max_body:
             self._reject_body(int(length))
             raise httptools.HttpParserError("body too large")
+        expect = self._expect
         if expect is not None and expect.lower() == b"100-continue" and req.http_version == "1.1":
             # curl and others wait for this before sending a body over 1 KiB.
             assert self.transport is not None

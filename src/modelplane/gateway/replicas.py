@@ -146,7 +146,7 @@ class ReplicaConnection(asyncio.Protocol):
         request_id = self._next_id
         self._next_id = (request_id + 1) & 0xFFFFFFFF or 1
         self._pending[request_id] = (callback, self._loop.time())
-        self._out.append(request_frame(request_id, content_type, bytes(body), meta))
+        self._out.append(request_frame(request_id, content_type, body, meta))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)

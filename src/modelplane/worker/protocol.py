@@ -31,8 +31,11 @@ def frame(kind: Kind, request_id: int, payload: bytes) -> bytes:
     return HEADER.pack(len(payload), request_id, kind) + payload
 
 
-def request_frame(request_id: int, content_type: bytes, body: bytes, meta: bytes = b"") -> bytes:
-    """``meta`` names a protocol front and its parameters (``b"oip\x00..."``); empty: native."""
+def request_frame(
+    request_id: int, content_type: bytes, body: bytes | bytearray, meta: bytes = b""
+) -> bytes:
+    """``meta`` names a protocol front and its parameters (``b"oip\x00..."``); empty: native.
+    ``body`` may be the bytearray a request was read into: it is copied once, into the frame."""
     head = HEADER.pack(4 + len(content_type) + len(meta) + len(body), request_id, Kind.REQUEST)
     return b"".join((head, _U16U16.pack(len(content_type), len(meta)), content_type, meta, body))
 
