@@ -51,6 +51,7 @@ class OscarRunFront:
         self.check_user = check_user
         self._cache: dict[str, tuple[tuple[int, int], Record]] = {}
         self._paths: dict[str, str] = {}
+        self._names: dict[bytes, str] = {}
         self._fresh: set[str] = set()
         """Services whose definition was checked in this turn of the event loop."""
         self._shapes: dict[tuple[bytes, bool], tuple[bytes, bool]] = {}
@@ -58,11 +59,12 @@ class OscarRunFront:
         a pure function of the two (``invoke.result_shape``), kept rather than recomputed."""
 
     def handle(self, req: Request, conn: HttpConnection) -> None:
-        raw = req.url.partition(b"?")[0][len(PREFIX) :]
-        if req.method != b"POST" or not raw or b"/" in raw:
+        name = self._names.get(req.url)
+        if name is None:
+            name = self._service_name(req.url)
+        if req.method != b"POST" or not name:
             self.fallback(req, conn)
             return
-        name = unquote(raw.decode("latin-1"))
         try:
             caller = invoking_principal(
                 req.authorization,
@@ -80,6 +82,16 @@ class OscarRunFront:
         self.dataplane.submit(
             name, request, lambda reply: respond(conn, reply, script=script, shapes=shapes)
         )
+
+    def _service_name(self, url: bytes) -> str:
+        """The service a ``/run/{name}`` URL names ("": none), kept per URL: the same few URLs
+        come again and again, and a lookup costs less than unquoting."""
+        raw = url.partition(b"?")[0][len(PREFIX) :]
+        name = "" if not raw or b"/" in raw else unquote(raw.decode("latin-1"))
+        if len(self._names) >= 4096:  # bounded: query strings make URLs endless
+            self._names.clear()
+        self._names[url] = name
+        return name
 
     def service(self, name: str) -> tuple[Record, str]:
         """The service's record and owner, or 404."""
