@@ -199,9 +199,13 @@ def encode_output(result: Any) -> tuple[bytes, str]:
     """Body and content type for whatever predict returned."""
     if isinstance(result, FileOutput):
         return result.data, result.content_type
-    if isinstance(result, bytes | bytearray | memoryview):
+    if isinstance(result, _BINARY):
         return bytes(result), "application/octet-stream"
-    return json_bytes(result), "application/json"
+    return json_bytes(result), JSON_TYPE
+
+
+JSON_TYPE = "application/json"
+_BINARY = (bytes, bytearray, memoryview)  # a tuple: ``bytes | ...`` would build a union per call
 
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY

@@ -12,7 +12,7 @@ import orjson
 from modelplane import fronts
 from modelplane.errors import ModelplaneError
 from modelplane.fronts import Codec
-from modelplane.model.contract import LoadedModel, encode_output
+from modelplane.model.contract import JSON_TYPE, LoadedModel, encode_output
 from modelplane.worker.batching import Batcher
 from modelplane.worker.inputs import decode_inputs
 from modelplane.worker.protocol import FrameReader, Kind, response_frame, split_request
@@ -175,7 +175,7 @@ class Predictor:
             err = not_encodable(self.metadata.name, exc)
             reply(err.status, _JSON, error_body(err))
             return
-        reply(200, ctype.encode("latin-1"), body)
+        reply(200, _JSON if ctype is JSON_TYPE else ctype.encode("latin-1"), body)
 
     def _send_front(self, codec: Codec, params: bytes, result: Any, reply: Reply) -> None:
         try:
