@@ -61,7 +61,9 @@ class Request:
         self.url = b""
         self.method = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body = bytearray()
+        self.body: bytes | bytearray = b""
+        """The bytes of a body read in one piece (the usual case, no copy); a bytearray when
+        it came in several."""
         self.keep_alive = True
         self.http_version = "1.1"
         self.content_type = b""
@@ -254,9 +256,16 @@ class HttpConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         req = self._current
         assert req is not None
-        req.body += body
-        if len(req.body) > self._limits.max_body:
-            self._reject_body(len(req.body))
+        have = req.body
+        if not have:
+            req.body = have = body
+        elif isinstance(have, bytearray):
+            have += body
+        else:
+            req.body = have = bytearray(have)
+            have += body
+        if len(have) > self._limits.max_body:
+            self._reject_body(len(have))
             raise httptools.HttpParserError("body too large")
 
     def on_message_complete(self) -> None:
