@@ -72,14 +72,11 @@ include-path-regex = "(/predict$|^/run/|/infer$|^/v2/models/|^/deepaas/)"
 expected-statuses = ["2XX", "3XX", "4XX", "503"]
 """
 
-INHERENTLY_REJECTED: dict[str, str] = {
-    "PUT /api/v1/deployments/{name}": "a spec's rules between its fields that OpenAPI cannot "
-    "state (scale.min <= scale.max; input and output set together, and different buckets) and "
-    "a replica that fits the node",
-}
+INHERENTLY_REJECTED: dict[str, str] = {}
 """Operations whose generated requests cannot be accepted whatever the document says, and why.
-Model uploads and batch runs were here; the fixtures now give what they need (a zip strategy,
-the buckets a batch run reads and writes), as they give a replaced spec the path's name."""
+Model uploads, batch runs and replaced specs were here; the fixtures now give what they need (a
+zip strategy, the buckets a batch run reads and writes, a replaced spec the path's name and what
+fits the node) and fuzz_hooks.py keeps a spec's rules between fields that OpenAPI cannot state."""
 HOOKS = Path(__file__).resolve().parent / "fuzz_hooks.py"
 PUT_DEPLOYMENT = {"name": "fuzz-put", "model": {"path": str(ECHO)}}
 """The deployment whose spec the fuzzer replaces: the body's name must be the path's, a rule
@@ -117,6 +114,19 @@ def with_fixtures(doc: dict[str, Any]) -> dict[str, Any]:
     put["parameters"][0]["schema"] = {"type": "string", "enum": [PUT_DEPLOYMENT["name"]]}
     replaced = copy.deepcopy(doc["components"]["schemas"]["DeploymentSpec"])
     replaced["properties"]["name"] = {"type": "string", "enum": [PUT_DEPLOYMENT["name"]]}
+    # ... asking for what fits this machine, as the OSCAR services above (a replica bigger than
+    # the node is refused, rightly; the node's size is no part of the document)
+    schemas = doc["components"]["schemas"]
+    resources = copy.deepcopy(schemas[ref_name(replaced["properties"]["resources"])])
+    resources["properties"]["cpu"] = {"type": "number", "enum": [0.25, 0.5, 1]}
+    resources["properties"]["memory"] = {"enum": [64 * 2**20, "128Mi", "256Mi"]}
+    resources["properties"]["gpu"] = {"type": "integer", "enum": [0]}
+    scale = copy.deepcopy(schemas[ref_name(replaced["properties"]["scale"])])
+    for count in ("replicas", "min", "max"):
+        scale["properties"][count]["maximum"] = 2
+    schemas["ReplacedResources"], schemas["ReplacedScale"] = resources, scale
+    replaced["properties"]["resources"] = {"$ref": "#/components/schemas/ReplacedResources"}
+    replaced["properties"]["scale"] = {"$ref": "#/components/schemas/ReplacedScale"}
     doc["components"]["schemas"]["ReplacedSpec"] = replaced
     put["requestBody"]["content"]["application/json"]["schema"] = {
         "$ref": "#/components/schemas/ReplacedSpec"
@@ -136,6 +146,15 @@ def with_fixtures(doc: dict[str, Any]) -> dict[str, Any]:
             if param["name"] == "name":
                 param["schema"] = {"type": "string", "enum": [JOBS_DEPLOYMENT["name"]]}
     return with_front_fixtures(doc)
+
+
+def ref_name(schema: Any) -> str:
+    """The component a property's schema refers to (``$ref`` at any depth: FastAPI may wrap it
+    in ``allOf`` beside a default)."""
+    text = json.dumps(schema)
+    found = re.search(r'"\$ref": "#/components/schemas/([^"]+)"', text)
+    assert found is not None, text
+    return found.group(1)
 
 
 def with_front_fixtures(doc: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +299,14 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
             capture_output=True,
             text=True,
             timeout=540,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+            env={
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": str(HOOKS),
+                # where the hooks make the replaced deployment again when it is gone
+                "MODELPLANE_FUZZ_URL": url,
+                "MODELPLANE_FUZZ_TOKEN": token,
+                "MODELPLANE_FUZZ_PUT_SPEC": json.dumps(PUT_DEPLOYMENT),
+            },
         )
         print(run.stdout[run.stdout.rfind("SUMMARY") :])  # the figures, shown with -rP or -s
         platform_log = (tmp_path / "up.log").read_text(errors="replace")
