@@ -211,6 +211,7 @@ class ReplicaProtocol(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._first_pending = 0.0
+        self._feeding = False
         self._stopping = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -226,7 +227,15 @@ class ReplicaProtocol(asyncio.Protocol):
             self._done.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
+        # The answers a sync model makes while this read's frames are handled leave in one
+        # write at its end: coalesced as well as by a loop tick, without waiting for one.
+        self._feeding = True
+        try:
+            self._reader.feed(data)
+        finally:
+            self._feeding = False
+        if self._out:
+            self._flush()
 
     def _on_frame(self, kind: int, request_id: int, payload: bytes) -> None:
         if kind == Kind.REQUEST:
@@ -242,6 +251,12 @@ class ReplicaProtocol(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         self._out.append(data)
+        if self._feeding:  # written at the end of the read (see data_received), or sooner:
+            if len(self._out) == 1:
+                self._first_pending = time.perf_counter()
+            elif time.perf_counter() - self._first_pending > 0.002:
+                self._flush()  # a slow sync model: don't hold finished answers back
+            return
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._first_pending = time.perf_counter()
