@@ -15,6 +15,8 @@ Servers, all on 127.0.0.1, all serving the same echo model (predict returns its 
   (f) oscar      the same platform: OSCAR ``POST /run/oscar-echo``, a service over examples/echo
                  with 2 replicas (min_scale = max_scale = 2), the admin's bearer token; goal
                  ≥ 0.8x (d) native predict
+  (g) base       with --base SRC: a second platform from another tree's src/ (PYTHONPATH), to
+                 compare two commits in one run
   (e) deepaas    DEEPaaS 2.6.0 ``deepaas-run --model-name echo --workers 2`` serving
                  bench/deepaas_echo (its own venv, bench/.venvs/deepaas, made on first use)
 
@@ -492,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, default=2, help="platform replicas [2]")
     ap.add_argument("--skip-deepaas", action="store_true", help="leave DEEPaaS out")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results [{RESULTS}]")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="a src/ folder of another tree (e.g. a `git worktree` of an older "
+                         "commit): its platform, (g), runs in the same rounds (PYTHONPATH)")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (apt-get install wrk)", file=sys.stderr)
@@ -541,6 +546,21 @@ def main(argv: list[str] | None = None) -> int:
                 except RuntimeError as e:
                     deepaas_note = f"skipped (did not start: {str(e).splitlines()[0]})"
                     log(f"DEEPaaS {deepaas_note}\n{e}")
+            if args.base is not None:
+                log(f"starting a second platform from {args.base} (PYTHONPATH), echo x"
+                    f"{args.replicas}")
+                saved = os.environ.get("PYTHONPATH")
+                os.environ["PYTHONPATH"] = str(args.base.resolve())
+                try:
+                    (tmp / "base").mkdir()
+                    other, _ = start_platform(tmp / "base", args.replicas)
+                finally:
+                    if saved is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = saved
+                other.key, other.label = "base", f"platform of --base, {args.replicas} replicas"
+                servers.append(other)
             by_key = {s.key: s for s in servers}
 
             # memory of the platform while idle, before any load
@@ -590,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             memory["other_servers_after_load"] = {
                 s.key: {"rss": rss_bytes(s.pid),
                         "children_rss": [rss_bytes(c) for c in children_of(s.pid)]}
-                for s in servers if s.key not in ("platform", "oscar")
+                for s in servers if s.key not in ("platform", "oscar", "base")
             }
 
             for key, rr in runs.items():
@@ -621,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- derived figures ------------------------------------------------------------------------
     P = results["platform"]
     ratios: dict[str, Any] = {}
-    for base in ("starlette", "raw", "run", "deepaas", "oscar"):
+    for base in ("starlette", "raw", "run", "deepaas", "oscar", "base"):
         if base in results:
             per_round = [p / b for p, b in zip(P["rps_rounds"], results[base]["rps_rounds"],
                                                strict=True)]
@@ -690,7 +710,7 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
                        "spread carry that noise")
     out.append("")
     tags = {"starlette": "(a)", "raw": "(b)", "run": "(c)", "platform": "(d)", "oscar": "(f)",
-            "deepaas": "(e)"}
+            "deepaas": "(e)", "base": "(g)"}
     order = [k for k in tags if k in res]
     ratios = doc["ratios_platform_rps_to"]
 
@@ -719,6 +739,12 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
         pr = [1 / x for x in ratios["oscar"]["per_round"]]
         out.append(f"  (f) OSCAR /run ÷ (d) native predict: {1 / ratios['oscar']['of_medians']:.2f}x"
                    f" ({min(pr):.2f}…{max(pr):.2f}; goal ≥ 0.80x)")
+    if "base" in ratios:
+        pr = ratios["base"]["per_round"]
+        b = res["base"]["rps_median"]
+        out.append(f"  (d) this tree ÷ (g) the --base tree: {ratios['base']['of_medians']:.2f}x "
+                   f"({min(pr):.2f}…{max(pr):.2f}); (g) ÷ (a) Starlette "
+                   f"{b / base_rps:.2f}x")
     out.append("")
 
     out.append("Latency at concurrency 1")
