@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from modelplane.clock import Clock, SystemClock, utc
 from modelplane.store.db import Store
@@ -197,7 +209,7 @@ class JobStore:
             "c_until": now + timedelta(seconds=lease),
         }
         with self.store.begin() as conn:
-            rows = conn.execute(_CLAIM, params).all()
+            rows = conn.execute(_claim(self.store.engine.dialect.name), params).all()
         return sorted((Job(**r._mapping) for r in rows), key=lambda r: r.created_at)
 
     def heartbeat(self, job_ids: list[str], runner: str, lease: float) -> None:
@@ -376,9 +388,22 @@ def _insert_new(dialect: str) -> Any:
 _INSERTS: dict[str, Any] = {}
 
 
-def _claim_statement() -> Any:
+def _claim_statement(dialect: str) -> Any:
     t = _TABLE
     now = bindparam("c_now", type_=t.c.started_at.type)
+    limit = bindparam("c_limit", type_=Integer)
+    values = {
+        "state": RUNNING,
+        "lease_owner": bindparam("c_runner"),
+        "lease_expires_at": bindparam("c_until", type_=t.c.lease_expires_at.type),
+        "attempts": t.c.attempts + 1,
+        # A running job claimed again lost its runner (its lease ran out): that run was cut
+        # short by the platform, not by the job.
+        "interrupted": t.c.interrupted + case((t.c.state == RUNNING, 1), else_=0),
+        "started_at": now,
+    }
+    if dialect == "sqlite":
+        return _claim_sqlite(now, limit, values)
 
     def runnable(c: Any) -> Any:
         # ``state IN (…)`` first: the (deployment, state, created_at) index then reads only the
@@ -395,8 +420,7 @@ def _claim_statement() -> Any:
     # One statement: the CTE picks candidates, and the outer condition is checked again on each
     # row as it is updated, so a job another runner took meanwhile is skipped. On PostgreSQL the
     # candidates are locked with SKIP LOCKED: runners in several platform processes each take
-    # different jobs at once instead of queueing on the same rows. (SQLite has one writer at a
-    # time and no row locks; SQLAlchemy renders no FOR UPDATE there.) The candidates are a CTE
+    # different jobs at once instead of queueing on the same rows. The candidates are a CTE
     # over an alias: a subquery over the UPDATE's own table would be correlated with the row
     # being updated, and PostgreSQL may rerun an IN (subquery) per row; either way its LIMIT
     # would no longer hold for the statement. A CTE runs once.
@@ -405,27 +429,69 @@ def _claim_statement() -> Any:
         select(pick.c.id)
         .where(runnable(pick.c))
         .order_by(pick.c.created_at)
-        .limit(bindparam("c_limit", type_=Integer))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).cte("picked")
     return (
         update(t)
         .where(t.c.id.in_(select(picked.c.id)), runnable(t.c))
-        .values(
-            state=RUNNING,
-            lease_owner=bindparam("c_runner"),
-            lease_expires_at=bindparam("c_until", type_=t.c.lease_expires_at.type),
-            attempts=t.c.attempts + 1,
-            # A running job claimed again lost its runner (its lease ran out): that run was
-            # cut short by the platform, not by the job.
-            interrupted=t.c.interrupted + case((t.c.state == RUNNING, 1), else_=0),
-            started_at=now,
-        )
+        .values(**values)
         .returning(*t.c)
     )
 
 
-_CLAIM = _claim_statement()
+def _claim_sqlite(now: Any, limit: Any, values: dict[str, Any]) -> Any:
+    """The claim on SQLite, whose cost does not grow with the backlog.
+
+    The general statement reads every active job of the deployment twice per claim: ``state IN
+    (queued, running) ORDER BY created_at`` cannot follow the (deployment, state, created_at)
+    index across two states, so SQLite sorted the whole backlog to keep the oldest few, and its
+    planner drove the UPDATE's re-check through that index rather than through the primary key
+    (2 to 3 ms a claim at 4,000 queued jobs, a tenth of a millisecond per job). Here each state
+    is read in index order up to the limit (queued, and running ones whose lease ran out), the
+    two short lists merged, and the rows updated by id alone. No re-check is needed: SQLite has
+    one writer at a time and an UPDATE takes the write lock before it reads, so no other runner
+    can take a picked job between the pick and the update."""
+    t = _TABLE
+    deployment = bindparam("c_deployment")
+    queued, expired = t.alias("queued"), t.alias("expired")
+    waiting = (
+        select(queued.c.id, queued.c.created_at)
+        .where(
+            queued.c.deployment == deployment,
+            queued.c.state == QUEUED,
+            or_(queued.c.not_before.is_(None), queued.c.not_before <= now),
+        )
+        .order_by(queued.c.created_at)
+        .limit(limit)
+        .subquery()
+    )
+    lost = (
+        select(expired.c.id, expired.c.created_at)
+        .where(
+            expired.c.deployment == deployment,
+            expired.c.state == RUNNING,
+            expired.c.lease_expires_at < now,
+        )
+        .order_by(expired.c.created_at)
+        .limit(limit)
+        .subquery()
+    )
+    both = union_all(
+        select(waiting.c.id, waiting.c.created_at), select(lost.c.id, lost.c.created_at)
+    ).subquery()
+    picked = select(both.c.id).order_by(both.c.created_at).limit(limit).cte("picked")
+    return update(t).where(t.c.id.in_(select(picked.c.id))).values(**values).returning(*t.c)
+
+
+def _claim(dialect: str) -> Any:
+    stmt = _CLAIMS.get(dialect)
+    if stmt is None:
+        stmt = _CLAIMS[dialect] = _claim_statement(dialect)
+    return stmt
+
+
+_CLAIMS: dict[str, Any] = {}
 _SUCCEED = (
     update(_TABLE)
     .where(

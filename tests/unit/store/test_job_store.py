@@ -117,6 +117,26 @@ def test_the_last_attempt_fails_for_good(jobs: JobStore, clock: FakeClock) -> No
     assert jobs.claim("echo", "r1", lease=30, limit=1) == []
 
 
+def test_a_claim_takes_lost_and_queued_jobs_oldest_first_and_skips_those_not_yet_due(
+    jobs: JobStore, clock: FakeClock
+) -> None:
+    made = []
+    for key in ("a", "b", "c", "d"):
+        made += enqueue(jobs, key)
+        clock.advance(1)
+    a, b, c, d = made
+    jobs.claim("echo", "r1", lease=30, limit=3)  # a, b and c run
+    assert jobs.fail(c, "r1", "503: busy", retry_in=100) == "queued"  # due in 100 s
+    clock.advance(31)  # the leases of a and b ran out
+    [e] = enqueue(jobs, "e")
+    assert [j.id for j in jobs.claim("echo", "r2", lease=30, limit=3)] == [a, b, d]
+    assert [j.id for j in jobs.claim("echo", "r2", lease=30, limit=3)] == [e]
+    clock.advance(100)  # c is due, and the leases of r2's four ran out: one list, oldest first
+    claimed = jobs.claim("echo", "r3", lease=30, limit=5)
+    assert [j.id for j in claimed] == [a, b, c, d, e]
+    assert [j.attempts for j in claimed] == [3, 3, 2, 2, 2]
+
+
 def test_no_retry_fails_at_once_and_only_the_holder_may_fail_a_job(jobs: JobStore) -> None:
     a, b = enqueue(jobs, "a", "b")
     jobs.claim("echo", "r1", lease=30, limit=2)
