@@ -113,9 +113,12 @@ class JobRow(Base):
         ),
         # Claims: a deployment's queued and running jobs, oldest first (migration 0006).
         Index("ix_jobs_deployment_state_created", "deployment", "state", "created_at"),
+        # Listing: a deployment's jobs in list order, a page without a sort (migration 0008).
+        Index("ix_jobs_deployment_created", "deployment", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    deployment: Mapped[str] = mapped_column(String(63), index=True)
+    # No index of its own: it leads the two above and the input's unique key.
+    deployment: Mapped[str] = mapped_column(String(63))
     owner: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # queued running succeeded failed
     input_bucket: Mapped[str] = mapped_column(String(63))
