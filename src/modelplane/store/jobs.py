@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Integer,
     Table,
     and_,
@@ -453,7 +454,7 @@ def _claim_sqlite(now: Any, limit: Any, values: dict[str, Any]) -> Any:
     one writer at a time and an UPDATE takes the write lock before it reads, so no other runner
     can take a picked job between the pick and the update."""
     t = _TABLE
-    deployment = bindparam("c_deployment")
+    deployment: BindParameter[str] = bindparam("c_deployment")
     queued, expired = t.alias("queued"), t.alias("expired")
     waiting = (
         select(queued.c.id, queued.c.created_at)

@@ -96,3 +96,37 @@ async def test_a_wrong_number_of_results_is_an_error_not_a_mismatch() -> None:
     group: GroupCommit[int, int] = GroupCommit(lambda items: items[:-1])
     with pytest.raises(RuntimeError, match="1 results for 2 items"):
         await group.submit([1, 2])
+
+
+async def test_with_two_lanes_two_calls_run_at_once_and_the_rest_wait_for_a_free_lane() -> None:
+    release = threading.Event()
+    calls: list[list[int]] = []
+    lock = threading.Lock()
+
+    def slow(items: list[int]) -> list[int]:
+        with lock:
+            calls.append(list(items))
+            first_two = len(calls) <= 2
+        if first_two:
+            release.wait(5)
+        return [-i for i in items]
+
+    group = GroupCommit(slow, lanes=2)
+    a = asyncio.ensure_future(group.submit([1]))
+    await eventually(lambda: calls, timeout=5, interval=0.001)
+    b = asyncio.ensure_future(group.submit([2]))
+    await eventually(lambda: len(calls) == 2, timeout=5, interval=0.001)  # both in their threads
+    rest = [asyncio.ensure_future(group.submit([i])) for i in (3, 4, 5)]
+    await asyncio.sleep(0)
+    assert len(calls) == 2  # no third lane
+    release.set()
+    assert [await a, await b] == [[-1], [-2]]
+    assert [await r for r in rest] == [[-3], [-4], [-5]]
+    assert sorted(calls[:2]) == [[1], [2]] and calls[2:] == [[3, 4, 5]]
+
+
+async def test_one_submission_after_another_each_finds_a_lane() -> None:
+    group: GroupCommit[int, int] = GroupCommit(lambda items: [i + 1 for i in items], lanes=2)
+    for i in range(50):  # each right after the previous call's committer left its loop
+        assert await group.submit([i]) == [i + 1]
+    assert group.groups == 50

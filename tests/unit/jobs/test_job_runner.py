@@ -195,5 +195,35 @@ async def test_a_job_waits_out_a_full_disk_and_a_lapsed_lease_starts_no_second_r
     assert world.runner.storage_trouble is None
 
 
+class FullFor(LocalBucketStore):
+    """A local store (results are then written in groups) whose disk is full for one key."""
+
+    full_key = ""
+
+    def put(self, bucket: str, key: str, *args: Any, **kw: Any) -> Any:
+        if key == self.full_key:
+            raise InsufficientStorage("the disk holding the buckets is full")
+        return super().put(bucket, key, *args, **kw)
+
+
+async def test_results_written_together_each_have_their_own_outcome(
+    world: World, tmp_path: Path
+) -> None:
+    storage = FullFor(tmp_path / "buckets")
+    storage.full_key = "c.json.json"
+    world.runner.storage = storage
+    world.runner.storage_retry = 0.01
+    ids = {key: world.enqueue(f"{key}.json", b'{"k": "%s"}' % key.encode()) for key in "abcdef"}
+    for key in "abdef":
+        row = await world.settled(ids[key], "succeeded", "failed")
+        assert (row.state, row.output_key) == ("succeeded", f"{key}.json.json")
+        assert storage.get("echo-out", f"{key}.json.json") == b'{"k": "%s"}' % key.encode()
+    row = await world.settled(ids["c"], "running")
+    assert not storage.exists("echo-out", "c.json.json")
+    storage.full_key = ""  # space is back: the waiting one goes on
+    row = await world.settled(ids["c"], "succeeded")
+    assert storage.get("echo-out", "c.json.json") == b'{"k": "c"}'
+
+
 async def _async(value: Any) -> Any:
     return value
