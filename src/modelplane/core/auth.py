@@ -10,7 +10,14 @@ from modelplane.security import Principal
 QUERY_TOKEN_NAMES = ("token", "access_token", "api_key")
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """:func:`account_principal` as a FastAPI dependency: async, because FastAPI runs a plain
+    function dependency in a worker thread, a thread hop on every API request for a look-up
+    in memory (the data plane authenticates every prediction on the event loop too)."""
+    return account_principal(request)
+
+
+def account_principal(request: Request) -> Principal:
     """The caller, with a token good for the whole API. Tokens are accepted only in the
     Authorization header; a deployment's inference token is refused here (403)."""
     principal = prediction_principal(request)

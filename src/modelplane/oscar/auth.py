@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from modelplane.core.auth import current_principal
+from modelplane.core.auth import account_principal
 from modelplane.errors import Forbidden, Unauthenticated
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.oscar.services import ServiceNotFound, may_use
@@ -109,7 +109,7 @@ def system_principal(request: Request) -> Principal:
     dataplane = _dataplane(request)
     principal = basic_principal(header, dataplane.authenticate, check_user=_check_user(request))
     if principal is None:
-        return current_principal(request)
+        return account_principal(request)
     dataplane.check_rate(principal)
     return principal
 

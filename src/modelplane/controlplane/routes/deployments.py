@@ -18,7 +18,7 @@ router = APIRouter(tags=["deployments"])
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _service(request: Request) -> Deployments:
+async def _service(request: Request) -> Deployments:
     return Deployments(request.app.state.deps)
 
 

@@ -27,11 +27,11 @@ router = APIRouter(tags=["jobs and buckets"])
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _jobs(request: Request) -> Jobs:
+async def _jobs(request: Request) -> Jobs:
     return Jobs(request.app.state.deps)
 
 
-def _deployments(request: Request) -> Deployments:
+async def _deployments(request: Request) -> Deployments:
     return Deployments(request.app.state.deps)
 
 

@@ -27,7 +27,7 @@ Caller = Annotated[Principal, Depends(current_principal)]
 USER_RE = re.compile(USER_PATTERN)
 
 
-def _accounts(request: Request) -> Accounts:
+async def _accounts(request: Request) -> Accounts:
     return Accounts(request.app.state.deps)
 
 
