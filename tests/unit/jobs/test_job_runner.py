@@ -176,6 +176,7 @@ async def test_a_job_waits_out_a_full_disk_and_a_lapsed_lease_starts_no_second_r
     job_id = world.enqueue("a.json")
     await eventually(lambda: _async(world.runner.storage_trouble), timeout=5, interval=0.005)
     assert "507: the disk holding the buckets is full" in str(world.runner.storage_trouble)
+
     # The note on the job is written just after storage_trouble is set: wait for it too.
     async def noted() -> Any:
         row = await world.settled(job_id, "running")
