@@ -7,7 +7,8 @@ queued jobs and back down once they are done. It claims no more jobs than twice 
 deployment's ready replicas can take at their target concurrency, or ``IO_DEPTH`` (enough to keep
 the disk busy while replicas predict, and to wake a deployment at zero), so the queue, not the
 gateway, holds the backlog.
-Successes of jobs that finish together are committed in one transaction.
+Successes of jobs that finish together are committed in one transaction; on local storage, in the
+same thread hop that wrote their results.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class JobRunner:
         self._counted_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._successes: GroupCommit[tuple[str, str], None] = GroupCommit(self._succeed_many)
-        self._writes: GroupCommit[_Result, str | Exception] = GroupCommit(
+        self._writes: GroupCommit[tuple[str, _Result], tuple[str, bool] | Exception] = GroupCommit(
             self._write_results, lanes=WRITE_LANES
         )
         self._wake = asyncio.Event()
@@ -231,8 +232,9 @@ class JobRunner:
         err = reply.error
         if err is None:
             content_type = reply.content_type.decode("latin-1")
-            key = await self._store_results(job, spec, content_type, reply.body)
-            await self._succeed(job.id, key)
+            key, recorded = await self._store_results(job, spec, content_type, reply.body)
+            if not recorded:
+                await self._succeed(job.id, key)
             return
         if isinstance(err, NotFound) and not self.dataplane.has(job.deployment):
             await self._fail(job, "the deployment was removed", retry=False)
@@ -244,31 +246,53 @@ class JobRunner:
         if state == QUEUED:
             self._more.add(job.deployment)  # back in the queue: a pass will look for it
 
-    async def _store_results(self, job: Job, spec: Any, content_type: str, body: bytes) -> str:
+    async def _store_results(
+        self, job: Job, spec: Any, content_type: str, body: bytes
+    ) -> tuple[str, bool]:
+        """Write the results; ``(key, recorded)``: whether the job is recorded as succeeded too
+        (local storage, where a group of results is written and recorded in one hop)."""
         result = (spec, job.output_bucket, job.input_key, content_type, body)
         if not isinstance(self.storage, LocalBucketStore):
             # A round trip each (S3): side by side, one thread hop per job.
-            return await self._storage_call(
+            key = await self._storage_call(
                 job, lambda: asyncio.to_thread(store_results, self.storage, *result)
             )
-        return await self._storage_call(job, lambda: self._write_result(result))
+            return key, False
+        return await self._storage_call(job, lambda: self._write_result(job.id, result))
 
-    async def _write_result(self, result: _Result) -> str:
-        [outcome] = await self._writes.submit([result])
+    async def _write_result(self, job_id: str, result: _Result) -> tuple[str, bool]:
+        [outcome] = await self._writes.submit([(job_id, result)])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def _write_results(self, results: list[_Result]) -> list[str | Exception]:
-        """Write the results of the jobs that finished together, in one thread hop: on local
-        storage a write is a few system calls and its fsync, and a hop per job cost more CPU
-        than that; a few groups at once (``WRITE_LANES``) keep several fsyncs in flight."""
-        out: list[str | Exception] = []
-        for result in results:
+    def _write_results(
+        self, items: list[tuple[str, _Result]]
+    ) -> list[tuple[str, bool] | Exception]:
+        """Write the results of the jobs that finished together and record those jobs as
+        succeeded, in one thread hop and one transaction: on local storage a write is a few
+        system calls and its fsync, and a hop per job cost more CPU than that; a few groups at
+        once (``WRITE_LANES``) keep several fsyncs in flight. A job is recorded only once its
+        result is on disk."""
+        out: list[tuple[str, bool] | Exception] = []
+        written: list[tuple[int, str, str]] = []
+        for job_id, result in items:
             try:
-                out.append(store_results(self.storage, *result))
+                key = store_results(self.storage, *result)
             except Exception as exc:  # this job's alone: each waits out or reports its own
                 out.append(exc)
+                continue
+            written.append((len(out), job_id, key))
+            out.append((key, False))
+        if written:
+            try:
+                self.jobs.succeed_many(
+                    self.runner_id, [(job_id, key) for _, job_id, key in written]
+                )
+            except Exception:  # not recorded: each job goes the way of any success (_succeed),
+                return out  # which waits out a full store and reports anything else
+            for i, _, key in written:
+                out[i] = (key, True)
         return out
 
     async def _storage_call(self, job: Job, call: Callable[[], Awaitable[_T]]) -> _T:

@@ -226,5 +226,35 @@ async def test_results_written_together_each_have_their_own_outcome(
     assert storage.get("echo-out", "c.json.json") == b'{"k": "c"}'
 
 
+class RecordingFails:
+    """The job store, whose recording of successes fails ``fails`` times (its disk is full)."""
+
+    def __init__(self, inner: JobStore, fails: int) -> None:
+        self.inner, self.fails, self.calls = inner, fails, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def succeed_many(self, *args: Any) -> None:
+        self.calls += 1
+        if self.fails > 0:
+            self.fails -= 1
+            raise InsufficientStorage("the store's disk is full", retry_after=0.01)
+        self.inner.succeed_many(*args)
+
+
+async def test_a_result_written_but_not_recorded_is_recorded_once_the_store_has_room(
+    world: World,
+) -> None:
+    jobs = RecordingFails(world.jobs, fails=2)
+    world.runner.jobs = jobs  # type: ignore[assignment]
+    job_id = world.enqueue("a.json")
+    row = await world.settled(job_id, "succeeded")
+    assert (row.output_key, row.attempts) == ("a.json.json", 1)
+    assert world.storage.get("echo-out", "a.json.json") == b'{"x": 1}'
+    assert jobs.calls == 3  # with its result's write, then twice as a success of its own
+    assert len(world.replica.sent) == 1
+
+
 async def _async(value: Any) -> Any:
     return value
