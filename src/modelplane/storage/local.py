@@ -153,7 +153,7 @@ class LocalBucketStore:
 
         for attempt in range(_PUT_ATTEMPTS):
             if attempt or found is not _PARENT_THERE:
-                self._make_parents(bucket_dir, path, bucket, key)
+                self._make_parents(bucket_dir, Path(path), bucket, key)
             try:
                 written = write_atomically(path, iter_chunks(data), tag=tag)
                 break
@@ -319,9 +319,9 @@ class LocalBucketStore:
     def _object_path(self, bucket: str, key: str) -> tuple[Path, Path]:
         """Validate both names, check the bucket exists; return its folder and the key's path."""
         bucket_dir, path, _ = self._walk_object(bucket, key)
-        return bucket_dir, path
+        return bucket_dir, Path(path)
 
-    def _walk_object(self, bucket: str, key: str) -> tuple[Path, Path, object]:
+    def _walk_object(self, bucket: str, key: str) -> tuple[Path, str, object]:
         """:meth:`_object_path`, and how much of the path exists: :data:`_PARENT_THERE` when
         the key's folder does and its own name does not (a new object: nothing to make or
         clear before writing), another marker otherwise.
@@ -351,7 +351,7 @@ class LocalBucketStore:
                 break
         else:
             found = _ALL_THERE
-        return bucket_dir, Path(f"{folder}/{key}"), found
+        return bucket_dir, f"{folder}/{key}", found
 
     def _make_parents(self, bucket_dir: Path, path: Path, bucket: str, key: str) -> None:
         try:
@@ -438,7 +438,7 @@ class LocalBucketStore:
     def _open(
         self, bucket: str, key: str, *, describe: bool = True
     ) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
-        _, path = self._object_path(bucket, key)
+        _, path, _ = self._walk_object(bucket, key)
         try:
             # O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -456,7 +456,7 @@ class LocalBucketStore:
             if not describe:
                 yield _NO_INFO, file
                 return
-            yield self._info(bucket, key, path, st, with_content_type=True), file
+            yield self._info(bucket, key, Path(path), st, with_content_type=True), file
 
 
 def _meta(key: str, written: Written, content_type: str) -> dict[str, Any]:
