@@ -17,6 +17,7 @@ from modelplane.gateway.reply import PredictRequest
 
 PREDICT_PREFIX = b"/api/v1/deployments/"
 PREDICT_SUFFIX = b"/predict"
+CACHED_URLS = 4096
 
 Handler = Callable[[Request, HttpConnection], None]
 
@@ -26,9 +27,10 @@ class Gateway:
         self.dataplane = dataplane
         self.fallback = fallback
         self.fronts: list[tuple[bytes, Handler]] = []
-        self._names: dict[bytes, str | None] = {}
-        """URL -> the deployment of a native predict URL (None: not one); the same URLs come
-        again and again, and a lookup costs less than taking one apart."""
+        self._names: dict[bytes, str] = {}
+        """Predict URL -> its deployment: the same few come again and again, and a lookup
+        costs less than taking one apart. Other URLs are not kept: an upload's URL names its new
+        object, so each one is new, and remembering them grew the platform with every job."""
 
     def add_front(self, prefix: bytes, handler: Handler) -> None:
         """Route requests whose URL starts with ``prefix`` to a protocol front's handler."""
@@ -36,9 +38,8 @@ class Gateway:
 
     def __call__(self, req: Request, conn: HttpConnection) -> None:
         url = req.url
-        try:
-            name = self._names[url]
-        except KeyError:
+        name = self._names.get(url)
+        if name is None:
             name = self._predict_name(url)
         if name is not None and req.method == b"POST":
             self.dataplane.submit(
@@ -61,7 +62,8 @@ class Gateway:
                 raw = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
                 if raw and b"/" not in raw:
                     name = raw.decode("latin-1")
-        if len(self._names) >= 4096:  # bounded: query strings make URLs endless
-            self._names.clear()
-        self._names[url] = name
+        if name is not None:
+            if len(self._names) >= CACHED_URLS:  # bounded: query strings make URLs endless
+                self._names.clear()
+            self._names[url] = name
         return name
