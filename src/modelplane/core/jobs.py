@@ -158,7 +158,9 @@ class Jobs:
             if new and runner is not None:
                 runner.wake(backlog_of=row.deployment)
             if self.deps.watcher is not None:
-                self.deps.watcher.mark_seen(row.deployment, row.input_key, row.input_etag)
+                self.deps.watcher.mark_seen(
+                    row.deployment, row.input_bucket, row.input_key, row.input_etag
+                )
         if results and runner is not None:
             runner.wake()
         return [row for row, _ in results]

@@ -319,9 +319,15 @@ class BucketWatcher:
             self._own.discard((bucket, key))
             self._deferred.add((bucket, key))
 
-    def mark_seen(self, name: str, key: str, etag: str) -> None:
-        """An upload through the platform already made its job: no need to look again."""
-        self._seen.setdefault(name, SeenObjects()).add(key, etag)
+    def mark_seen(self, name: str, bucket: str, key: str, etag: str) -> None:
+        """An upload through the platform already made its job: no need to look again.
+
+        Only remembered where ``bucket`` is listed again and again (no change events): where
+        its events are followed, the upload's own event is dropped (:meth:`expect`) and a
+        listing runs only when the input buckets change, so remembering every upload there
+        grew the platform by an entry a job for nothing."""
+        if bucket not in getattr(self.changes, "following", ()):
+            self._seen.setdefault(name, SeenObjects()).add(key, etag)
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
@@ -346,11 +352,12 @@ listing, never a job."""
 class SeenObjects:
     """A bounded memory of ``(key, etag)`` pairs, kept as 16-byte digests.
 
-    Every upload through the platform is remembered (so that a later listing of its bucket need
-    not ask the store about it), so this grows with the bucket: the pair of strings and their
-    tuple took about 250 bytes an object, a digest in a set 90 to 150. A BLAKE2b digest of 128
-    bits makes telling two objects apart by it as sure as by their names (a collision would
-    make one object's job be skipped by a listing; the chance is nil at 2**-128 a pair).
+    Every object a listing finds, and every upload into a bucket that is listed again and again
+    (so that the next listing need not ask the store about it), is remembered, so this grows
+    with the bucket: the pair of strings and their tuple took about 250 bytes an object, a
+    digest in a set 90 to 150. A BLAKE2b digest of 128 bits makes telling two objects apart by
+    it as sure as by their names (a collision would make one object's job be skipped by a
+    listing; the chance is nil at 2**-128 a pair).
 
     Two generations of at most ``limit / 2`` each: when the newer one is full it becomes the
     older and the previous older one is dropped, so the most recent half is always kept."""

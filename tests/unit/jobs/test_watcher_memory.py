@@ -13,14 +13,39 @@ def test_seen_objects_keep_the_newer_half_past_the_limit(monkeypatch) -> None:  
     monkeypatch.setattr(watcher, "SEEN_LIMIT", 4)
     w = watcher.BucketWatcher(jobs=None, storage=None, deployments=None)  # type: ignore[arg-type]
     for i in range(4):
-        w.mark_seen("echo", f"k{i}", "e")
+        w.mark_seen("echo", "in", f"k{i}", "e")
     seen = w._seen["echo"]
     assert all(seen.has(f"k{i}", "e") for i in range(4))
     assert not seen.has("k0", "other etag") and not seen.has("k4", "e")
-    w.mark_seen("echo", "k4", "e")
+    w.mark_seen("echo", "in", "k4", "e")
     # The oldest generation (k0, k1) is gone; the newer half and the newest object stay.
     assert [seen.has(f"k{i}", "e") for i in range(5)] == [False, False, True, True, True]
     assert len(seen) == 3
+
+
+class FollowedBuckets:
+    """A change feed, as far as the watcher's memory asks: which buckets it follows now."""
+
+    def __init__(self, *buckets: str) -> None:
+        self.following = frozenset(buckets)
+
+
+def test_uploads_into_followed_buckets_are_not_remembered() -> None:
+    # Every upload's own event is dropped and no listing follows: remembering each one grew
+    # the platform by an entry a job, for as long as it ran (the soak's growth).
+    w = watcher.BucketWatcher(
+        jobs=None,  # type: ignore[arg-type]
+        storage=None,  # type: ignore[arg-type]
+        deployments=None,
+        changes=FollowedBuckets("in"),
+    )
+    for i in range(10_000):
+        w.mark_seen("echo", "in", f"soak/{i}.json", "e")
+    assert len(w._seen.get("echo", ())) == 0
+    # A bucket the feed does not follow (yet) is listed again: its uploads are remembered.
+    w.mark_seen("echo", "other", "soak/0.json", "e")
+    assert w._seen["echo"].has("soak/0.json", "e")
+    assert len(w._seen["echo"]) == 1
 
 
 def test_seen_objects_stay_bounded_under_many_inserts() -> None:
