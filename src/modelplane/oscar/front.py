@@ -23,6 +23,7 @@ from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.http import Handler, HttpConnection, Request
 from modelplane.gateway.render import retry_header
 from modelplane.gateway.reply import Reply
+from modelplane.gateway.router import CACHED_URLS
 from modelplane.oscar import invoke
 from modelplane.oscar.auth import check_invocable, invoking_principal
 from modelplane.oscar.records import DEFINITION, Record, ServiceRecords
@@ -84,11 +85,14 @@ class OscarRunFront:
         )
 
     def _service_name(self, url: bytes) -> str:
-        """The service a ``/run/{name}`` URL names ("": none), kept per URL: the same few URLs
-        come again and again, and a lookup costs less than unquoting."""
+        """The service a ``/run/{name}`` URL names ("": none). Only URLs that name one are
+        kept, as the router keeps predict URLs: the same few come again and again, and a
+        lookup costs less than unquoting."""
         raw = url.partition(b"?")[0][len(PREFIX) :]
-        name = "" if not raw or b"/" in raw else unquote(raw.decode("latin-1"))
-        if len(self._names) >= 4096:  # bounded: query strings make URLs endless
+        if not raw or b"/" in raw:
+            return ""
+        name = unquote(raw.decode("latin-1"))
+        if len(self._names) >= CACHED_URLS:  # bounded: query strings make URLs endless
             self._names.clear()
         self._names[url] = name
         return name

@@ -63,3 +63,11 @@ async def test_one_stat_per_turn_for_many_requests(
     await asyncio.sleep(0)
     front.service("svc")
     assert len(calls) == 2
+
+
+async def test_only_urls_that_name_a_service_are_kept(tmp_path: Path) -> None:
+    front, _ = _front(tmp_path)
+    assert front._service_name(b"/run/my%2Dservice?x=1") == "my-service"
+    for url in (b"/run/", b"/run/a/b", *(b"/run/x/%d" % i for i in range(100))):
+        assert front._service_name(url) == ""
+    assert front._names == {b"/run/my%2Dservice?x=1": "my-service"}
