@@ -33,7 +33,7 @@ from modelplane.gateway.dataplane import DataPlane
 from modelplane.gateway.reply import PredictRequest
 from modelplane.jobs.group import GroupCommit
 from modelplane.jobs.keys import failure_message, retry_delay, retry_in
-from modelplane.jobs.results import store_results
+from modelplane.jobs.results import Output, result_objects, store_results
 from modelplane.jobs.triggers import request_meta
 from modelplane.security import PLATFORM
 from modelplane.storage import BucketStore, LocalBucketStore
@@ -271,19 +271,35 @@ class JobRunner:
     ) -> list[tuple[str, bool] | Exception]:
         """Write the results of the jobs that finished together and record those jobs as
         succeeded, in one thread hop and one transaction: on local storage a write is a few
-        system calls and its fsync, and a hop per job cost more CPU than that; a few groups at
-        once (``WRITE_LANES``) keep several fsyncs in flight. A job is recorded only once its
-        result is on disk."""
+        system calls, and a hop per job cost more CPU than that. The objects of a group go to
+        each bucket in one :meth:`~LocalBucketStore.put_many`, flushed to disk together; a few
+        groups at once (``WRITE_LANES``) keep several flushes in flight. A job is recorded only
+        once all its results are on disk."""
+        assert isinstance(self.storage, LocalBucketStore)
         out: list[tuple[str, bool] | Exception] = []
-        written: list[tuple[int, str, str]] = []
-        for job_id, result in items:
+        planned: list[tuple[str, list[Output]]] = []
+        by_bucket: dict[str, list[tuple[int, Output]]] = {}
+        for i, (_, result) in enumerate(items):
             try:
-                key = store_results(self.storage, *result)
-            except Exception as exc:  # this job's alone: each waits out or reports its own
+                key, outputs = result_objects(*result)
+            except Exception as exc:
                 out.append(exc)
+                planned.append(("", []))
                 continue
-            written.append((len(out), job_id, key))
             out.append((key, False))
+            planned.append((key, outputs))
+            for output in outputs:
+                by_bucket.setdefault(output[0], []).append((i, output))
+        for bucket, entries in by_bucket.items():
+            stored = self.storage.put_many(bucket, [(k, d, c) for _, (_, k, d, c) in entries])
+            for (i, _), outcome in zip(entries, stored, strict=True):
+                if isinstance(outcome, Exception) and not isinstance(out[i], Exception):
+                    out[i] = outcome  # this job's alone: each waits out or reports its own
+        written = [
+            (i, job_id, planned[i][0])
+            for i, (job_id, _) in enumerate(items)
+            if not isinstance(out[i], Exception)
+        ]
         if written:
             try:
                 self.jobs.succeed_many(

@@ -201,10 +201,11 @@ class FullFor(LocalBucketStore):
 
     full_key = ""
 
-    def put(self, bucket: str, key: str, *args: Any, **kw: Any) -> Any:
-        if key == self.full_key:
-            raise InsufficientStorage("the disk holding the buckets is full")
-        return super().put(bucket, key, *args, **kw)
+    def put_many(self, bucket: str, items: Any) -> Any:
+        full = InsufficientStorage("the disk holding the buckets is full")
+        rest = [item for item in items if item[0] != self.full_key]
+        stored = iter(super().put_many(bucket, rest))
+        return [full if item[0] == self.full_key else next(stored) for item in items]
 
 
 async def test_results_written_together_each_have_their_own_outcome(

@@ -230,3 +230,59 @@ def test_sweep_removes_only_dead_temporary_files(tmp_path: Path) -> None:
     assert store.sweep_temporary(0.0, now + 1) == 1  # alone on the store: every one is dead
     assert not fresh.exists()
     assert [o.key for o in store.list("bkt")] == ["deep/.modelplane-tmp-user.part", "deep/obj.json"]
+
+
+def test_put_many_gives_each_object_its_own_outcome(
+    store: LocalBucketStore, tmp_path: Path, outside: Path
+) -> None:
+    store.put("bkt", "taken", b"file")
+    (tmp_path / "root" / "bkt" / "link").symlink_to(outside, target_is_directory=True)
+    items: list[tuple[str, bytes, str | None]] = [
+        ("in/a.json", b'{"a": 1}', "application/json"),
+        ("../escape", b"x", None),  # a key that may not be
+        ("taken/b", b"x", None),  # a folder where an object is
+        ("link/c", b"x", None),  # through a link
+        ("in/d.bin", b"\x00\x01", None),
+        ("in/deeper/e", b"e", "text/plain"),
+    ]
+    out = store.put_many("bkt", items)
+
+    assert [type(o).__name__ for o in out] == [
+        "ObjectInfo",
+        "InvalidInput",
+        "AlreadyExists",
+        "InvalidInput",
+        "ObjectInfo",
+        "ObjectInfo",
+    ]
+    assert store.get("bkt", "in/a.json") == b'{"a": 1}'
+    assert store.head("bkt", "in/a.json").content_type == "application/json"
+    assert store.head("bkt", "in/d.bin").etag == hashlib.md5(b"\x00\x01").hexdigest()
+    assert store.head("bkt", "in/deeper/e").content_type == "text/plain"
+    assert sorted(o.key for o in store.list("bkt")) == [
+        "in/a.json",
+        "in/d.bin",
+        "in/deeper/e",
+        "taken",
+    ]
+    assert not list((tmp_path / "root" / "bkt").rglob(".modelplane-tmp-*"))  # nothing left over
+    assert list(outside.iterdir()) == [outside / "secret.txt"]
+
+
+def test_put_many_checks_a_folder_again_once_it_is_a_link(
+    store: LocalBucketStore, tmp_path: Path, outside: Path
+) -> None:
+    """What one group found real is not trusted by the next one."""
+    store.put_many("bkt", [("in/a", b"a", None)])
+    shutil.rmtree(tmp_path / "root" / "bkt" / "in")
+    (tmp_path / "root" / "bkt" / "in").symlink_to(outside, target_is_directory=True)
+
+    [out] = store.put_many("bkt", [("in/b", b"b", None)])
+
+    assert isinstance(out, InvalidInput) and "symbolic link" in out.message
+    assert not (outside / "b").exists()
+
+
+def test_put_many_of_a_missing_bucket_fails_every_object(store: LocalBucketStore) -> None:
+    out = store.put_many("nope", [("a", b"a", None), ("b", b"b", None)])
+    assert [type(o) for o in out] == [NotFound, NotFound]
