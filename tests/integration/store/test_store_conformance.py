@@ -12,6 +12,7 @@ from modelplane.errors import AlreadyExists, Conflict, DeploymentNotFound, NotFo
 from modelplane.store import Store, open_store
 from modelplane.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, NewJob
 from modelplane.store.users import UserStore
+from modelplane.testing.clock import FakeClock
 
 SPEC = {"name": "echo", "model": {"path": "/m"}, "mode": "dedicated"}
 
@@ -135,6 +136,44 @@ def test_enqueue_is_idempotent_per_input_object(store: Store) -> None:
     assert created and not created_again
     assert again.id == first.id
     assert jobs.counts() == {"echo": {QUEUED: 1}}
+
+
+def test_many_jobs_are_stored_as_one_at_a_time_would_be(store: Store) -> None:
+    """enqueue_many and succeed_many write the driver's SQL themselves: what they store reads
+    back as the ORM wrote it (aware UTC times to the microsecond), over more rows than one
+    statement takes, with duplicates inside the call and against earlier calls."""
+    clock = FakeClock(wall=1_800_000_000.123456)
+    jobs = JobStore(store, clock)
+    made = jobs.enqueue_many([job(f"k{i:04d}") for i in range(200)] + [job("k0007")])
+    assert [new for _, new in made] == [True] * 200 + [False]
+    assert made[200][0].id == made[7][0].id
+    again = jobs.enqueue_many([job("k0001"), job("fresh")])
+    assert [new for _, new in again] == [False, True] and again[0][0].id == made[1][0].id
+    when = datetime(2027, 1, 15, 8, 0, 0, 123456, tzinfo=UTC)
+    row = jobs.get(made[0][0].id)
+    assert row is not None and row.created_at == when
+    assert (row.state, row.attempts, row.max_attempts, row.content_type) == (
+        QUEUED,
+        0,
+        3,
+        "application/json",
+    )
+
+    claimed = jobs.claim("echo", "r1", lease=30, limit=300)
+    assert len(claimed) == 201
+    clock.advance(2.5)
+    jobs.succeed_many("r1", [(j.id, f"{j.input_key}.out") for j in claimed[:150]])
+    jobs.succeed_many("r2", [(j.id, "stolen") for j in claimed[150:]])  # not r2's to finish
+    assert jobs.counts() == {"echo": {SUCCEEDED: 150, RUNNING: 51}}
+    done = jobs.get(claimed[0].id)
+    assert done is not None
+    assert (done.output_key, done.lease_owner, done.lease_expires_at, done.error) == (
+        f"{claimed[0].input_key}.out",
+        None,
+        None,
+        None,
+    )
+    assert done.finished_at == when + timedelta(seconds=2.5)
 
 
 def test_claim_succeed_fail_retry_and_dead_letter(store: Store) -> None:
