@@ -182,14 +182,18 @@ class JobRunner:
                 task.add_done_callback(self._tasks.discard)
 
     def _read_inputs(self, jobs: list[Job]) -> list[bytes | Exception | None]:
-        out: list[bytes | Exception | None] = []
-        for job in jobs:
-            try:
-                out.append(self.storage.get(job.input_bucket, job.input_key))
-            except NotFound as exc:
-                out.append(exc)
-            except Exception:
-                out.append(None)  # read again by the job itself, which waits out storage trouble
+        """The claimed jobs' inputs, a bucket's at a time (``get_many``): each job's content,
+        a ``NotFound`` if it is gone, or None to read it again itself (it then waits out
+        storage trouble)."""
+        assert isinstance(self.storage, LocalBucketStore)
+        out: list[bytes | Exception | None] = [None] * len(jobs)
+        by_bucket: dict[str, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_bucket.setdefault(job.input_bucket, []).append(i)
+        for bucket, indexes in by_bucket.items():
+            keys = [jobs[i].input_key for i in indexes]
+            for i, data in zip(indexes, self.storage.get_many(bucket, keys), strict=True):
+                out[i] = data if isinstance(data, bytes | NotFound) else None
         return out
 
     # -- one job --------------------------------------------------------------------------------

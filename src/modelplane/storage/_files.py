@@ -131,10 +131,6 @@ def stage_file(
     target = os.fspath(path)
     fd, tmp_name = _create_temp(os.path.dirname(target) or ".")
     try:
-        # An ordinary file's mode, not mkstemp's 0600: an OSCAR service's sandboxed script reads
-        # its mounted bucket folder under a uid of its own. The data directory (0700) keeps
-        # everyone else out.
-        os.fchmod(fd, 0o644)
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         # Straight to the file descriptor: chunks are large already, a buffer adds only a copy.
@@ -144,8 +140,14 @@ def stage_file(
                 view = view[os.write(fd, view) :]
             digest.update(chunk)
             size += len(chunk)
-        # Setting an attribute changes the ctime only, so the mtime read here stays true.
-        mtime_ns = os.fstat(fd).st_mtime_ns
+        # Setting an attribute or the mode changes the ctime only, so this mtime stays true.
+        st = os.fstat(fd)
+        mtime_ns = st.st_mtime_ns
+        if st.st_mode & 0o777 != _MODE:
+            # An ordinary file's mode, not mkstemp's 0600: an OSCAR service's sandboxed script
+            # reads its mounted bucket folder under a uid of its own. The data directory (0700)
+            # keeps everyone else out. Created so, unless the umask took some of it away.
+            os.fchmod(fd, _MODE)
         written = Written(size=size, md5_hex=digest.hexdigest(), mtime_ns=mtime_ns)
         if tag is not None:
             try:
@@ -212,6 +214,7 @@ def discard(staged: Staged) -> None:
 
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_MODE = 0o644
 
 
 def _create_temp(folder: str) -> tuple[int, str]:
@@ -222,7 +225,7 @@ def _create_temp(folder: str) -> tuple[int, str]:
         # 8 hex digits: within mkstemp's alphabet, which is what is_temp_name recognises.
         path = f"{folder}/{_TEMP_PREFIX}{os.urandom(4).hex()}{_TEMP_SUFFIX}"
         try:
-            return os.open(path, _TEMP_FLAGS, 0o600), path
+            return os.open(path, _TEMP_FLAGS, _MODE), path
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", folder)

@@ -277,6 +277,34 @@ class LocalBucketStore:
         with self._open(bucket, key, describe=False) as (_, file):
             return file.read()
 
+    def get_many(self, bucket: str, keys: Sequence[str]) -> builtins.list[bytes | Exception]:
+        """:meth:`get` for several objects of one bucket (the inputs of the jobs a runner just
+        claimed): one outcome per key, in order, its content or its error. The bucket and the
+        folders on the way are checked once for the lot."""
+        seen = _Seen()
+        out: builtins.list[bytes | Exception] = []
+        for key in keys:
+            try:
+                _, path, _ = self._walk_object(bucket, key, seen)
+                out.append(self._read_whole(bucket, key, path))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _read_whole(self, bucket: str, key: str, path: str) -> bytes:
+        fd = self._open_fd(bucket, key, path)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _missing(bucket, key)  # a folder (or a device) is not an object
+            # One read for the size the file has (plus one that finds its end), no buffer.
+            pieces = [os.read(fd, st.st_size + 1)]
+            while pieces[-1]:
+                pieces.append(os.read(fd, CHUNK_SIZE))
+            return pieces[0] if len(pieces) == 2 else b"".join(pieces)
+        finally:
+            os.close(fd)
+
     def get_to_path(self, bucket: str, key: str, path: Path) -> ObjectInfo:
         """Copy an object into the file ``path``, replacing it atomically."""
         with self._open(bucket, key) as (info, file):
@@ -551,15 +579,7 @@ class LocalBucketStore:
         self, bucket: str, key: str, *, describe: bool = True
     ) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
         _, path, _ = self._walk_object(bucket, key)
-        try:
-            # O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise _missing(bucket, key) from exc
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
-                raise _missing(bucket, key) from exc  # could never have been stored here
-            _reraise_os_error(exc, bucket, key)
+        fd = self._open_fd(bucket, key, path)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -569,6 +589,21 @@ class LocalBucketStore:
                 yield _NO_INFO, file
                 return
             yield self._info(bucket, key, Path(path), st, with_content_type=True), file
+
+    @staticmethod
+    def _open_fd(bucket: str, key: str, path: str) -> int:
+        try:
+            # O_NOFOLLOW: a link swapped in after the walk's check is refused, not followed.
+            return os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise _missing(bucket, key) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise _missing(bucket, key) from exc  # could never have been stored here
+            _reraise_os_error(exc, bucket, key)
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _meta(key: str, written: Written, content_type: str) -> dict[str, Any]:

@@ -286,3 +286,32 @@ def test_put_many_checks_a_folder_again_once_it_is_a_link(
 def test_put_many_of_a_missing_bucket_fails_every_object(store: LocalBucketStore) -> None:
     out = store.put_many("nope", [("a", b"a", None), ("b", b"b", None)])
     assert [type(o) for o in out] == [NotFound, NotFound]
+
+
+def test_get_many_gives_each_key_its_own_outcome(
+    store: LocalBucketStore, tmp_path: Path, outside: Path
+) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 5)  # more than one read's worth
+    store.put_many("bkt", [("in/a", b"a", None), ("in/big", big, None), ("b", b"", None)])
+    (tmp_path / "root" / "bkt" / "in" / "link").symlink_to(outside / "secret.txt")
+    (tmp_path / "root" / "bkt" / "folder").mkdir()
+
+    out = store.get_many("bkt", ["in/a", "in/big", "b", "in/missing", "in/link", "folder", "../x"])
+
+    assert out[:3] == [b"a", big, b""]
+    assert [type(o) for o in out[3:]] == [NotFound, InvalidInput, NotFound, InvalidInput]
+    assert [type(o) for o in store.get_many("nope", ["a"])] == [NotFound]
+
+
+def test_objects_are_readable_by_others_whatever_the_umask(
+    store: LocalBucketStore, tmp_path: Path
+) -> None:
+    """A sandboxed script reads its mounted bucket under a uid of its own."""
+    old = os.umask(0o077)
+    try:
+        store.put("bkt", "a", b"a")
+        store.put_many("bkt", [("b", b"b", None)])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "root" / "bkt" / "a").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "root" / "bkt" / "b").stat().st_mode & 0o777 == 0o644
