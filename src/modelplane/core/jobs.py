@@ -20,11 +20,8 @@ from modelplane.store.jobs import Job, NewJob
 from modelplane.store.models import DeploymentRow, JobRow
 
 UPLOAD_THREADS = 6
-"""Threads an upload of many files writes them from, a share each: fewer than the platform's
-I/O threads (8 with local storage and store), so the runner's calls still find one free."""
-SHARE = 32
-"""Files of an upload written in one thread at least: flushed together, they cost less than
-alone (see ``LocalBucketStore.put_many``)."""
+"""Threads an upload of many files to S3 writes them from, a share each: fewer than the
+platform's I/O threads, so the runner's calls still find one free."""
 
 
 def job_view(job: JobRow | Job) -> dict[str, Any]:
@@ -199,15 +196,16 @@ class Jobs:
         keys = [prefix + filename for filename, _, _ in files]
         for key in keys:
             validate_key(key)
-        # Written side by side, a share of the files per thread: a share is flushed to disk
-        # together (put_many on local storage), and the filesystem commits concurrent flushes
-        # together too, so an upload of many files costs a few disk flushes and a few thread
-        # hops, not one of each per file. Then one transaction enqueues them all.
+        # On local storage, all in one thread hop (put_many: written, then flushed together);
+        # threads writing side by side into one folder only queued on its lock, spinning. On
+        # S3, a share per thread: each put is a round trip, and several go at once. Then one
+        # transaction enqueues them all.
         items = [(key, data, ctype) for key, (_, data, ctype) in zip(keys, files, strict=True)]
         if self.deps.watcher is not None:
             for key in keys:
                 self.deps.watcher.expect(bucket, key)
-        step = max(SHARE, -(-len(items) // UPLOAD_THREADS))
+        local = isinstance(self.storage, LocalBucketStore)
+        step = len(items) if local else -(-len(items) // UPLOAD_THREADS)
         try:
             shares = await asyncio.gather(
                 *(
