@@ -13,7 +13,9 @@ bucket ``echo-out``, created over REST. Then, in this order:
   2. jobs through PUT /api/v1/buckets/echo-in/objects/put/NNNNN.json (one object per request),
      from httpx in this process, then the same from wrk (a C client: the client is not the limit)
   3. the platform's CPU while idle with those objects in the input bucket (the watcher's scans)
-  4. jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request), then
+  4. the filesystem alone: 2 x --jobs small files written, flushed and renamed as the local store
+     does (the kernel's share of a job's cost on this disk, measured in the same run), then
+     jobs through multipart POST /api/v1/deployments/echo/jobs (many files per request), then
      files renamed straight into the input bucket's folder (the bucket watcher's path)
   5. direct predicts, round 2
   6. ``modelplane batch echo`` over --batch small JSON files, twice (the 2nd finds all done),
@@ -505,6 +507,33 @@ async def jobs_drop(p: Platform, n: int, deadline_s: float) -> dict[str, Any]:
     }
 
 
+def files_baseline(folder: Path, n: int) -> dict[str, Any]:
+    """The filesystem's own cost of what a job makes there: ``n`` small files each written to
+    a temporary name, flushed (fsync, 64 at a time) and renamed into place, as the local store
+    writes an object, in this process. A job makes two (its input and its result), so this is
+    the part of the platform's CPU per job that is the kernel's creating files, on this disk in
+    its present state (on ext4 without a journal, creating an inode slows down for minutes
+    after many files were deleted nearby)."""
+    folder.mkdir()
+    c0, t0 = os.times(), time.perf_counter()
+    for first in range(0, n, 64):
+        fds = []
+        for i in range(first, min(n, first + 64)):
+            fd = os.open(folder / f".tmp-{i:05d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
+            fds.append((i, fd))
+        for _, fd in fds:
+            os.fsync(fd)
+        for i, fd in fds:
+            os.close(fd)
+            os.replace(folder / f".tmp-{i:05d}", folder / f"{i:05d}.json")
+    wall, c1 = time.perf_counter() - t0, os.times()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    return {"files": n, "seconds": wall, "files_per_s": n / wall,
+            "cpu_ms_per_file": 1000 * cpu / n,
+            "kernel_ms_per_file": 1000 * (c1.system - c0.system) / n}
+
+
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     def ts(x: str) -> float:
         return dt.datetime.fromisoformat(x).timestamp()
@@ -614,6 +643,9 @@ def main(argv: list[str] | None = None) -> int:
             with plat.cpu() as idle:
                 time.sleep(3.0)
 
+            log(f"the filesystem alone: {2 * args.jobs} files as the store writes them")
+            fsb = files_baseline(tmp / "fs-baseline", 2 * args.jobs)
+
             log(f"enqueueing {args.jobs} jobs with multipart POST "
                 f"({args.files_per_request} files/request, {args.upload_concurrency} in flight)")
             mp = asyncio.run(jobs_run(plat, "multipart", args.jobs, args.upload_concurrency,
@@ -699,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
                    "per_request_ms": direct_ms, "httpx_per_request_ms": httpx_ms},
         "jobs": {"put": put, "wrk": wk, "multipart": mp, "drop": dr},
         "job_latency": lat,
+        "files_baseline": fsb,
         "queue_vs_direct": compare,
         "idle_with_objects_in_bucket": [
             {"objects": args.jobs + wk["jobs"], **idle.as_dict()},
@@ -767,6 +800,15 @@ def render(doc: dict[str, Any]) -> str:
                + ", ".join(f"{k} {J[k]['cpu']['platform_cpu_ms_per_item']:.2f} "
                            f"({J[k]['cpu']['platform_kernel_ms_per_item']:.2f}) / "
                            f"{J[k]['cpu']['replicas_cpu_ms_per_item']:.2f} ms" for k in J))
+    fsb = doc.get("files_baseline")
+    if fsb:
+        mp_cpu = J["multipart"]["cpu"]["platform_cpu_ms_per_item"]
+        two = 2 * fsb["cpu_ms_per_file"]
+        out.append(f"  the filesystem alone (this process, just before the multipart run): "
+                   f"{fsb['files_per_s']:.0f} files/s, {fsb['cpu_ms_per_file']:.3f} ms CPU per "
+                   f"file ({fsb['kernel_ms_per_file']:.3f} kernel);")
+        out.append(f"  a job makes two files: {two:.2f} ms of multipart's {mp_cpu:.2f} ms per job "
+                   f"is creating them, {mp_cpu - two:.2f} ms the platform's own")
     out.append("")
     out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
     for k in ("put", "wrk", "multipart", "drop"):
