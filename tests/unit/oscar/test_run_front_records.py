@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.errors import Unauthenticated
 from modelplane.gateway.dataplane import DataPlane
 from modelplane.metrics import Metrics
 from modelplane.oscar.front import OscarRunFront
@@ -71,3 +72,45 @@ async def test_only_urls_that_name_a_service_are_kept(tmp_path: Path) -> None:
     for url in (b"/run/", b"/run/a/b", *(b"/run/x/%d" % i for i in range(100))):
         assert front._service_name(url) == ""
     assert front._names == {b"/run/my%2Dservice?x=1": "my-service"}
+
+
+class _Req:
+    def __init__(self, authorization: bytes) -> None:
+        self.url, self.method, self.body = b"/run/svc", b"POST", b'{"x": 1}'
+        self.authorization = authorization
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.errors: list[int] = []
+
+    def respond_error(self, exc: Exception) -> None:
+        self.errors.append(getattr(exc, "status", 0))
+
+
+async def test_callers_are_checked_once_per_turn_and_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    front, _ = _front(tmp_path)
+    import modelplane.oscar.front as module
+
+    checked: list[bytes] = []
+    real = module.invoking_principal
+
+    def counting(header: bytes, *args: object, **kw: object) -> object:
+        checked.append(header)
+        if header == b"Bearer wrong":
+            raise Unauthenticated("a valid token is required")
+        return real(header, *args, **kw)  # type: ignore[arg-type]
+
+    sent: list[object] = []
+    monkeypatch.setattr(module, "invoking_principal", counting)
+    monkeypatch.setattr(front.dataplane, "submit", lambda name, request, cb: sent.append(request))
+    conn = _Conn()
+    for auth in (b"Bearer a", b"Bearer a", b"Bearer wrong", b"Bearer a", b"Bearer wrong"):
+        front.handle(_Req(auth), conn)  # type: ignore[arg-type]
+    assert checked == [b"Bearer a", b"Bearer wrong", b"Bearer wrong"]  # a refusal is not kept
+    assert (len(sent), conn.errors) == (3, [401, 401])
+    await asyncio.sleep(0)  # the next turn checks again
+    front.handle(_Req(b"Bearer a"), conn)  # type: ignore[arg-type]
+    assert checked[-1] == b"Bearer a" and len(checked) == 4
