@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/jobs.py                      # 2,000 jobs per enqueue path, 10,000 batch
     .venv/bin/python bench/jobs.py --jobs 500 --batch 2000
+    .venv/bin/python bench/jobs.py --base /tmp/old/src --rounds 3   # multipart, against a tree
 
 One platform (``modelplane up --watch-interval 0.2``, fresh data dir, free 127.0.0.1 port) with a
 dedicated deployment ``echo`` of examples/echo, 2 replicas, input bucket ``echo-in``, output
@@ -143,12 +144,16 @@ class Cpu:
 
 
 class Platform:
-    def __init__(self, tmp: Path, replicas: int, watch_interval: float) -> None:
+    def __init__(self, tmp: Path, replicas: int, watch_interval: float,
+                 src: Path | None = None) -> None:
         self.data_dir = tmp / "platform-data"
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
         env = {k: v for k, v in os.environ.items()
-               if k not in ("MODELPLANE_DATA_DIR", "MODELPLANE_URL", "MODELPLANE_TOKEN")}
+               if k not in ("MODELPLANE_DATA_DIR", "MODELPLANE_URL", "MODELPLANE_TOKEN",
+                            "PYTHONPATH")}
+        if src is not None:  # another tree's code (its src/ ahead of this checkout's)
+            env["PYTHONPATH"] = str(src.resolve())
         self.env = env
         self.server = Server(
             "platform", f"platform, dedicated, {replicas} replicas",
@@ -534,6 +539,59 @@ def files_baseline(folder: Path, n: int) -> dict[str, Any]:
             "kernel_ms_per_file": 1000 * (c1.system - c0.system) / n}
 
 
+def ab_rounds(args: argparse.Namespace) -> int:
+    """``--base SRC``: the multipart step alone, this tree against another one, ``--rounds``
+    interleaved rounds, each on a fresh platform (same machine, same minutes, same disk state:
+    read the per-round ratios)."""
+    rows: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        for key, src in (("base", args.base), ("this", None)):
+            tmp = Path(tempfile.mkdtemp(prefix="mp-bench-jobs-ab-", dir=args.tmp))
+            plat = Platform(tmp, args.replicas, args.watch_interval, src)
+            try:
+                with terminate_as_exit():
+                    plat.start()
+                    asyncio.run(jobs_run(plat, "put", 100, args.concurrency, 1, 60))  # warm-up
+                    fsb = files_baseline(tmp / "fs-baseline", 2 * args.jobs)
+                    mp = asyncio.run(jobs_run(plat, "multipart", args.jobs,
+                                              args.upload_concurrency, args.files_per_request,
+                                              max(120.0, args.jobs / 10)))
+            finally:
+                plat.server.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            mp.pop("timeline")
+            row = {"round": r + 1, "tree": key, "e2e": mp["end_to_end_jobs_per_s"],
+                   "steady": mp["steady_jobs_per_s"],
+                   "cpu_ms": mp["cpu"]["platform_cpu_ms_per_item"],
+                   "kernel_ms": mp["cpu"]["platform_kernel_ms_per_item"],
+                   "file_cpu_ms": fsb["cpu_ms_per_file"], "failed": mp["failed"]}
+            rows.append(row)
+            log(f"round {r + 1} {key}: {row['e2e']:.0f} jobs/s e2e, {row['cpu_ms']:.2f} ms "
+                f"CPU/job ({row['kernel_ms']:.2f} kernel), a file alone {row['file_cpu_ms']:.3f} ms")
+    print(f"multipart jobs ({args.jobs} per round, {args.files_per_request} files/request, "
+          f"{args.upload_concurrency} in flight), this tree against {args.base}, "
+          f"data under {args.tmp or tempfile.gettempdir()}")
+    print("  round  tree   e2e jobs/s   steady   CPU ms/job (kernel)  a file alone ms   "
+          "this ÷ base: jobs/s  CPU")
+    for r in range(args.rounds):
+        b, t = rows[2 * r], rows[2 * r + 1]
+        for row in (b, t):
+            ratio = ""
+            if row is t:
+                ratio = f"   {t['e2e'] / b['e2e']:5.2f}x  {t['cpu_ms'] / b['cpu_ms']:5.2f}x"
+            print(f"  {row['round']:5d}  {row['tree']:5s} {row['e2e']:11.0f} "
+                  f"{row['steady'] or 0:8.0f} {row['cpu_ms']:11.2f} ({row['kernel_ms']:.2f})"
+                  f" {row['file_cpu_ms']:16.3f}{ratio}")
+    ratios = [rows[2 * r + 1]["e2e"] / rows[2 * r]["e2e"] for r in range(args.rounds)]
+    cpus = [rows[2 * r + 1]["cpu_ms"] / rows[2 * r]["cpu_ms"] for r in range(args.rounds)]
+    print(f"  median this ÷ base: {statistics.median(ratios):.2f}x jobs/s, "
+          f"{statistics.median(cpus):.2f}x CPU per job")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                    "base": str(args.base), "rounds": rows}, indent=2) + "\n")
+    return 1 if any(row["failed"] for row in rows) else 0
+
+
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     def ts(x: str) -> float:
         return dt.datetime.fromisoformat(x).timestamp()
@@ -602,9 +660,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", type=Path, default=None,
                     help="where the run's temporary folder (the platform's data dir, the batch "
                          "files) goes, e.g. /dev/shm to leave the disk out [the system's]")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="another tree's src/: only the multipart step, --rounds interleaved "
+                         "rounds of it and of this tree, each on a fresh platform")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds with --base [3]")
     args = ap.parse_args(argv)
     if args.jobs < 10 or args.batch < 1:
         ap.error("--jobs must be >= 10 and --batch >= 1")
+    if args.base is not None:
+        if not (args.base / "modelplane").is_dir():
+            ap.error(f"--base {args.base}: expected a src/ folder holding modelplane/")
+        if args.out == RESULTS:
+            args.out = RESULTS.with_name("jobs_ab.json")
+        return ab_rounds(args)
 
     started = time.time()
     load_before = os.getloadavg()
