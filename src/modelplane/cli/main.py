@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import json
 import os
@@ -237,6 +238,10 @@ async def _serve(settings: Settings, examples: Path | None) -> None:
     lines.append("try:  modelplane ls   ·   modelplane predict echo --json '{\"hello\": 1}'")
     lines.append("stop with Ctrl-C; deployments come back at the next `modelplane up`")
     out.print(Panel("\n".join(lines), expand=False))
+    # What start-up made (modules, the app, the store's metadata: most of the heap) lives as long
+    # as the platform: out of the collector's sight, a full collection no longer walks it on the
+    # hot paths (8 % of the CPU per async job, measured with bench/jobs.py --base).
+    gc.freeze()
     await stop.wait()
     out.print("stopping replicas…")
     await platform.stop()
