@@ -134,8 +134,6 @@ def validate_content_type(content_type: object) -> str:
     It travels as an HTTP header on S3, so it must be printable ASCII without line breaks, and
     look like ``type/subtype`` (parameters such as ``; charset=utf-8`` are allowed).
     """
-    if isinstance(content_type, str) and content_type in _VALID_TYPES:
-        return content_type  # the same few, on every object written
     text = _check_text(content_type, "content type")
     if not _CONTENT_TYPE_RE.fullmatch(text) or len(text) > _CONTENT_TYPE_MAX:
         raise InvalidInput(
@@ -143,13 +141,7 @@ def validate_content_type(content_type: object) -> str:
             f"ASCII, at most {_CONTENT_TYPE_MAX} characters",
             content_type=text,
         )
-    if len(_VALID_TYPES) < 256:
-        _VALID_TYPES.add(text)
     return text
-
-
-_VALID_TYPES: set[str] = set()
-"""Content types found valid (bounded: a few hundred at most)."""
 
 
 def _check_text(value: object, what: str) -> str:

@@ -274,8 +274,8 @@ class LocalBucketStore:
     def get(self, bucket: str, key: str) -> bytes:
         """Return the whole content of an object."""
         # Its metadata is not read: the content is all that is asked for (a job's input).
-        with self._open(bucket, key, describe=False) as (_, file):
-            return file.read()
+        _, path, _ = self._walk_object(bucket, key)
+        return self._read_whole(bucket, key, path)
 
     def get_many(self, bucket: str, keys: Sequence[str]) -> builtins.list[bytes | Exception]:
         """:meth:`get` for several objects of one bucket (the inputs of the jobs a runner just
@@ -575,9 +575,7 @@ class LocalBucketStore:
         )
 
     @contextlib.contextmanager
-    def _open(
-        self, bucket: str, key: str, *, describe: bool = True
-    ) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
+    def _open(self, bucket: str, key: str) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
         _, path, _ = self._walk_object(bucket, key)
         fd = self._open_fd(bucket, key, path)
         st = os.fstat(fd)
@@ -585,9 +583,6 @@ class LocalBucketStore:
             os.close(fd)
             raise _missing(bucket, key)  # a folder (or a device) is not an object
         with os.fdopen(fd, "rb") as file:
-            if not describe:
-                yield _NO_INFO, file
-                return
             yield self._info(bucket, key, Path(path), st, with_content_type=True), file
 
     @staticmethod
@@ -639,17 +634,6 @@ def _link_refused(what: str, path: Path) -> InvalidInput:
         f"{what} resolves through a symbolic link; the local store does not follow links",
         path=str(path),
     )
-
-
-_NO_INFO = ObjectInfo(
-    bucket="",
-    key="",
-    size=0,
-    etag="",
-    last_modified=datetime.min.replace(tzinfo=UTC),
-    content_type=None,
-)
-"""What :meth:`LocalBucketStore._open` yields for the description when not asked for one."""
 
 
 @dataclass(slots=True)

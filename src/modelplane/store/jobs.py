@@ -8,6 +8,7 @@ both hold one job, on SQLite or PostgreSQL alike.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,6 +91,10 @@ class JobStore:
     def _now(self) -> datetime:
         return utc(self.clock)
 
+    @functools.cached_property
+    def _sql(self) -> _DriverSql:
+        return _DriverSql(self.store)
+
     # -- buckets --------------------------------------------------------------------------------
     def claim_bucket(self, name: str, owner: str) -> str:
         """Record ``owner`` as the bucket's owner if nobody owns it yet; return the owner."""
@@ -160,7 +165,7 @@ class JobStore:
             return []
         now = self._now()
         rows = [self._values(job, now) for job in jobs]
-        sql = _DriverSql.of(self.store)
+        sql = self._sql
         when = sql.stamp(now)
         inserted: set[str] = set()
         with self.store.begin() as conn:
@@ -253,7 +258,7 @@ class JobStore:
         commits the jobs that finished within a few milliseconds of each other together."""
         if not done:
             return
-        sql = _DriverSql.of(self.store)
+        sql = self._sql
         when = sql.stamp(self._now())
         params = [(key, when, job_id, runner) for job_id, key in done]
         with self.store.begin() as conn:
@@ -506,8 +511,6 @@ class _DriverSql:
     them; timestamps go through the column type's own bind processor, once per statement, so
     they are stored exactly as SQLAlchemy stores them."""
 
-    _cache: dict[int, _DriverSql] = {}
-
     def __init__(self, store: Store) -> None:
         dialect = store.engine.dialect
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -521,13 +524,6 @@ class _DriverSql:
             f"error = NULL, lease_owner = NULL, lease_expires_at = NULL "
             f"WHERE id = {mark} AND lease_owner = {mark} AND state = '{RUNNING}'"
         )
-
-    @classmethod
-    def of(cls, store: Store) -> _DriverSql:
-        sql = cls._cache.get(id(store.engine))
-        if sql is None:
-            sql = cls._cache[id(store.engine)] = cls(store)
-        return sql
 
     def stamp(self, when: datetime) -> Any:
         return self._stamp(when) if self._stamp is not None else when
