@@ -512,18 +512,19 @@ async def jobs_drop(p: Platform, n: int, deadline_s: float) -> dict[str, Any]:
     }
 
 
-def files_baseline(folder: Path, n: int) -> dict[str, Any]:
+def files_baseline(folder: Path, n: int, group: int = 64) -> dict[str, Any]:
     """The filesystem's own cost of what a job makes there: ``n`` small files each written to
     a temporary name, flushed (fsync, 64 at a time) and renamed into place, as the local store
     writes an object, in this process. A job makes two (its input and its result), so this is
     the part of the platform's CPU per job that is the kernel's creating files, on this disk in
     its present state (on ext4 without a journal, creating an inode slows down for minutes
-    after many files were deleted nearby)."""
+    after many files were deleted nearby). ``group=1``: each file flushed on its own, as before
+    ``put_many``."""
     folder.mkdir()
     c0, t0 = os.times(), time.perf_counter()
-    for first in range(0, n, 64):
+    for first in range(0, n, group):
         fds = []
-        for i in range(first, min(n, first + 64)):
+        for i in range(first, min(n, first + group)):
             fd = os.open(folder / f".tmp-{i:05d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
             fds.append((i, fd))
@@ -590,6 +591,14 @@ def ab_rounds(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps({"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                     "base": str(args.base), "rounds": rows}, indent=2) + "\n")
     return 1 if any(row["failed"] for row in rows) else 0
+
+
+def merge_baselines(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    n = sum(p["files"] for p in parts)
+    wall = sum(p["seconds"] for p in parts)
+    return {"files": n, "seconds": wall, "files_per_s": n / wall,
+            "cpu_ms_per_file": sum(p["cpu_ms_per_file"] * p["files"] for p in parts) / n,
+            "kernel_ms_per_file": sum(p["kernel_ms_per_file"] * p["files"] for p in parts) / n}
 
 
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -711,8 +720,13 @@ def main(argv: list[str] | None = None) -> int:
             with plat.cpu() as idle:
                 time.sleep(3.0)
 
-            log(f"the filesystem alone: {2 * args.jobs} files as the store writes them")
-            fsb = files_baseline(tmp / "fs-baseline", 2 * args.jobs)
+            log(f"the filesystem alone: {2 * args.jobs} files as the store writes them, and as many "
+                "flushed one by one")
+            # Grouped and one by one in alternating halves: file creation drifts with the disk's
+            # state from one second to the next, so neither goes first on its own.
+            halves = [files_baseline(tmp / f"fs-baseline-{i}", args.jobs, group)
+                      for i, group in enumerate((64, 1, 64, 1))]
+            fsb, fsb1 = (merge_baselines(halves[0::2]), merge_baselines(halves[1::2]))
 
             log(f"enqueueing {args.jobs} jobs with multipart POST "
                 f"({args.files_per_request} files/request, {args.upload_concurrency} in flight)")
@@ -800,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         "jobs": {"put": put, "wrk": wk, "multipart": mp, "drop": dr},
         "job_latency": lat,
         "files_baseline": fsb,
+        "files_baseline_one_by_one": fsb1,
         "queue_vs_direct": compare,
         "idle_with_objects_in_bucket": [
             {"objects": args.jobs + wk["jobs"], **idle.as_dict()},
@@ -877,6 +892,11 @@ def render(doc: dict[str, Any]) -> str:
                    f"file ({fsb['kernel_ms_per_file']:.3f} kernel);")
         out.append(f"  a job makes two files: {two:.2f} ms of multipart's {mp_cpu:.2f} ms per job "
                    f"is creating them, {mp_cpu - two:.2f} ms the platform's own")
+        one = doc.get("files_baseline_one_by_one")
+        if one:
+            out.append(f"  each file flushed on its own instead (as before put_many): "
+                       f"{one['files_per_s']:.0f} files/s, {one['cpu_ms_per_file']:.3f} ms CPU per "
+                       f"file, {one['cpu_ms_per_file'] / fsb['cpu_ms_per_file']:.2f}x the grouped")
     out.append("")
     out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
     for k in ("put", "wrk", "multipart", "drop"):
