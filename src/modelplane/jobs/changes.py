@@ -7,7 +7,8 @@ that watches folders recursively, coalesces bursts and stops on an event — the
 of inotify bookkeeping (watch descriptors per sub-folder, overflow, renames) we would otherwise
 own. Our atomic writes (a temporary file renamed into place) arrive as one "added" for the final
 name; temporary files and deletions are dropped here, by name, and whatever else is no object
-(a new folder) by the watcher's look-up.
+by the watcher's look-up. A new folder is one such event, and the files written into it before
+its watch was in place have none of their own: the watcher lists the folder when it sees one.
 """
 
 from __future__ import annotations

@@ -166,9 +166,24 @@ class BucketWatcher:
                     for name, dep in deps
                 ]
                 created += await self._enqueue_all(todo)
+                missed = [(b, k) for (b, k, _), obj in zip(part, found, strict=True) if obj is None]
+                if missed:
+                    # A name that is no object may be a new folder. Files written into it before
+                    # the kernel watched it have no event of their own: list it (its watch is
+                    # in place by now, so what lands later has its event).
+                    inside = await asyncio.to_thread(self._inside_folders, missed)
+                    if inside:
+                        created += await self.notice(inside)
         finally:
             self._admitted_done(extra)
         return created
+
+    def _inside_folders(self, names: list[tuple[str, str]]) -> Changed:
+        return {
+            (bucket, obj.key)
+            for bucket, key in names
+            for obj in self._list_all(bucket, f"{key}/")
+        }
 
     def _head_all(self, objects: list[tuple[str, str]]) -> list[ObjectInfo | None]:
         out: list[ObjectInfo | None] = []
