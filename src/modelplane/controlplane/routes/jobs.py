@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
 
+from modelplane.controlplane.forms import read_upload
 from modelplane.controlplane.routes.params import (
     BucketName,
     DeploymentName,
@@ -75,20 +75,9 @@ async def upload(
     deployments: DeploymentsDep,
 ) -> dict[str, Any]:
     row = await deployments.get_row(name, caller)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidInput("send the files as multipart/form-data")
-    form = await request.form()
-    prefix = str(form.get("prefix") or "")
-    files = []
-    for _field, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            files.append(
-                (
-                    value.filename or "upload",
-                    await value.read(),
-                    value.content_type or "application/octet-stream",
-                )
-            )
+    upload = await read_upload(request.headers.get("content-type", ""), request.stream())
+    prefix = upload.fields.get("prefix", "")
+    files = upload.files
     return {"jobs": await jobs.upload(row, files, prefix)}
 
 
