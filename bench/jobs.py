@@ -48,6 +48,8 @@ from typing import Any
 
 import httpx
 
+from modelplane.storage.flush import SYNCFS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataplane import (  # bench/ is not a package
     HOST,
@@ -512,32 +514,37 @@ async def jobs_drop(p: Platform, n: int, deadline_s: float) -> dict[str, Any]:
     }
 
 
-def files_baseline(folder: Path, n: int, group: int = 64) -> dict[str, Any]:
+def files_baseline(folder: Path, n: int, group: int = 64, flush: str = "syncfs") -> dict[str, Any]:
     """The filesystem's own cost of what a job makes there: ``n`` small files each written to
-    a temporary name, flushed (fsync, 64 at a time) and renamed into place, as the local store
-    writes an object, in this process. A job makes two (its input and its result), so this is
-    the part of the platform's CPU per job that is the kernel's creating files, on this disk in
-    its present state (on ext4 without a journal, creating an inode slows down for minutes
-    after many files were deleted nearby). ``group=1``: each file flushed on its own, as before
-    ``put_many``."""
+    a temporary name, flushed and renamed into place, as the local store writes an object, in
+    this process. A job makes two (its input and its result), so this is the part of the
+    platform's CPU per job that is the kernel's creating files, on this disk in its present
+    state (on ext4 without a journal, creating an inode slows down for minutes after many files
+    were deleted nearby). ``flush``: ``syncfs`` once per ``group`` of files, as the store flushes
+    a group now (modelplane/storage/flush.py), or ``fsync`` each file of the group, as it did
+    before; ``group=1``: each file written and flushed on its own, as before ``put_many``."""
     folder.mkdir()
-    c0, t0 = os.times(), time.perf_counter()
+    c0, t0, b0 = os.times(), time.perf_counter(), machine_busy_s()
     for first in range(0, n, group):
         fds = []
         for i in range(first, min(n, first + group)):
             fd = os.open(folder / f".tmp-{i:05d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, b'{"inputs": [1, 2, 3], "name": "bench", "i": %d}' % i)
             fds.append((i, fd))
-        for _, fd in fds:
-            os.fsync(fd)
+        if flush == "syncfs" and SYNCFS is not None and len(fds) >= 8:
+            SYNCFS(fds[0][1])
+        else:
+            for _, fd in fds:
+                os.fsync(fd)
         for i, fd in fds:
             os.close(fd)
             os.replace(folder / f".tmp-{i:05d}", folder / f"{i:05d}.json")
-    wall, c1 = time.perf_counter() - t0, os.times()
+    wall, c1, b1 = time.perf_counter() - t0, os.times(), machine_busy_s()
     cpu = (c1.user - c0.user) + (c1.system - c0.system)
-    return {"files": n, "seconds": wall, "files_per_s": n / wall,
+    return {"files": n, "group": group, "flush": flush, "seconds": wall, "files_per_s": n / wall,
             "cpu_ms_per_file": 1000 * cpu / n,
-            "kernel_ms_per_file": 1000 * (c1.system - c0.system) / n}
+            "kernel_ms_per_file": 1000 * (c1.system - c0.system) / n,
+            "machine_ms_per_file": 1000 * (b1 - b0) / n}
 
 
 def ab_rounds(args: argparse.Namespace) -> int:
@@ -545,35 +552,55 @@ def ab_rounds(args: argparse.Namespace) -> int:
     interleaved rounds, each on a fresh platform (same machine, same minutes, same disk state:
     read the per-round ratios)."""
     rows: list[dict[str, Any]] = []
+    # Every round's files stay until the end: on ext4 without a journal, creating a file skips
+    # the inodes deleted in the last 60 to 360 seconds one by one, so removing a round's 16,000
+    # files made the next round's file creation 4 times dearer (a file alone 0.2 -> 0.8 ms).
+    litter: list[Path] = []
+    try:
+        _ab_rounds(args, rows, litter)
+    finally:
+        for tmp in litter:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _ab_report(args, rows)
+
+
+def _ab_rounds(args: argparse.Namespace, rows: list[dict[str, Any]], litter: list[Path]) -> None:
     for r in range(args.rounds):
         for key, src in (("base", args.base), ("this", None)):
             tmp = Path(tempfile.mkdtemp(prefix="mp-bench-jobs-ab-", dir=args.tmp))
+            litter.append(tmp)
             plat = Platform(tmp, args.replicas, args.watch_interval, src)
             try:
                 with terminate_as_exit():
                     plat.start()
                     asyncio.run(jobs_run(plat, "put", 100, args.concurrency, 1, 60))  # warm-up
-                    fsb = files_baseline(tmp / "fs-baseline", 2 * args.jobs)
+                    halves = [files_baseline(tmp / f"fs-baseline-{i}", args.jobs, 64, flush)
+                              for i, flush in enumerate(("syncfs", "fsync"))]
+                    fsb, fsync_each = halves
                     mp = asyncio.run(jobs_run(plat, "multipart", args.jobs,
                                               args.upload_concurrency, args.files_per_request,
                                               max(120.0, args.jobs / 10)))
             finally:
                 plat.server.stop()
-                shutil.rmtree(tmp, ignore_errors=True)
             mp.pop("timeline")
             row = {"round": r + 1, "tree": key, "e2e": mp["end_to_end_jobs_per_s"],
                    "steady": mp["steady_jobs_per_s"],
                    "cpu_ms": mp["cpu"]["platform_cpu_ms_per_item"],
                    "kernel_ms": mp["cpu"]["platform_kernel_ms_per_item"],
-                   "file_cpu_ms": fsb["cpu_ms_per_file"], "failed": mp["failed"]}
+                   "file_cpu_ms": fsb["cpu_ms_per_file"],
+                   "file_fsync_cpu_ms": fsync_each["cpu_ms_per_file"], "failed": mp["failed"]}
             rows.append(row)
             log(f"round {r + 1} {key}: {row['e2e']:.0f} jobs/s e2e, {row['cpu_ms']:.2f} ms "
-                f"CPU/job ({row['kernel_ms']:.2f} kernel), a file alone {row['file_cpu_ms']:.3f} ms")
+                f"CPU/job ({row['kernel_ms']:.2f} kernel), a file alone {row['file_cpu_ms']:.3f} ms "
+                f"({row['file_fsync_cpu_ms']:.3f} with an fsync each)")
+
+
+def _ab_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     print(f"multipart jobs ({args.jobs} per round, {args.files_per_request} files/request, "
           f"{args.upload_concurrency} in flight), this tree against {args.base}, "
           f"data under {args.tmp or tempfile.gettempdir()}")
-    print("  round  tree   e2e jobs/s   steady   CPU ms/job (kernel)  a file alone ms   "
-          "this ÷ base: jobs/s  CPU")
+    print("  round  tree   e2e jobs/s   steady   CPU ms/job (kernel)  a file alone ms "
+          "(fsync each)   this ÷ base: jobs/s  CPU")
     for r in range(args.rounds):
         b, t = rows[2 * r], rows[2 * r + 1]
         for row in (b, t):
@@ -582,7 +609,7 @@ def ab_rounds(args: argparse.Namespace) -> int:
                 ratio = f"   {t['e2e'] / b['e2e']:5.2f}x  {t['cpu_ms'] / b['cpu_ms']:5.2f}x"
             print(f"  {row['round']:5d}  {row['tree']:5s} {row['e2e']:11.0f} "
                   f"{row['steady'] or 0:8.0f} {row['cpu_ms']:11.2f} ({row['kernel_ms']:.2f})"
-                  f" {row['file_cpu_ms']:16.3f}{ratio}")
+                  f" {row['file_cpu_ms']:16.3f} ({row['file_fsync_cpu_ms']:.3f}){ratio}")
     ratios = [rows[2 * r + 1]["e2e"] / rows[2 * r]["e2e"] for r in range(args.rounds)]
     cpus = [rows[2 * r + 1]["cpu_ms"] / rows[2 * r]["cpu_ms"] for r in range(args.rounds)]
     print(f"  median this ÷ base: {statistics.median(ratios):.2f}x jobs/s, "
@@ -598,7 +625,8 @@ def merge_baselines(parts: list[dict[str, Any]]) -> dict[str, Any]:
     wall = sum(p["seconds"] for p in parts)
     return {"files": n, "seconds": wall, "files_per_s": n / wall,
             "cpu_ms_per_file": sum(p["cpu_ms_per_file"] * p["files"] for p in parts) / n,
-            "kernel_ms_per_file": sum(p["kernel_ms_per_file"] * p["files"] for p in parts) / n}
+            "kernel_ms_per_file": sum(p["kernel_ms_per_file"] * p["files"] for p in parts) / n,
+            "machine_ms_per_file": sum(p["machine_ms_per_file"] * p["files"] for p in parts) / n}
 
 
 def latencies(all_jobs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -720,13 +748,14 @@ def main(argv: list[str] | None = None) -> int:
             with plat.cpu() as idle:
                 time.sleep(3.0)
 
-            log(f"the filesystem alone: {2 * args.jobs} files as the store writes them, and as many "
-                "flushed one by one")
-            # Grouped and one by one in alternating halves: file creation drifts with the disk's
-            # state from one second to the next, so neither goes first on its own.
-            halves = [files_baseline(tmp / f"fs-baseline-{i}", args.jobs, group)
-                      for i, group in enumerate((64, 1, 64, 1))]
-            fsb, fsb1 = (merge_baselines(halves[0::2]), merge_baselines(halves[1::2]))
+            log(f"the filesystem alone: {2 * args.jobs} files as the store writes them (groups of "
+                "64, one syncfs each), as many with an fsync each, and as many flushed one by one")
+            # The three ways in alternating thirds: file creation drifts with the disk's state
+            # from one second to the next, so none goes first on its own.
+            ways = [(64, "syncfs"), (64, "fsync"), (1, "fsync")]
+            parts = [files_baseline(tmp / f"fs-baseline-{i}", args.jobs, *ways[i % 3])
+                     for i in range(6)]
+            fsb, fsb64, fsb1 = (merge_baselines(parts[k::3]) for k in range(3))
 
             log(f"enqueueing {args.jobs} jobs with multipart POST "
                 f"({args.files_per_request} files/request, {args.upload_concurrency} in flight)")
@@ -814,6 +843,7 @@ def main(argv: list[str] | None = None) -> int:
         "jobs": {"put": put, "wrk": wk, "multipart": mp, "drop": dr},
         "job_latency": lat,
         "files_baseline": fsb,
+        "files_baseline_fsync_each": fsb64,
         "files_baseline_one_by_one": fsb1,
         "queue_vs_direct": compare,
         "idle_with_objects_in_bucket": [
@@ -892,11 +922,17 @@ def render(doc: dict[str, Any]) -> str:
                    f"file ({fsb['kernel_ms_per_file']:.3f} kernel);")
         out.append(f"  a job makes two files: {two:.2f} ms of multipart's {mp_cpu:.2f} ms per job "
                    f"is creating them, {mp_cpu - two:.2f} ms the platform's own")
-        one = doc.get("files_baseline_one_by_one")
-        if one:
-            out.append(f"  each file flushed on its own instead (as before put_many): "
-                       f"{one['files_per_s']:.0f} files/s, {one['cpu_ms_per_file']:.3f} ms CPU per "
-                       f"file, {one['cpu_ms_per_file'] / fsb['cpu_ms_per_file']:.2f}x the grouped")
+        for key, what in (("files_baseline_fsync_each", "groups of 64 with an fsync each "
+                                                         "(as before syncfs)"),
+                          ("files_baseline_one_by_one", "each file flushed on its own (as "
+                                                        "before put_many)")):
+            one = doc.get(key)
+            if one:
+                out.append(f"  {what}: {one['files_per_s']:.0f} files/s, "
+                           f"{one['cpu_ms_per_file']:.3f} ms CPU per file (the machine's "
+                           f"{one['machine_ms_per_file']:.3f}), "
+                           f"{one['cpu_ms_per_file'] / fsb['cpu_ms_per_file']:.2f}x the store's way "
+                           f"({fsb['machine_ms_per_file']:.3f} ms of the machine's)")
     out.append("")
     out.append("  per-job latency from the job list (ms)        p50      p90      p99      max")
     for k in ("put", "wrk", "multipart", "drop"):

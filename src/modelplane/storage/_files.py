@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from modelplane.errors import InvalidInput
 from modelplane.storage.base import PutData
+from modelplane.storage.flush import DEFAULT as DEFAULT_FLUSHER
+from modelplane.storage.flush import Flusher
 
 __all__ = [
     "CHUNK_SIZE",
@@ -117,6 +119,8 @@ class Staged:
     temp: str
     target: str
     written: Written
+    dev: int = 0
+    """The filesystem it is on (``st_dev``): one ``syncfs`` per filesystem of a group."""
 
 
 def stage_file(
@@ -159,27 +163,28 @@ def stage_file(
     except BaseException:
         discard(Staged(fd, tmp_name, target, Written(0, "", 0)))
         raise
-    return Staged(fd, tmp_name, target, written)
+    return Staged(fd, tmp_name, target, written, st.st_dev)
 
 
-def commit_files(staged: list[Staged], *, durable: bool = True) -> list[Written | OSError]:
+def commit_files(
+    staged: list[Staged], *, durable: bool = True, flusher: Flusher | None = None
+) -> list[Written | OSError]:
     """Make every staged file durable, then rename each into place: one outcome per file, in
     order (its :class:`Written`, or the error that left its destination as it was).
 
-    All the fsyncs come after all the writes: the filesystem then commits the files of a group
-    in one journal transaction or a few, where a write-and-fsync per file paid a commit each
-    (on ext4, half the CPU per small file, the kernel threads' included). A rename never
+    All the flushes come after all the writes, and a group is flushed together (``flusher``,
+    see :mod:`.flush`): where a write-and-fsync per file paid a disk commit each. A rename never
     becomes visible before the data it points at is on disk."""
     out: list[Written | OSError] = []
     try:
-        for s in staged:
-            try:
-                if durable:
-                    os.fsync(s.fd)
-            except OSError as exc:
-                out.append(exc)
-            else:
-                out.append(s.written)
+        if durable:
+            flushed = (flusher or DEFAULT_FLUSHER).flush(
+                [s.fd for s in staged], [s.dev for s in staged]
+            )
+        else:
+            flushed = [None] * len(staged)
+        for s, error in zip(staged, flushed, strict=True):
+            out.append(s.written if error is None else error)
         for i, s in enumerate(staged):
             try:
                 os.close(s.fd)

@@ -62,6 +62,7 @@ from modelplane.storage._files import (
 )
 from modelplane.storage._tree import walk_objects
 from modelplane.storage.base import DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, ObjectInfo, PutData
+from modelplane.storage.flush import Flusher
 from modelplane.storage.keys import (
     validate_bucket_name,
     validate_content_type,
@@ -85,8 +86,10 @@ class LocalBucketStore:
     :meth:`create_bucket`. Safe to use from several threads and processes at once.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, flusher: Flusher | None = None) -> None:
         self._root = Path(root)
+        self._flusher = flusher or Flusher()
+        """Flushes a group of writes (one ``syncfs`` or an ``fsync`` each, see :mod:`.flush`)."""
         self._resolved_root: Path | None = None
         self._folders: dict[str, Path] = {}
 
@@ -189,7 +192,7 @@ class LocalBucketStore:
             for *_, s in staged:
                 discard(s)
             raise
-        committed = commit_files([s for *_, s in staged])
+        committed = commit_files([s for *_, s in staged], flusher=self._flusher)
         for (i, ctype, _), written in zip(staged, committed, strict=True):
             key = items[i][0]
             if isinstance(written, OSError):
@@ -260,7 +263,7 @@ class LocalBucketStore:
             # Its folder was pruned between the write and the rename: once more, on its own.
             try:
                 ctype, s = self._stage(bucket, key, data, item[2])
-                [written] = commit_files([s])
+                [written] = commit_files([s], flusher=self._flusher)
                 if isinstance(written, OSError):
                     _reraise_os_error(written, bucket, key)
             except Exception as again:
