@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from operator import itemgetter
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -213,17 +213,28 @@ class JobStore:
         self, deployment: str, runner: str, lease: float, limit: int, now: datetime | None = None
     ) -> list[Job]:
         """Take up to ``limit`` runnable jobs: queued ones, or running ones whose lease expired."""
-        now = now or self._now()
+        now = (now or self._now()).astimezone(UTC)
+        until = now + timedelta(seconds=lease)
         params = {
             "c_deployment": deployment,
             "c_now": now,
             "c_limit": limit,
             "c_runner": runner,
-            "c_until": now + timedelta(seconds=lease),
+            "c_until": until,
         }
         with self.store.begin() as conn:
             rows = conn.execute(_claim(self.store.engine.dialect.name), params).all()
-        return sorted((Job(**r._mapping) for r in rows), key=lambda r: r.created_at)
+        # What the claim itself set is not read back: turning each row's timestamps into
+        # datetimes was half of a claim's Python, per job.
+        known: dict[str, Any] = {
+            "state": RUNNING,
+            "lease_owner": runner,
+            "lease_expires_at": until,
+            "started_at": now,
+            "finished_at": None,
+        }
+        jobs = [Job(**dict(zip(_CLAIM_NAMES, row, strict=True)), **known) for row in rows]
+        return sorted(jobs, key=attrgetter("created_at"))
 
     def heartbeat(self, job_ids: list[str], runner: str, lease: float) -> None:
         if not job_ids:
@@ -428,7 +439,7 @@ def _claim_statement(dialect: str) -> Any:
         update(t)
         .where(t.c.id.in_(select(picked.c.id)), runnable(t.c))
         .values(**values)
-        .returning(*t.c)
+        .returning(*_claim_returns(t))
     )
 
 
@@ -473,7 +484,20 @@ def _claim_sqlite(now: Any, limit: Any, values: dict[str, Any]) -> Any:
         select(waiting.c.id, waiting.c.created_at), select(lost.c.id, lost.c.created_at)
     ).subquery()
     picked = select(both.c.id).order_by(both.c.created_at).limit(limit).cte("picked")
-    return update(t).where(t.c.id.in_(select(picked.c.id))).values(**values).returning(*t.c)
+    return (
+        update(t)
+        .where(t.c.id.in_(select(picked.c.id)))
+        .values(**values)
+        .returning(*_claim_returns(t))
+    )
+
+
+_CLAIM_SETS = ("state", "lease_owner", "lease_expires_at", "started_at", "finished_at")
+"""Columns whose value after a claim the claim knows (finished_at: NULL while running)."""
+
+
+def _claim_returns(t: Table) -> list[Any]:
+    return [c for c in t.c if c.name not in _CLAIM_SETS]
 
 
 def _claim(dialect: str) -> Any:
@@ -484,6 +508,7 @@ def _claim(dialect: str) -> Any:
 
 
 _CLAIMS: dict[str, Any] = {}
+_CLAIM_NAMES = tuple(c.name for c in _TABLE.c if c.name not in _CLAIM_SETS)
 _INSERT_COLUMNS = (
     "id",
     "deployment",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.exc import StatementError
 
 from modelplane.errors import AlreadyExists, Conflict, DeploymentNotFound, NotFound
 from modelplane.store import Store, open_store
-from modelplane.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, NewJob
+from modelplane.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobStore, NewJob
 from modelplane.store.users import UserStore
 from modelplane.testing.clock import FakeClock
 
@@ -161,6 +162,13 @@ def test_many_jobs_are_stored_as_one_at_a_time_would_be(store: Store) -> None:
 
     claimed = jobs.claim("echo", "r1", lease=30, limit=300)
     assert len(claimed) == 201
+    # A claim hands out what it set without reading it back: the same as the stored rows.
+    for j in (claimed[0], claimed[-1]):
+        stored = jobs.get(j.id)
+        assert stored is not None
+        assert {f.name: getattr(stored, f.name) for f in fields(Job)} == asdict(j)
+    assert claimed[0].started_at == when and claimed[0].state == RUNNING
+    assert claimed[0].lease_expires_at == when + timedelta(seconds=30)
     clock.advance(2.5)
     jobs.succeed_many("r1", [(j.id, f"{j.input_key}.out") for j in claimed[:150]])
     jobs.succeed_many("r2", [(j.id, "stolen") for j in claimed[150:]])  # not r2's to finish
