@@ -70,6 +70,12 @@ def is_temp_name(name: str) -> bool:
 
 def iter_chunks(data: PutData, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield the content of ``data`` (bytes-like or a binary file object) in chunks."""
+    if type(data) is bytes and len(data) <= chunk_size:
+        return iter((data,))  # most objects: one chunk, no generator
+    return _chunks(data, chunk_size)
+
+
+def _chunks(data: PutData, chunk_size: int) -> Iterator[bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data).cast("B")
         for start in range(0, len(view), chunk_size):
@@ -133,7 +139,7 @@ def stage_file(
     ``path``, tagged, not yet flushed nor renamed. Nothing is left behind if it fails."""
     # Strings from here on: a pathlib round trip per write was a tenth of a small object's.
     target = os.fspath(path)
-    fd, tmp_name = _create_temp(os.path.dirname(target) or ".")
+    fd, tmp_name = _create_temp(target.rpartition("/")[0] or ".")
     try:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
