@@ -972,7 +972,8 @@ def render(doc: dict[str, Any]) -> str:
     for idle in doc["idle_with_objects_in_bucket"]:
         out.append(f"  idle platform with {idle['objects']} objects in the input bucket: "
                    f"{idle['platform_cpu_s'] / idle['wall_s']:.2f} cores of CPU "
-                   f"(the bucket watcher rescans every {s['watch_interval']} s)")
+                   f"(local buckets: the kernel's file events, no rescans; S3 would be listed "
+                   f"every {s['watch_interval']} s)")
     out.append("")
     B = doc["batch"]
     b1, b2, lp = B["run1"], B["run2_all_done"], B["inprocess_loop"]
